@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""The CDK app: one StepnetStack, checked by cdk-nag's AwsSolutions pack on every synth."""
+
+import sys
+from pathlib import Path
+
+# `trainer` (the shared constants) lives in lambdas/ and need not be installed to synthesize.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "lambdas"))
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+from trainer import constants
+
+from infra.stack import StepnetStack
+
+app = cdk.App()
+StepnetStack(app, app.node.try_get_context("stack_name") or constants.DEFAULT_STACK_NAME)
+# cdk-nag v3 is a policy-validation plugin: any unacknowledged finding fails the synth.
+cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+app.synth()

@@ -1,0 +1,33 @@
+"""The stack's outputs. The keys are a contract: docs and the CLI look outputs up by them."""
+
+from typing import Final
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_stepfunctions as sfn
+
+from infra.storage import Storage
+
+TRAINING_STATE_MACHINE_ARN: Final = "TrainingStateMachineArn"
+TRAINING_CONSOLE_URL: Final = "TrainingStateMachineConsoleUrl"
+BUCKET_NAME: Final = "BucketName"
+RUNS_TABLE_NAME: Final = "RunsTableName"
+TENSORS_TABLE_NAME: Final = "TensorsTableName"
+
+
+def console_url(region: str, state_machine_arn: str) -> str:
+    return (
+        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+        f"#/statemachines/view/{state_machine_arn}"
+    )
+
+
+def add_outputs(stack: Stack, *, training: sfn.StateMachine, storage: Storage) -> None:
+    values = {
+        TRAINING_STATE_MACHINE_ARN: training.state_machine_arn,
+        TRAINING_CONSOLE_URL: console_url(stack.region, training.state_machine_arn),
+        BUCKET_NAME: storage.bucket.bucket_name,
+        RUNS_TABLE_NAME: storage.runs_table.table_name,
+        TENSORS_TABLE_NAME: storage.tensors_table.table_name,
+    }
+    for key, value in values.items():
+        CfnOutput(stack, key, value=value)  # a direct child of the stack: its id is the key

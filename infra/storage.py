@@ -1,0 +1,105 @@
+"""Where tensors and run records live: two DynamoDB tables and one S3 bucket.
+
+Removal policy: the tables and the bucket are a trainer's working storage (run records, tensor
+bundles, scratch), rebuilt by re-running a training, so `cdk destroy` deletes them (DESTROY). The
+bucket is only deleted once emptied: CloudFormation refuses a non-empty bucket, which keeps a
+deliberate step between a teardown and the loss of uploaded datasets and trained models.
+"""
+
+from typing import Final
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.nag import acknowledge
+from trainer import constants
+
+ACCESS_LOGS_PREFIX: Final = "bucket/"
+ACCESS_LOGS_EXPIRY_DAYS: Final = 90
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.runs_table = self._table(
+            "RunsTable",
+            partition_key=constants.RUNS_PK,
+            sort_key=constants.RUNS_SK,
+        )
+        self.tensors_table = self._table(
+            "TensorsTable",
+            partition_key=constants.TENSORS_PK,
+            time_to_live_attribute=constants.TENSORS_TTL_ATTRIBUTE,
+        )
+        self.access_logs_bucket = self._access_logs_bucket()
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix=ACCESS_LOGS_PREFIX,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-scratch-tensors",
+                    prefix=constants.S3_SCRATCH_PREFIX,
+                    expiration=Duration.days(constants.SCRATCH_EXPIRY_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="abort-incomplete-multipart-uploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
+            ],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _table(
+        self,
+        construct_id: str,
+        *,
+        partition_key: str,
+        sort_key: str | None = None,
+        time_to_live_attribute: str | None = None,
+    ) -> dynamodb.Table:
+        string = dynamodb.AttributeType.STRING
+        return dynamodb.Table(
+            self,
+            construct_id,
+            partition_key=dynamodb.Attribute(name=partition_key, type=string),
+            sort_key=dynamodb.Attribute(name=sort_key, type=string) if sort_key else None,
+            time_to_live_attribute=time_to_live_attribute,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _access_logs_bucket(self) -> s3.Bucket:
+        # Retained: S3 delivers access logs hours late, so a bucket emptied just before
+        # `cdk destroy` may not be empty any more when CloudFormation deletes it. Logs expire.
+        bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # the only encryption log delivery supports
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(ACCESS_LOGS_EXPIRY_DAYS),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            reason="This bucket is the server access log target of the data bucket; logging it "
+            "into itself would log every log delivery.",
+        )
+        return bucket

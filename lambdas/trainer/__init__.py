@@ -1,0 +1,1 @@
+"""stepnet's Lambda code: run config, numpy network math, tensor/run store, thin handlers."""

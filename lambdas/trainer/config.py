@@ -1,0 +1,171 @@
+"""The run config: the user's contract, validated once at every edge.
+
+A JSON document such as ``examples/digits.json``. Unknown fields are an error, not ignored, and
+every error names the field and says what is allowed (see :func:`parse_config`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainer.constants import MAX_EPOCHS
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+Activation = Literal["relu", "tanh", "sigmoid", "softmax", "linear"]
+Loss = Literal["cross_entropy", "mse"]
+Init = Literal["he", "xavier"]
+Mode = Literal["per_layer", "fused"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    source: str = Field(
+        description="builtin:digits, a local path or an s3:// URI to a .npz or .csv file"
+    )
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    label: str | None = Field(
+        default=None, description="CSV only: the label column's name (default: the last column)"
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        if source.startswith("builtin:"):
+            if source != "builtin:digits":
+                raise ValueError("the only builtin dataset is 'builtin:digits'")
+            return source
+        if not source.lower().endswith((".npz", ".csv")):
+            raise ValueError(
+                "must be 'builtin:digits' or a path / s3:// URI ending in .npz or .csv"
+            )
+        return source
+
+
+class LayerConfig(_Strict):
+    units: int = Field(ge=1, le=65_536)
+    activation: Activation
+
+
+class ModelConfig(_Strict):
+    layers: list[LayerConfig] = Field(min_length=1, max_length=64)
+    init: Init = "he"
+
+    @model_validator(mode="after")
+    def _softmax_last_only(self) -> ModelConfig:
+        for index, layer in enumerate(self.layers[:-1]):
+            if layer.activation == "softmax":
+                raise ValueError(
+                    f"layers[{index}]: softmax is allowed on the last layer only; "
+                    "use relu, tanh, sigmoid or linear for hidden layers"
+                )
+        return self
+
+
+class OptimizerConfig(_Strict):
+    name: Literal["sgd", "momentum", "adam"]
+    learning_rate: float = Field(gt=0.0, le=10.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
+    epsilon: float = Field(default=1e-8, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fields_of_this_optimizer(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = {"sgd": set(), "momentum": {"momentum"}, "adam": {"beta1", "beta2", "epsilon"}}
+            name = data.get("name")
+            extra = set(data) - {"name", "learning_rate"} - allowed.get(name, set())
+            if name in allowed and extra:
+                raise ValueError(
+                    f"{sorted(extra)} do not apply to optimizer '{name}'"
+                    + (f"; it takes {sorted(allowed[name])}" if allowed[name] else "")
+                )
+        return data
+
+
+class RunConfig(_Strict):
+    run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)] = Field(
+        default_factory=lambda: f"run-{uuid.uuid4().hex[:12]}"
+    )
+    dataset: DatasetConfig
+    model: ModelConfig
+    loss: Loss
+    optimizer: OptimizerConfig
+    l2: float = Field(default=0.0, ge=0.0)
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(ge=1, le=100_000)
+    workers: int = Field(default=1, ge=1, le=40)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    mode: Mode = Field(
+        default="per_layer",
+        description="per_layer: one Lambda task per layer (inspect the network in the graph); "
+        "fused: one task runs all layers of a micro-batch (faster, cheaper, same weights)",
+    )
+
+    @model_validator(mode="after")
+    def _loss_matches_output(self) -> RunConfig:
+        last = self.model.layers[-1].activation
+        if self.loss == "cross_entropy" and last != "softmax":
+            raise ValueError(
+                "loss 'cross_entropy' needs a softmax last layer "
+                f"(model.layers[-1].activation is '{last}')"
+            )
+        if self.loss == "mse" and last == "softmax":
+            raise ValueError(
+                "a softmax last layer needs loss 'cross_entropy'; for regression use 'mse' "
+                "with a linear (or tanh/sigmoid) last layer"
+            )
+        return self
+
+    def to_json(self) -> str:
+        """The config as the user wrote it (defaults left out) with its run_id: what the store
+        keeps and what ``parse_config`` reads back into an equal config."""
+        document = self.model_dump(mode="json", exclude_unset=True) | {"run_id": self.run_id}
+        return json.dumps(document, sort_keys=True)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.loss == "cross_entropy"
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.model.layers)
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names every bad field."""
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(config)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field; remove it (check its spelling against the README)"
+    return f"{where}: {message}"
+
+
+def parse_config(document: str | bytes | dict[str, Any]) -> RunConfig:
+    """Validate a run config given as JSON text or a dict.
+
+    Raises ConfigError whose message lists each bad field, what was given and what is allowed.
+    """
+    if isinstance(document, str | bytes):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"the config is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise ConfigError("the config must be a JSON object")
+    try:
+        return RunConfig.model_validate(document)
+    except ValidationError as error:
+        lines = [_describe(e) for e in error.errors()]
+        raise ConfigError("invalid run config:\n  " + "\n  ".join(lines)) from None

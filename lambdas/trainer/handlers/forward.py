@@ -1,0 +1,20 @@
+"""Forward pass of one layer for one micro-batch: A_l = act_l(A_{l-1} @ W_l + b_l)."""
+
+from typing import Any
+
+from trainer import settings, state
+from trainer.events import MicroBatchTask
+from trainer.handlers import logger
+from trainer.nn import forward_layer
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    task = MicroBatchTask.model_validate(event)
+    store = settings.store()
+    config = state.run_config(store, task.run_id)
+    A_prev = state.load_layer_input(store, task, task.layer)
+    W, b = state.load_layer(store, task.run_id, task.version, task.layer)
+    A = forward_layer(A_prev, W, b, config.model.layers[task.layer - 1].activation)
+    key = state.save_activation(store, task, task.layer, A)
+    return task.model_copy(update={"layer": task.layer + 1, "key": key}).model_dump()

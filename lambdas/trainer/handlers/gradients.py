@@ -1,0 +1,22 @@
+"""Fused mode: every layer of one micro-batch in one invocation (forward, cost, backward)."""
+
+from typing import Any
+
+from trainer import settings, state
+from trainer.events import MicroBatchTask
+from trainer.handlers import logger
+from trainer.nn import microbatch_gradients
+from trainer.training import activations
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    task = MicroBatchTask.model_validate(event)
+    store = settings.store()
+    config = state.run_config(store, task.run_id)
+    batch = state.load_microbatch(store, task)
+    params = state.load_params(store, task.run_id, task.version, task.layers)
+    loss, grads = microbatch_gradients(params, activations(config), config.loss, batch["X"], batch["Y"])
+    for layer, (dW, db) in enumerate(grads, start=1):
+        key = state.save_gradient(store, task, layer, dW, db)
+    return task.model_copy(update={"layer": 0, "key": key, "loss": loss}).model_dump()

@@ -1,0 +1,31 @@
+"""Initialize a run: validate the config and dataset, store the prepared data, weights v0."""
+
+from typing import Any
+
+from trainer import settings, state
+from trainer.config import parse_config
+from trainer.dataset import prepare, read_dataset
+from trainer.events import InitializeEvent
+from trainer.handlers import logger
+from trainer.progress import run_progress
+from trainer.sources import read_source
+from trainer.training import initial_state
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = InitializeEvent.model_validate(event)
+    config = parse_config({"run_id": request.execution_name} | request.config)
+    store = settings.store()
+    data, name = read_source(store, config.dataset.source)
+    X, y = read_dataset(data, name, config.dataset.label)
+    prepared = prepare(
+        X, y, classification=config.is_classification, n_outputs=config.model.layers[-1].units,
+        validation_fraction=config.dataset.validation_fraction, seed=config.seed,
+    )  # fmt: skip
+    state.create_run(store, config, prepared)
+    params, optimizer = initial_state(config, prepared.X_train.shape[1])
+    state.save_params(store, config.run_id, 0, params)
+    state.save_optimizer(store, config.run_id, 0, optimizer)
+    logger.info("run initialized", run_id=config.run_id, n_train=len(prepared.X_train))
+    return run_progress(config, next_epoch=1, version=0).model_dump()

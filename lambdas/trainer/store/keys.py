@@ -1,0 +1,97 @@
+"""Tensor keys: the one place that spells where every tensor bundle of a run lives.
+
+Layers are numbered from 1. Numbers are zero-padded so that keys sort in numeric order.
+
+Immutable (written once, kept)::
+
+    <run_id>/weights/v000012/layer1          the layer's parameters after 12 updates
+    <run_id>/optimizer/v000012/layer1        the optimizer state that goes with them
+
+    <run_id>/data/train                      the prepared training data (X, Y); also "val"
+    <run_id>/schedules/e0003                 epoch 3's micro-batch sizes per step
+
+Scratch (expire after the scratch TTL)::
+
+    <run_id>/scratch/v000012/mb003/A1        layer 1's activation for micro-batch 3
+    <run_id>/scratch/v000012/mb003/dZ2       gradient of the loss w.r.t. layer 2's pre-activation
+    <run_id>/scratch/v000012/mb003/grad1     layer 1's parameter gradients
+    <run_id>/scratch/v000012/mb003/loss      the micro-batch's loss
+    <run_id>/batches/e0003/s000042/mb003     the micro-batch's X and Y
+"""
+
+from __future__ import annotations
+
+
+def _run(run_id: str) -> str:
+    if not isinstance(run_id, str) or not run_id or "/" in run_id:
+        raise ValueError(f"run_id must be a non-empty string without '/', got {run_id!r}")
+    return run_id
+
+
+def _count(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _scratch(run_id: str, version: int, microbatch: int) -> str:
+    return (
+        f"{_run(run_id)}/scratch/v{_count('version', version, 0):06d}"
+        f"/mb{_count('microbatch', microbatch, 0):03d}"
+    )
+
+
+def weights_key(run_id: str, version: int, layer: int) -> str:
+    """Layer ``layer``'s parameters (e.g. {"W", "b"}) after ``version`` updates. Immutable."""
+    return (
+        f"{_run(run_id)}/weights/v{_count('version', version, 0):06d}"
+        f"/layer{_count('layer', layer, 1)}"
+    )
+
+
+def optimizer_key(run_id: str, version: int, layer: int) -> str:
+    """Layer ``layer``'s optimizer state that goes with weights ``version``. Immutable."""
+    return (
+        f"{_run(run_id)}/optimizer/v{_count('version', version, 0):06d}"
+        f"/layer{_count('layer', layer, 1)}"
+    )
+
+
+def data_key(run_id: str, part: str) -> str:
+    """The prepared data of one part of the dataset ("train" or "val"). Immutable."""
+    if not isinstance(part, str) or not part or "/" in part:
+        raise ValueError(f"part must be a non-empty name without '/', e.g. 'train', got {part!r}")
+    return f"{_run(run_id)}/data/{part}"
+
+
+def schedule_key(run_id: str, epoch: int) -> str:
+    """An epoch's schedule (micro-batch sizes per step). Immutable."""
+    return f"{_run(run_id)}/schedules/e{_count('epoch', epoch, 0):04d}"
+
+
+def activation_key(run_id: str, version: int, microbatch: int, layer: int) -> str:
+    """Layer ``layer``'s activation A for a micro-batch under weights ``version``. Scratch."""
+    return f"{_scratch(run_id, version, microbatch)}/A{_count('layer', layer, 1)}"
+
+
+def output_grad_key(run_id: str, version: int, microbatch: int, layer: int) -> str:
+    """dLoss/dZ of layer ``layer`` for a micro-batch under weights ``version``. Scratch."""
+    return f"{_scratch(run_id, version, microbatch)}/dZ{_count('layer', layer, 1)}"
+
+
+def gradient_key(run_id: str, version: int, microbatch: int, layer: int) -> str:
+    """Layer ``layer``'s parameter gradients for a micro-batch under ``version``. Scratch."""
+    return f"{_scratch(run_id, version, microbatch)}/grad{_count('layer', layer, 1)}"
+
+
+def loss_key(run_id: str, version: int, microbatch: int) -> str:
+    """The loss (and its parts) of a micro-batch under weights ``version``. Scratch."""
+    return f"{_scratch(run_id, version, microbatch)}/loss"
+
+
+def batch_key(run_id: str, epoch: int, step: int, microbatch: int) -> str:
+    """A micro-batch's X and Y for one step of one epoch. Scratch."""
+    return (
+        f"{_run(run_id)}/batches/e{_count('epoch', epoch, 0):04d}"
+        f"/s{_count('step', step, 0):06d}/mb{_count('microbatch', microbatch, 0):03d}"
+    )

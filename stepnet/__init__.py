@@ -1,0 +1,1 @@
+"""stepnet: the command-line side — run configs, datasets, the local engine and AWS deploys."""

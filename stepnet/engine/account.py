@@ -1,0 +1,200 @@
+"""An emulated AWS account shaped exactly like the deployed stack.
+
+Same table, bucket, function and state machine names (from ``trainer.constants``), the same
+environment for the functions, the same ASL files with the same substitutions. Code that talks to
+"an account" through boto3 — the CLI, the tests — cannot tell which one it has.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from stepnet.engine import patches
+from stepnet.engine.runtime import LambdaRuntime
+from trainer import constants, settings, state
+from trainer.store.provision import create_tables_and_bucket
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+STATEMACHINE_DIR = Path(__file__).resolve().parents[2] / "statemachine"
+
+
+@dataclass(frozen=True)
+class StackResources:
+    """What a stack's outputs tell a client: where to start runs and find their data."""
+
+    stack_name: str
+    region: str
+    training_arn: str
+    epoch_arn: str
+    bucket: str
+    runs_table: str
+    tensors_table: str
+
+
+def resource_names(stack_name: str) -> dict[str, str]:
+    """The physical names the stack gives its tables and bucket."""
+    return {
+        "runs_table": f"{stack_name}-runs",
+        "tensors_table": f"{stack_name}-tensors",
+        "bucket": f"{stack_name}-data-{ACCOUNT_ID}",
+    }
+
+
+def function_environment(names: dict[str, str]) -> dict[str, str]:
+    """The environment every function gets, as in the stack."""
+    return {
+        constants.ENV_RUNS_TABLE: names["runs_table"],
+        constants.ENV_TENSORS_TABLE: names["tensors_table"],
+        constants.ENV_BUCKET: names["bucket"],
+        constants.ENV_SCRATCH_TTL_HOURS: "24",
+        constants.ENV_SERVICE_NAME: constants.SERVICE_NAME,
+        constants.ENV_LOG_LEVEL: "WARNING",
+    }
+
+
+def substitutions(function_arns: dict[str, str], machine_arns: dict[str, str]) -> dict[str, str]:
+    """Placeholder → value, exactly as the stack's ``definition_substitutions``."""
+    values = {f"{logical}FunctionArn": arn for logical, arn in function_arns.items()}
+    values |= {f"{logical}StateMachineArn": arn for logical, arn in machine_arns.items()}
+    return values
+
+
+def render_definition(path: Path, values: dict[str, str]) -> str:
+    """The ASL file with every ``${Name}`` placeholder filled; unknown placeholders fail."""
+    import re
+
+    text = path.read_text()
+    missing = sorted(set(re.findall(r"\$\{(\w+)\}", text)) - set(values))
+    if missing:
+        raise KeyError(f"{path.name}: no substitution for {missing}")
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+
+
+class LocalAccount:
+    """Context manager: an emulated account with the whole stack deployed into it."""
+
+    def __init__(self, stack_name: str = constants.DEFAULT_STACK_NAME) -> None:
+        self.stack_name = stack_name
+        self.runtime = LambdaRuntime()
+        self._exit = ExitStack()
+        self.resources: StackResources | None = None
+
+    def __enter__(self) -> LocalAccount:
+        patches.apply()
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "MOTO_ACCOUNT_ID": ACCOUNT_ID,
+        }
+        self._saved_env = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        self.resources = self._deploy()
+        patches.set_runtime(self.runtime)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        patches.set_runtime(None)
+        self._exit.close()
+        _reset_handler_caches()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    def _deploy(self) -> StackResources:
+        names = resource_names(self.stack_name)
+        create_tables_and_bucket(
+            self.client("dynamodb"),
+            self.client("s3"),
+            runs_table=names["runs_table"],
+            tensors_table=names["tensors_table"],
+            bucket=names["bucket"],
+        )
+        environment = function_environment(names)
+        os.environ.update(environment)  # in-process handlers read the functions' environment
+        _reset_handler_caches()
+        role = self._role()
+        function_arns = {
+            logical: self._function(logical, handler, role, environment)
+            for logical, handler in constants.HANDLERS.items()
+        }
+        machine_arns: dict[str, str] = {}
+        for logical, file_name in constants.STATE_MACHINES.items():  # children first
+            definition = render_definition(
+                STATEMACHINE_DIR / file_name, substitutions(function_arns, machine_arns)
+            )
+            machine_arns[logical] = self.client("stepfunctions").create_state_machine(
+                name=constants.state_machine_name(self.stack_name, logical),
+                definition=definition,
+                roleArn=role,
+                type="STANDARD",
+            )["stateMachineArn"]
+        return StackResources(
+            stack_name=self.stack_name,
+            region=REGION,
+            training_arn=machine_arns["Training"],
+            epoch_arn=machine_arns["Epoch"],
+            **names,
+        )
+
+    def _role(self) -> str:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        return self.client("iam").create_role(
+            RoleName=f"{self.stack_name}-local", AssumeRolePolicyDocument=json.dumps(trust)
+        )["Role"]["Arn"]
+
+    def _function(self, logical: str, handler: str, role: str, environment: dict[str, str]) -> str:
+        name = constants.function_name(self.stack_name, logical)
+        self.runtime.register(name, handler)
+        response = self.client("lambda").create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Architectures=["arm64"],
+            Role=role,
+            Handler=handler,
+            Code={"ZipFile": _placeholder_zip()},
+            Environment={"Variables": environment},
+            MemorySize=1024,
+            Timeout=900,
+        )
+        return str(response["FunctionArn"])
+
+
+def _placeholder_zip() -> bytes:
+    """moto stores a code package; the code itself runs in-process from the installed tree."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "stepnet handlers run in-process in the local engine\n")
+    return buffer.getvalue()
+
+
+def _reset_handler_caches() -> None:
+    settings.store.cache_clear()
+    state.clear_caches()

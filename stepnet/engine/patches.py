@@ -1,0 +1,195 @@
+"""Small, tested compatibility patches to moto's Step Functions interpreter.
+
+Pinned to the moto versions they were written against (``SUPPORTED_MOTO``); ``apply()`` fails
+loudly on any other version, and ``tests/engine/test_patches.py`` checks each patch's effect.
+
+1. Lambda code runs in-process (moto would start a Docker container): both the interpreter's
+   ``lambda:invoke`` integration and moto's Lambda ``Invoke`` API call ``LambdaRuntime``.
+2. ``states:startExecution.sync:2`` works: moto 5.2.5 passes the ASL's PascalCase parameters
+   (``StateMachineArn``, ``Input``, ``Name``) to botocore unchanged and reads the camelCase response
+   as PascalCase. The patch maps parameter names to botocore's and the response back.
+3. Speed: one cached boto3 client per (service, region) instead of a new client per Task, and a
+   short poll interval while a parent waits for a child execution.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import moto
+from moto.awslambda import models as lambda_models
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+    state_task_service_sfn,
+)
+from moto.stepfunctions.parser.asl.utils import boto_client
+
+from stepnet.engine.runtime import LambdaRuntime, payload_json
+
+SUPPORTED_MOTO = ((5, 2, 5), (5, 3, 0))  # [lowest, highest) the patches were verified against
+SYNC_POLL_SECONDS = 0.01
+
+
+class EngineCompatibilityError(RuntimeError):
+    """The installed moto is not one these patches were written for."""
+
+
+_state: dict[str, Any] = {"runtime": None, "applied": False}
+_lock = threading.Lock()
+
+
+def moto_version() -> tuple[int, int, int]:
+    major, minor, patch = (int(part) for part in moto.__version__.split(".")[:3])
+    return major, minor, patch
+
+
+def check_version() -> None:
+    low, high = SUPPORTED_MOTO
+    if not low <= moto_version() < high:
+        raise EngineCompatibilityError(
+            f"moto {moto.__version__} is installed, but the local engine's patches were written "
+            f"for moto >= {'.'.join(map(str, low))}, < {'.'.join(map(str, high))}; "
+            "pin moto to that range (pyproject.toml) or re-verify stepnet/engine/patches.py"
+        )
+
+
+def set_runtime(runtime: LambdaRuntime | None) -> None:
+    _state["runtime"] = runtime
+
+
+def apply() -> None:
+    """Install every patch once (idempotent)."""
+    with _lock:
+        if _state["applied"]:
+            return
+        check_version()
+        _patch_lambda_invocation()
+        _patch_sfn_sync2()
+        _patch_boto_clients()
+        state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
+        _state["applied"] = True
+
+
+# --- 1. Lambda in-process --------------------------------------------------------------------
+
+
+def _runtime_for(function_name: str) -> LambdaRuntime | None:
+    runtime: LambdaRuntime | None = _state["runtime"]
+    if runtime is not None and runtime.knows(function_name):
+        return runtime
+    return None
+
+
+def _patch_lambda_invocation() -> None:
+    original_integration = lambda_eval_utils._invoke_lambda_function
+    original_backend = lambda_models.LambdaFunction._invoke_lambda
+
+    def invoke_integration(parameters: dict[str, Any], region: str, state_credentials: Any) -> Any:
+        runtime = _runtime_for(parameters["FunctionName"])
+        if runtime is None:
+            return original_integration(parameters, region, state_credentials)
+        payload, error = runtime.invoke(parameters["FunctionName"], _event(parameters.get("Payload")))
+        response: dict[str, Any] = {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
+        if error:
+            response["FunctionError"] = error
+        return response
+
+    def invoke_backend(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        runtime = _runtime_for(self.function_name)
+        if runtime is None:
+            return original_backend(self, event)  # type: ignore[no-any-return]
+        payload, error = runtime.invoke(self.function_name, _event(event))
+        return payload_json(payload), error is not None, ""
+
+    lambda_eval_utils._invoke_lambda_function = invoke_integration
+    lambda_models.LambdaFunction._invoke_lambda = invoke_backend  # type: ignore[method-assign]
+
+
+def _event(payload: Any) -> Any:
+    if payload is None:
+        return {}
+    if isinstance(payload, bytes | bytearray):
+        payload = payload.decode()
+    if isinstance(payload, str):
+        return json.loads(payload) if payload else {}
+    return payload
+
+
+# --- 2. startExecution.sync:2 ------------------------------------------------------------------
+
+
+def _lower_first(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _upper_first(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _patch_sfn_sync2() -> None:
+    cls = state_task_service_sfn.StateTaskServiceSfn
+    original_parameters = cls._normalise_parameters
+
+    def normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_parameters(self, parameters, boto_service_name, service_action_name)
+        for key in list(parameters):
+            parameters[_lower_first(key)] = parameters.pop(key)
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        if isinstance(response, dict):
+            for key in list(response):
+                value = response.pop(key)
+                if hasattr(value, "isoformat"):  # dates, as the service's JSON has them
+                    value = value.isoformat()
+                response[_upper_first(key)] = value
+
+    cls._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
+    cls._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+# --- 3. cached clients ---------------------------------------------------------------------------
+
+_clients: dict[tuple[Any, ...], Any] = {}
+
+
+def _patch_boto_clients() -> None:
+    original = boto_client.boto_client_for
+
+    def cached_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        from moto.core.models import botocore_stubber
+        from moto.settings import moto_server_port
+
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        client = _clients.get(key)
+        if client is None:
+            with _lock_clients:
+                client = _clients.get(key)
+                if client is None:
+                    client = _clients[key] = original(region, service, state_credentials)
+        return client
+
+    boto_client.boto_client_for = cached_client_for
+    import sys
+
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if name.startswith("moto.stepfunctions.parser") and getattr(
+            module, "boto_client_for", None
+        ) is original:
+            module.boto_client_for = cached_client_for  # type: ignore[attr-defined]
+
+
+_lock_clients = threading.Lock()

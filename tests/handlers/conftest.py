@@ -1,0 +1,75 @@
+"""Fixtures for tests that need the AWS account: moto's in-memory DynamoDB and S3.
+
+``aws`` stands up the store's tables and bucket exactly as the local engine does (through
+``trainer.store.provision``) and sets the environment variables the handlers read;
+``store`` is a :class:`trainer.store.Store` on top of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from trainer import constants
+from trainer.store import Store
+from trainer.store.provision import create_tables_and_bucket
+
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class AwsAccount:
+    """Low-level clients of the mocked account and the names of what it holds."""
+
+    dynamodb: Any
+    s3: Any
+    runs_table: str
+    tensors_table: str
+    bucket: str
+    region: str = REGION
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsAccount]:
+    """A mocked AWS account with the runs table, the tensors table and the bucket created."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    prefix = constants.DEFAULT_STACK_NAME
+    account = {
+        "runs_table": f"{prefix}-runs",
+        "tensors_table": f"{prefix}-tensors",
+        "bucket": f"{prefix}-test-bucket",
+    }
+    monkeypatch.setenv(constants.ENV_RUNS_TABLE, account["runs_table"])
+    monkeypatch.setenv(constants.ENV_TENSORS_TABLE, account["tensors_table"])
+    monkeypatch.setenv(constants.ENV_BUCKET, account["bucket"])
+    monkeypatch.setenv(constants.ENV_SCRATCH_TTL_HOURS, str(24 * constants.SCRATCH_EXPIRY_DAYS))
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        create_tables_and_bucket(dynamodb, s3, **account)
+        yield AwsAccount(dynamodb=dynamodb, s3=s3, **account)
+
+
+@pytest.fixture
+def store(aws: AwsAccount) -> Store:
+    """A Store on the mocked account, with default limits and the real clock."""
+    return Store.from_clients(
+        aws.dynamodb,
+        aws.s3,
+        runs_table=aws.runs_table,
+        tensors_table=aws.tensors_table,
+        bucket=aws.bucket,
+    )
