@@ -9,9 +9,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "lambdas"))
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
-from trainer import constants
 
 from infra.stack import StepnetStack
+from trainer import constants
 
 app = cdk.App()
 StepnetStack(app, app.node.try_get_context("stack_name") or constants.DEFAULT_STACK_NAME)

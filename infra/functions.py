@@ -48,6 +48,8 @@ FUNCTION_SPECS: Final[Mapping[str, FunctionSpec]] = {
     "Backward": FunctionSpec(H["Backward"], memory_mb=1769, timeout_s=300),
     "Update": FunctionSpec(H["Update"], memory_mb=1024, timeout_s=120),
     "Evaluate": FunctionSpec(H["Evaluate"], memory_mb=1769, timeout_s=300),
+    "Finalize": FunctionSpec(H["Finalize"], memory_mb=1024, timeout_s=120),  # exports the model
+    "Gradients": FunctionSpec(H["Gradients"], memory_mb=1769, timeout_s=300),  # fused mode
 }
 
 

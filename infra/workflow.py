@@ -1,18 +1,21 @@
 """The state machines, loaded from the ASL files in statemachine/.
 
-The files are the source of truth: every `${Name}` placeholder is filled through
-`definition_substitutions`, and the permissions follow from the placeholders, since a role cannot
-be inferred from a file. `${<Logical>FunctionArn}` names a function of constants.HANDLERS (the
-machine may invoke it); `${<Logical>StateMachineArn}` names a child machine, started with
-`states:startExecution.sync:2` (the machine may start, poll and stop its executions).
+The files are the source of truth. Every `${Name}` placeholder is filled through
+`definition_substitutions`: `${<Logical>FunctionArn}` with a function of constants.HANDLERS,
+`${<Logical>StateMachineArn}` with another machine of constants.STATE_MACHINES. A role cannot be
+inferred from a file, so the grants are derived from it here: a machine may invoke exactly the
+functions it names, and may start exactly the machines its `states:startExecution` tasks start
+(a placeholder, or `$$.StateMachine.Id` for itself); for `.sync` / `.sync:2` it may also describe
+and stop those executions and manage the EventBridge rule Step Functions waits with.
 """
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -27,6 +30,11 @@ from trainer import constants
 PLACEHOLDER: Final = re.compile(r"\$\{(\w+)\}")
 FUNCTION_ARN: Final = "FunctionArn"
 STATE_MACHINE_ARN: Final = "StateMachineArn"
+START_EXECUTION: Final = "arn:aws:states:::states:startExecution"
+# How a definition names the machine it runs in: JSONPath, and JSONata.
+OWN_ARN: Final = re.compile(
+    r"^(\$\$\.StateMachine\.Id|\{%\s*\$states\.context\.StateMachine\.Id\s*%\})$"
+)
 # The managed rule through which Step Functions learns that a .sync child execution ended.
 SYNC_EVENTS_RULE: Final = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
 LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
@@ -34,39 +42,88 @@ LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
 
 @dataclass(frozen=True)
 class References:
-    """What one ASL file's placeholders name."""
+    """What one ASL file needs from the rest of the stack."""
 
-    functions: frozenset[str]
-    children: frozenset[str]
+    functions: frozenset[str]  # ${<Logical>FunctionArn}
+    machines: frozenset[str]  # ${<Logical>StateMachineArn}
+    started: frozenset[str]  # machines its startExecution tasks start, itself included
+    awaited: frozenset[str]  # those of them it waits for (.sync, .sync:2)
 
 
-def read_references(path: Path) -> References:
+def read_references(logical: str, path: Path) -> References:
+    text = path.read_text()
     functions: set[str] = set()
-    children: set[str] = set()
-    for name in set(PLACEHOLDER.findall(path.read_text())):
-        logical = name.removesuffix(FUNCTION_ARN)
-        if name.endswith(FUNCTION_ARN) and logical in constants.HANDLERS:
-            functions.add(logical)
-            continue
-        logical = name.removesuffix(STATE_MACHINE_ARN)
-        if name.endswith(STATE_MACHINE_ARN) and logical in constants.STATE_MACHINES:
-            children.add(logical)
-            continue
-        raise ValueError(
-            f"{path}: unknown placeholder ${{{name}}}; expected ${{<Logical>{FUNCTION_ARN}}} for "
-            f"{sorted(constants.HANDLERS)} or ${{<Logical>{STATE_MACHINE_ARN}}} for "
-            f"{sorted(constants.STATE_MACHINES)}"
-        )
-    return References(functions=frozenset(functions), children=frozenset(children))
+    machines: set[str] = set()
+    for name in set(PLACEHOLDER.findall(text)):
+        if name.endswith(FUNCTION_ARN) and name.removesuffix(FUNCTION_ARN) in constants.HANDLERS:
+            functions.add(name.removesuffix(FUNCTION_ARN))
+        elif name == f"{logical}{STATE_MACHINE_ARN}":
+            raise ValueError(
+                f"{path}: ${{{name}}} is the machine's own ARN, a circular reference in "
+                "CloudFormation; use $$.StateMachine.Id"
+            )
+        elif name.removesuffix(STATE_MACHINE_ARN) in constants.STATE_MACHINES:
+            machines.add(name.removesuffix(STATE_MACHINE_ARN))
+        else:
+            raise ValueError(
+                f"{path}: unknown placeholder ${{{name}}}; expected ${{<Logical>{FUNCTION_ARN}}} "
+                f"for {sorted(constants.HANDLERS)} or ${{<Logical>{STATE_MACHINE_ARN}}} for "
+                f"{sorted(constants.STATE_MACHINES)}"
+            )
+    started: set[str] = set()
+    awaited: set[str] = set()
+    for state_name, task in _tasks(json.loads(text)["States"], path):
+        resource = str(task.get("Resource", ""))
+        if resource.startswith(START_EXECUTION):
+            target = _started_machine(logical, task, f"{path}: state {state_name!r}")
+            started.add(target)
+            if resource.removeprefix(START_EXECUTION).startswith(".sync"):
+                awaited.add(target)
+    return References(
+        functions=frozenset(functions),
+        machines=frozenset(machines),
+        started=frozenset(started),
+        awaited=frozenset(awaited),
+    )
+
+
+def _tasks(states: Mapping[str, Any], path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for name, state in states.items():
+        if state.get("Type") == "Task":
+            yield name, state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            if processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
+                raise ValueError(
+                    f"{path}: state {name!r} is a Distributed Map, whose permissions "
+                    "infra/workflow.py does not derive yet"
+                )
+            yield from _tasks(processor["States"], path)
+        for branch in state.get("Branches", []):
+            yield from _tasks(branch["States"], path)
+
+
+def _started_machine(logical: str, task: Mapping[str, Any], where: str) -> str:
+    parameters = task.get("Parameters") or task.get("Arguments") or {}
+    arn = parameters.get("StateMachineArn", parameters.get("StateMachineArn.$", ""))
+    if OWN_ARN.match(arn):
+        return logical
+    placeholder = PLACEHOLDER.fullmatch(arn)
+    if placeholder and placeholder[1].removesuffix(STATE_MACHINE_ARN) in constants.STATE_MACHINES:
+        return placeholder[1].removesuffix(STATE_MACHINE_ARN)
+    raise ValueError(
+        f"{where}: cannot tell which state machine it starts from {arn!r}; use "
+        f"${{<Logical>{STATE_MACHINE_ARN}}} or $$.StateMachine.Id"
+    )
 
 
 def creation_order(references: Mapping[str, References]) -> list[str]:
     """Children before parents, so that a parent can be given its children's ARNs."""
-    graph = {logical: refs.children for logical, refs in references.items()}
+    graph = {logical: refs.machines for logical, refs in references.items()}
     try:
         return list(TopologicalSorter(graph).static_order())
     except CycleError as error:
-        raise ValueError(f"state machines start each other in a cycle: {error.args[1]}") from None
+        raise ValueError(f"state machines name each other in a cycle: {error.args[1]}") from None
 
 
 class Workflow(Construct):
@@ -84,11 +141,13 @@ class Workflow(Construct):
         paths = {
             logical: definitions_dir / file for logical, file in constants.STATE_MACHINES.items()
         }
-        references = {logical: read_references(path) for logical, path in paths.items()}
+        self.references = {
+            logical: read_references(logical, path) for logical, path in paths.items()
+        }
         self.state_machines: dict[str, sfn.StateMachine] = {}
-        for logical in creation_order(references):
+        for logical in creation_order(self.references):
             self.state_machines[logical] = self._state_machine(
-                logical, paths[logical], references[logical], functions
+                logical, paths[logical], self.references[logical], functions
             )
 
     def _state_machine(
@@ -99,8 +158,6 @@ class Workflow(Construct):
         functions: Mapping[str, lambda_.IFunction],
     ) -> sfn.StateMachine:
         name = constants.state_machine_name(self._prefix, logical)
-        children = {child: self.state_machines[child] for child in sorted(references.children)}
-        invoked = [functions[function] for function in sorted(references.functions)]
         log_group = logs.LogGroup(
             self,
             f"{logical}Logs",
@@ -120,8 +177,8 @@ class Workflow(Construct):
                     for function in references.functions
                 },
                 **{
-                    f"{child}{STATE_MACHINE_ARN}": child_machine.state_machine_arn
-                    for child, child_machine in children.items()
+                    f"{other}{STATE_MACHINE_ARN}": self.state_machines[other].state_machine_arn
+                    for other in references.machines
                 },
             },
             logs=sfn.LogOptions(
@@ -129,37 +186,49 @@ class Workflow(Construct):
             ),
             tracing_enabled=True,
         )
-        if invoked:
-            # The unqualified ARNs the file names, without CDK's `<arn>:*` for versions/aliases.
-            machine.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["lambda:InvokeFunction"],
-                    resources=[function.function_arn for function in invoked],
-                )
-            )
-        for child in children:
-            self._grant_start_sync(machine, child)
         acknowledge(
             machine.role,
             "AwsSolutions-IAM5[Resource::*]",
             reason="CloudWatch Logs vended log delivery (logs:*LogDelivery, DescribeLogGroups, "
             "resource policies) and X-Ray trace writes support no resource-level permissions.",
         )
+        if references.functions:
+            # The unqualified ARNs the file names, without CDK's `<arn>:*` for versions/aliases.
+            machine.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"],
+                    resources=[functions[f].function_arn for f in sorted(references.functions)],
+                )
+            )
+        for started in sorted(references.started):
+            self._grant_start(machine, logical, started, awaited=started in references.awaited)
         return machine
 
-    def _grant_start_sync(self, parent: sfn.StateMachine, child: str) -> None:
-        """What `states:startExecution.sync:2` needs: start the child, poll it, stop it."""
+    def _grant_start(
+        self, parent: sfn.StateMachine, logical: str, started: str, *, awaited: bool
+    ) -> None:
         stack = Stack.of(self)
-        parent.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["states:StartExecution"],
-                resources=[self.state_machines[child].state_machine_arn],
+        name = constants.state_machine_name(self._prefix, started)
+        # Its own ARN from its name: a Ref in its own role's policy would be a circular dependency.
+        arn = (
+            stack.format_arn(
+                service="states",
+                resource="stateMachine",
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
             )
+            if started == logical
+            else self.state_machines[started].state_machine_arn
         )
+        parent.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[arn])
+        )
+        if not awaited:
+            return
         executions = stack.format_arn(
             service="states",
             resource="execution",
-            resource_name=f"{constants.state_machine_name(self._prefix, child)}:*",
+            resource_name=f"{name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         parent.add_to_role_policy(
@@ -167,12 +236,6 @@ class Workflow(Construct):
                 actions=["states:DescribeExecution", "states:StopExecution"],
                 resources=[executions],
             )
-        )
-        acknowledge(
-            parent.role,
-            wildcard_resource_finding(parent, executions),
-            reason=f"Executions of the {child} machine are named at run time (one per epoch or "
-            "chunk of steps); the ARN pins the machine and leaves only the execution name open.",
         )
         parent.add_to_role_policy(
             iam.PolicyStatement(
@@ -186,4 +249,10 @@ class Workflow(Construct):
                     )
                 ],
             )
+        )
+        acknowledge(
+            parent.role,
+            wildcard_resource_finding(parent, executions),
+            reason=f"Executions of {name} are named at run time (one per epoch, or part of an "
+            "epoch); the ARN pins the state machine and leaves only the execution name open.",
         )

@@ -80,7 +80,11 @@ class OptimizerConfig(_Strict):
     @classmethod
     def _fields_of_this_optimizer(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            allowed = {"sgd": set(), "momentum": {"momentum"}, "adam": {"beta1", "beta2", "epsilon"}}
+            allowed = {
+                "sgd": set(),
+                "momentum": {"momentum"},
+                "adam": {"beta1", "beta2", "epsilon"},
+            }
             name = data.get("name")
             extra = set(data) - {"name", "learning_rate"} - allowed.get(name, set())
             if name in allowed and extra:

@@ -55,7 +55,6 @@ STATE_MACHINES: Final = {
 }
 
 
-
 # Names the stack and the local engine give things, from a prefix (the stack name).
 def function_name(prefix: str, logical: str) -> str:
     """The deployed Lambda function name for a logical handler name, e.g. stepnet-Forward."""
@@ -73,3 +72,11 @@ DEFAULT_STACK_NAME: Final = "stepnet"
 HISTORY_EVENT_LIMIT: Final = 25_000
 HISTORY_EVENT_BUDGET: Final = 20_000  # what one chunk of steps may use, with headroom
 MAX_EPOCHS: Final = 999  # epoch execution names carry three digits: <run>-epoch-NNN
+
+# --- CloudFormation outputs the client reads (field -> output key) ------------------------------
+STACK_OUTPUTS: Final = {
+    "training_arn": "TrainingStateMachineArn",
+    "bucket": "BucketName",
+    "runs_table": "RunsTableName",
+    "tensors_table": "TensorsTableName",
+}

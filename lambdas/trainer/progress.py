@@ -30,9 +30,7 @@ def _microbatches(schedule: np.ndarray, step: int) -> list[int]:
 
 def first_cursor(config: RunConfig, epoch: int, version: int, schedule: np.ndarray) -> Cursor:
     """The cursor of an epoch's first step. ``schedule``: (steps, workers) micro-batch sizes."""
-    chunk = steps_per_execution(
-        workers=config.workers, layers=config.n_layers, mode=config.mode
-    )
+    chunk = steps_per_execution(workers=config.workers, layers=config.n_layers, mode=config.mode)
     return Cursor(
         run_id=config.run_id,
         epoch=epoch,

@@ -85,4 +85,6 @@ def events_per_step(*, workers: int, layers: int, mode: str) -> int:
 def steps_per_execution(*, workers: int, layers: int, mode: str) -> int:
     """How many steps one epoch execution may run before it continues in a new execution, so
     that no execution history approaches Step Functions' 25,000-event limit."""
-    return max(1, HISTORY_EVENT_BUDGET // events_per_step(workers=workers, layers=layers, mode=mode))
+    return max(
+        1, HISTORY_EVENT_BUDGET // events_per_step(workers=workers, layers=layers, mode=mode)
+    )

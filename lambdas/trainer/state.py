@@ -44,7 +44,9 @@ def load_params(store: Store, run_id: str, version: int, layers: int) -> Params:
     return [(bundle["W"], bundle["b"]) for bundle in bundles]
 
 
-def load_layer(store: Store, run_id: str, version: int, layer: int) -> tuple[np.ndarray, np.ndarray]:
+def load_layer(
+    store: Store, run_id: str, version: int, layer: int
+) -> tuple[np.ndarray, np.ndarray]:
     bundle = store.tensors.get(keys.weights_key(run_id, version, layer))
     return bundle["W"], bundle["b"]
 
@@ -80,9 +82,7 @@ def microbatch_sizes(schedule: np.ndarray, step: int) -> list[int]:
     return [int(n) for n in schedule[step] if n > 0]
 
 
-def save_data(
-    store: Store, run_id: str, part: str, X: np.ndarray, Y: np.ndarray
-) -> None:
+def save_data(store: Store, run_id: str, part: str, X: np.ndarray, Y: np.ndarray) -> None:
     store.tensors.put(keys.data_key(run_id, part), {"X": X, "Y": Y})
 
 
@@ -133,7 +133,9 @@ def save_microbatches(
         for microbatch, (start, stop) in enumerate(slices):
             rows = order[start:stop]
             schedule[step, microbatch] = stop - start
-            items.append((keys.batch_key(run_id, epoch, step, microbatch), {"X": X[rows], "Y": Y[rows]}))
+            items.append(
+                (keys.batch_key(run_id, epoch, step, microbatch), {"X": X[rows], "Y": Y[rows]})
+            )
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda item: store.tensors.put(item[0], item[1], immutable=False), items))
     store.tensors.put(keys.schedule_key(run_id, epoch), {"sizes": schedule})

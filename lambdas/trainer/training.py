@@ -70,7 +70,9 @@ def apply_step(
     g = Σ_w (n_w / N) g_w (worker order) + l2·W, then the optimizer's rule with ``version``
     updates already applied. Returns the weights and optimizer state of ``version + 1``.
     """
-    grads = add_l2(aggregate_gradients([list(g) for g in per_worker], sizes), list(params), config.l2)
+    grads = add_l2(
+        aggregate_gradients([list(g) for g in per_worker], sizes), list(params), config.l2
+    )
     spec = optimizer_spec(config)
     new_params: Params = []
     new_states: list[OptState] = []

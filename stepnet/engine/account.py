@@ -101,7 +101,9 @@ class LocalAccount:
         }
         self._saved_env = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        self._exit.enter_context(
+            mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        )
         self.resources = self._deploy()
         patches.set_runtime(self.runtime)
         return self

@@ -91,8 +91,14 @@ def _patch_lambda_invocation() -> None:
         runtime = _runtime_for(parameters["FunctionName"])
         if runtime is None:
             return original_integration(parameters, region, state_credentials)
-        payload, error = runtime.invoke(parameters["FunctionName"], _event(parameters.get("Payload")))
-        response: dict[str, Any] = {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
+        payload, error = runtime.invoke(
+            parameters["FunctionName"], _event(parameters.get("Payload"))
+        )
+        response: dict[str, Any] = {
+            "StatusCode": 200,
+            "Payload": payload,
+            "ExecutedVersion": "$LATEST",
+        }
         if error:
             response["FunctionError"] = error
         return response
@@ -186,9 +192,10 @@ def _patch_boto_clients() -> None:
 
     for module in list(sys.modules.values()):
         name = getattr(module, "__name__", "")
-        if name.startswith("moto.stepfunctions.parser") and getattr(
-            module, "boto_client_for", None
-        ) is original:
+        if (
+            name.startswith("moto.stepfunctions.parser")
+            and getattr(module, "boto_client_for", None) is original
+        ):
             module.boto_client_for = cached_client_for  # type: ignore[attr-defined]
 
 

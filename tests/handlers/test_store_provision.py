@@ -57,10 +57,14 @@ def test_bucket_expires_scratch_objects(aws: Any) -> None:
     rules = aws.s3.get_bucket_lifecycle_configuration(Bucket=aws.bucket)["Rules"]
 
     # Then
-    assert len(rules) == 1
-    assert rules[0]["Filter"] == {"Prefix": S3_SCRATCH_PREFIX}
-    assert rules[0]["Expiration"] == {"Days": SCRATCH_EXPIRY_DAYS}
-    assert rules[0]["Status"] == "Enabled"
+    by_id = {rule["ID"]: rule for rule in rules}
+    assert set(by_id) == {"expire-scratch-tensors", "abort-incomplete-multipart-uploads"}
+    scratch = by_id["expire-scratch-tensors"]
+    assert scratch["Filter"] == {"Prefix": S3_SCRATCH_PREFIX}
+    assert scratch["Expiration"] == {"Days": SCRATCH_EXPIRY_DAYS}
+    assert scratch["Status"] == "Enabled"
+    multipart = by_id["abort-incomplete-multipart-uploads"]
+    assert multipart["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
 
 
 def test_provisioning_twice_is_harmless(aws: Any, store: Store) -> None:
@@ -68,9 +72,7 @@ def test_provisioning_twice_is_harmless(aws: Any, store: Store) -> None:
     store.runs.set_status("r", "RUNNING")
 
     # When
-    create_tables_and_bucket(
-        aws.dynamodb, aws.s3, aws.runs_table, aws.tensors_table, aws.bucket
-    )
+    create_tables_and_bucket(aws.dynamodb, aws.s3, aws.runs_table, aws.tensors_table, aws.bucket)
 
     # Then
     assert store.runs.get_status("r")["status"] == "RUNNING"

@@ -153,7 +153,7 @@ def test_status_is_mutable_and_carries_fields(aws: Any) -> None:
     }
 
 
-@pytest.mark.parametrize("field", ["updated_at", "run_id", "record"])
+@pytest.mark.parametrize("field", ["updated_at", "run_id", "record", "status"])
 def test_status_fields_may_not_shadow_the_record_itself(store: Store, field: str) -> None:
     # Given a field named like the record's own attributes
 

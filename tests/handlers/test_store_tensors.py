@@ -411,9 +411,7 @@ def test_tampered_bytes_fail_the_integrity_check(aws: Any) -> None:
     tensors = _tensor_store(aws, inline_limit=0)
     key = keys.optimizer_key(RUN, 0, 1)
     tensors.put(key, _layer(0))
-    aws.s3.put_object(
-        Bucket=aws.bucket, Key=S3_TENSORS_PREFIX + key, Body=codec.encode(_layer(1))
-    )
+    aws.s3.put_object(Bucket=aws.bucket, Key=S3_TENSORS_PREFIX + key, Body=codec.encode(_layer(1)))
 
     # When / Then
     with pytest.raises(TensorIntegrityError, match="sha256"):
@@ -479,7 +477,9 @@ def test_scratch_bundles_are_not_cached(store: Store, aws: Any) -> None:
 
 def test_concurrent_puts_and_gets_from_a_thread_pool(store: Store) -> None:
     # Given 64 scratch bundles, 8 immutable layers (two spilled) and one key many threads write
-    scratch = {keys.activation_key(RUN, 0, mb, 1): {"A": np.full(50, mb, float)} for mb in range(64)}
+    scratch = {
+        keys.activation_key(RUN, 0, mb, 1): {"A": np.full(50, mb, float)} for mb in range(64)
+    }
     layers = {keys.weights_key(RUN, 0, layer): _layer(layer) for layer in range(1, 9)}
     layers[keys.weights_key(RUN, 0, 9)] = _layer(9, rows=400, cols=250)
     layers[keys.weights_key(RUN, 0, 10)] = _layer(10, rows=400, cols=250)

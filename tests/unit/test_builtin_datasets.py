@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trainer.config import parse_config
-from trainer.dataset import DatasetError, prepare, read_dataset, read_npz
 
 from stepnet.datasets import (
     BUILTIN,
@@ -18,6 +16,8 @@ from stepnet.datasets import (
     synthetic_regression,
     write_npz,
 )
+from trainer.config import parse_config
+from trainer.dataset import DatasetError, prepare, read_dataset, read_npz
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -21,4 +21,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics = epoch_metrics(end.epoch, train_loss, val_loss, val_accuracy)
     store.runs.put_epoch_metrics(end.run_id, end.epoch, metrics | {"version": end.version})
     logger.info("epoch evaluated", run_id=end.run_id, **metrics)
-    return run_progress(config, next_epoch=end.epoch + 1, version=end.version, metrics=metrics).model_dump()
+    return run_progress(
+        config, next_epoch=end.epoch + 1, version=end.version, metrics=metrics
+    ).model_dump()

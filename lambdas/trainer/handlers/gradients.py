@@ -16,7 +16,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     config = state.run_config(store, task.run_id)
     batch = state.load_microbatch(store, task)
     params = state.load_params(store, task.run_id, task.version, task.layers)
-    loss, grads = microbatch_gradients(params, activations(config), config.loss, batch["X"], batch["Y"])
+    loss, grads = microbatch_gradients(
+        params, activations(config), config.loss, batch["X"], batch["Y"]
+    )
     for layer, (dW, db) in enumerate(grads, start=1):
         key = state.save_gradient(store, task, layer, dW, db)
     return task.model_copy(update={"layer": 0, "key": key, "loss": loss}).model_dump()

@@ -43,6 +43,8 @@ class ObjectStore:
         body: bytes = response["Body"].read()
         return body
 
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> str:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         return self.uri(key)

@@ -4,7 +4,11 @@ The definitions here are the contract the CDK stack declares too (keep them in s
 
 * runs table: PAY_PER_REQUEST, partition key RUNS_PK (S), sort key RUNS_SK (S), no TTL;
 * tensors table: PAY_PER_REQUEST, partition key TENSORS_PK (S), TTL on TENSORS_TTL_ATTRIBUTE;
-* bucket: objects under S3_SCRATCH_PREFIX expire after SCRATCH_EXPIRY_DAYS.
+* bucket: objects under S3_SCRATCH_PREFIX expire after SCRATCH_EXPIRY_DAYS; incomplete
+  multipart uploads are aborted after a day (infra/storage.py declares the same two rules).
+
+(The stack also turns on point-in-time recovery, encryption and access logging; those do not
+change what the store sees and are not emulated.)
 
 Every step is idempotent: running it against an account that already has them is fine.
 """
@@ -25,6 +29,7 @@ from trainer.constants import (
 )
 
 SCRATCH_LIFECYCLE_RULE_ID = "expire-scratch-tensors"
+MULTIPART_LIFECYCLE_RULE_ID = "abort-incomplete-multipart-uploads"
 
 
 def runs_table_definition(name: str) -> dict[str, Any]:
@@ -62,7 +67,13 @@ def scratch_lifecycle_configuration() -> dict[str, Any]:
                 "Filter": {"Prefix": S3_SCRATCH_PREFIX},
                 "Status": "Enabled",
                 "Expiration": {"Days": SCRATCH_EXPIRY_DAYS},
-            }
+            },
+            {
+                "ID": MULTIPART_LIFECYCLE_RULE_ID,
+                "Filter": {"Prefix": ""},
+                "Status": "Enabled",
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            },
         ]
     }
 

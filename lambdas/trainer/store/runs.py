@@ -141,7 +141,7 @@ class RunStore:
 
     # --- status ----------------------------------------------------------------------------------
 
-    def set_status(self, run_id: str, status: str, **fields: Any) -> None:
+    def set_status(self, run_id: str, status: str, /, **fields: Any) -> None:
         """Replace the run's status record with ``status``, ``updated_at`` and ``fields``."""
         _check_run_id(run_id)
         if not isinstance(status, str) or not status:

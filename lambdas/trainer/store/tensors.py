@@ -72,7 +72,7 @@ def _http_status(error: ClientError) -> int:
 
 def _backoff(attempt: int) -> float:
     """Exponential backoff with jitter: ~50 ms, 100 ms, 200 ms, ... capped at 2 s."""
-    return min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+    return float(min(2.0, 0.05 * 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2))
 
 
 def check_key(key: str) -> str:

@@ -1,0 +1,169 @@
+"""The ``stepnet`` command: train on the local engine, in memory, or on a deployed stack."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trainer.config import ConfigError, RunConfig, parse_config
+from trainer.dataset import DatasetError
+
+console = Console()
+
+
+def _load_config(path: str) -> RunConfig:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise SystemExit(f"error: cannot read config {path}: {error.strerror}") from None
+    try:
+        return parse_config(text)
+    except ConfigError as error:
+        raise SystemExit(f"error: {path}: {error}") from None
+
+
+def _metric_line(row: dict[str, Any]) -> str:
+    line = f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}"
+    if "val_accuracy" in row:
+        line += f"  val_accuracy {row['val_accuracy']:.4f}"
+    return line
+
+
+def _steps_per_epoch(config: RunConfig, n_train: int) -> int:
+    per_step = config.batch_size * config.workers
+    return -(-n_train // per_step)
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from stepnet.reference import prepare_dataset, train, write_outputs
+
+    config = _load_config(args.config)
+    data = prepare_dataset(config)
+    with _epoch_progress(config) as progress:
+        task = progress.add_task("reference", total=config.epochs)
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            progress.console.print(_metric_line(row))
+            progress.advance(task)
+
+        trained = train(config, data, on_epoch=on_epoch)
+    write_outputs(Path(args.out), trained, config.run_id)
+    console.print(f"[green]model written to {args.out}[/]")
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from stepnet.local import run_local
+
+    config = _load_config(args.config)
+    out = Path(args.out) if args.out else Path("out") / config.run_id
+    with _epoch_progress(config) as progress:
+        epochs = progress.add_task("epochs", total=config.epochs)
+        state: dict[str, Any] = {"epoch_task": None, "steps": None}
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            progress.console.print(_metric_line(row))
+            progress.advance(epochs)
+
+        def on_step(done: int) -> None:
+            steps = state["steps"]
+            if steps is None:
+                return
+            epoch, step = divmod(done, steps)
+            if state["epoch_task"] is None or epoch + 1 != state["epoch"]:
+                if state["epoch_task"] is not None:
+                    progress.remove_task(state["epoch_task"])
+                if epoch + 1 > config.epochs:
+                    return
+                state["epoch"] = epoch + 1
+                state["epoch_task"] = progress.add_task(f"epoch {epoch + 1} steps", total=steps)
+            progress.update(state["epoch_task"], completed=step)
+
+        from stepnet.reference import prepare_dataset
+
+        try:
+            state["steps"] = _steps_per_epoch(config, len(prepare_dataset(config).X_train))
+        except (DatasetError, OSError):
+            state["steps"] = None  # the run itself reports the dataset's problem
+        run = run_local(config, out, on_epoch=on_epoch, on_step=on_step)
+    if not run.succeeded:
+        from stepnet.client import readable_cause
+
+        console.print(
+            f"[red]run {config.run_id} {run.description['status']}:[/] {readable_cause(run.description)}"
+        )
+        console.print(f"execution histories: {out / 'executions'}")
+        return 1
+    _summary(config, run, out)
+    return 0
+
+
+def _summary(config: RunConfig, run: Any, out: Path) -> None:
+    table = Table(title=f"run {config.run_id}: per epoch")
+    for column in (
+        "epoch",
+        "executions",
+        "state transitions",
+        "Lambda invocations",
+        "largest history",
+    ):
+        table.add_column(column, justify="right")
+    for row in run.per_epoch:
+        table.add_row(
+            str(row["epoch"]), str(row["executions"]), str(row["transitions"]),
+            str(row["lambda_invocations"]), str(row["max_events"]),
+        )  # fmt: skip
+    console.print(table)
+    tasks = sum(run.invocations.values())
+    final = run.metrics[-1] if run.metrics else {}
+    console.print(_metric_line(final) if final else "no epochs")
+    console.print(
+        f"{tasks} Lambda tasks in {run.wall_seconds:.1f} s "
+        f"({1000 * run.wall_seconds / max(tasks, 1):.1f} ms per task, "
+        f"{1000 * run.handler_seconds / max(tasks, 1):.1f} ms of it in handlers)"
+    )
+    console.print(f"[green]outputs in {out}[/] (model.npz, model.json, metrics.json, executions/)")
+
+
+def _epoch_progress(config: RunConfig) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepnet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("reference", help="train in memory, single process (no AWS)")
+    p.add_argument("config")
+    p.add_argument("--out", required=True, help="folder for model.npz, model.json, metrics.json")
+    p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("local", help="train on the local engine: the real workflow, no AWS")
+    p.add_argument("config")
+    p.add_argument("--out", help="output folder (default out/<run_id>)")
+    p.set_defaults(func=cmd_local)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (DatasetError, ConfigError) as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

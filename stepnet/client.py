@@ -1,0 +1,239 @@
+"""The client of a deployed stepnet stack: start a run, watch it, fetch its outputs.
+
+One code path, two accounts: ``stepnet start/watch/fetch`` use it against AWS (resources from the
+stack's CloudFormation outputs) and ``stepnet local`` against the local engine's emulated account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from trainer import constants, exports
+from trainer.config import RunConfig
+from trainer.progress import epoch_name
+from trainer.sources import BUILTIN_FILES
+from trainer.store import Store
+
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass(frozen=True)
+class StackResources:
+    """What a stack's outputs tell a client: where to start runs and find their data."""
+
+    stack_name: str
+    region: str
+    training_arn: str
+    bucket: str
+    runs_table: str
+    tensors_table: str
+
+    @property
+    def epoch_arn(self) -> str:
+        """The Epoch machine's ARN, named like the Training machine's (same stack prefix)."""
+        training_name = constants.state_machine_name(self.stack_name, "Training")
+        epoch_name_ = constants.state_machine_name(self.stack_name, "Epoch")
+        return self.training_arn.removesuffix(training_name) + epoch_name_
+
+    def console_url(self, execution_arn: str) -> str:
+        return (
+            f"https://{self.region}.console.aws.amazon.com/states/home?region={self.region}"
+            f"#/v2/executions/details/{execution_arn}"
+        )
+
+
+def resources_from_stack(
+    stack_name: str, region: str | None = None, endpoint_url: str | None = None
+) -> StackResources:
+    """Read the stack's outputs (``cdk deploy`` printed them too)."""
+    cloudformation = boto3.client("cloudformation", region_name=region, endpoint_url=endpoint_url)
+    stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    missing = [key for key in constants.STACK_OUTPUTS.values() if key not in outputs]
+    if missing:
+        raise RuntimeError(f"stack {stack_name} has no outputs {missing}; is it a stepnet stack?")
+    names = constants.STACK_OUTPUTS
+    return StackResources(
+        stack_name=stack_name,
+        region=cloudformation.meta.region_name,
+        training_arn=outputs[names["training_arn"]],
+        bucket=outputs[names["bucket"]],
+        runs_table=outputs[names["runs_table"]],
+        tensors_table=outputs[names["tensors_table"]],
+    )
+
+
+@dataclass(frozen=True)
+class EpochExecution:
+    epoch: int
+    name: str
+    arn: str
+    status: str
+
+
+class StepnetClient:
+    """Starts and follows runs on one stack, through boto3."""
+
+    def __init__(self, resources: StackResources, endpoint_url: str | None = None) -> None:
+        self.resources = resources
+        kwargs: dict[str, Any] = {"region_name": resources.region}
+        if endpoint_url:
+            kwargs["endpoint_url"] = endpoint_url
+        self.sfn = boto3.client("stepfunctions", **kwargs)
+        self.store = Store.from_clients(
+            boto3.client("dynamodb", **kwargs),
+            boto3.client("s3", **kwargs),
+            runs_table=resources.runs_table,
+            tensors_table=resources.tensors_table,
+            bucket=resources.bucket,
+        )
+
+    # --- start -----------------------------------------------------------------------------
+
+    def upload_dataset(self, config: RunConfig, base: Path = Path()) -> RunConfig:
+        """A config whose dataset the functions can read: a local file goes to the bucket
+        (``datasets/<sha256 prefix>-<name>``, so re-uploads are idempotent)."""
+        source = config.dataset.source
+        if source in BUILTIN_FILES or source.startswith("s3://"):
+            return config
+        path = (base / source).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset.source: no file at {path}")
+        data = path.read_bytes()
+        key = f"{constants.S3_DATASETS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{path.name}"
+        uri = self.store.objects.put_bytes(key, data)
+        dataset = config.dataset.model_copy(update={"source": uri})
+        return config.model_copy(update={"dataset": dataset})
+
+    def start(self, config: RunConfig) -> str:
+        """Start the Training execution named after the run; returns its ARN."""
+        document = json.loads(config.to_json())
+        response = self.sfn.start_execution(
+            stateMachineArn=self.resources.training_arn,
+            name=config.run_id,
+            input=json.dumps(document),
+        )
+        return str(response["executionArn"])
+
+    # --- follow ----------------------------------------------------------------------------
+
+    def execution_arn(self, run_id: str) -> str:
+        """The Training execution of a run (the execution is named after the run)."""
+        base = self.resources.training_arn.replace(":stateMachine:", ":execution:")
+        return f"{base}:{run_id}"
+
+    def describe(self, run_id: str) -> dict[str, Any]:
+        return dict(self.sfn.describe_execution(executionArn=self.execution_arn(run_id)))
+
+    def epoch_executions(self, run_id: str) -> list[EpochExecution]:
+        """The run's epoch executions (with continuation parts), in order."""
+        found = []
+        for page in self.sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.resources.epoch_arn
+        ):
+            for execution in page["executions"]:
+                name = execution["name"]
+                if name.startswith(f"{run_id}-epoch-"):
+                    epoch = int(name.removeprefix(f"{run_id}-epoch-")[:3])
+                    found.append(
+                        EpochExecution(epoch, name, execution["executionArn"], execution["status"])
+                    )
+        return sorted(found, key=lambda e: e.name)
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        return self.store.runs.list_epoch_metrics(run_id)
+
+    def watch(
+        self,
+        run_id: str,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        poll_seconds: float = 1.0,
+        timeout_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Wait for the run to end, calling ``on_epoch`` once per evaluated epoch, in order.
+
+        Returns the Training execution's final description.
+        """
+        seen = 0
+        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        while True:
+            description = self.describe(run_id)
+            rows = self.metrics(run_id)
+            for row in rows[seen:]:
+                if on_epoch is not None:
+                    on_epoch(row)
+            seen = len(rows)
+            if description["status"] in TERMINAL:
+                return description
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still running after {timeout_seconds} s")
+            time.sleep(poll_seconds)
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def fetch(self, run_id: str, out_dir: Path) -> list[Path]:
+        """Download ``model.npz``, ``model.json`` and ``metrics.json`` into ``out_dir``."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        prefix = f"{constants.S3_RUNS_PREFIX}{run_id}/model/"
+        written = []
+        for name in (exports.MODEL_NPZ, exports.MODEL_JSON, exports.METRICS_JSON):
+            data = self.store.objects.get_bytes(self.store.objects.uri(prefix + name))
+            (out_dir / name).write_bytes(data)
+            written.append(out_dir / name)
+        return written
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for page in self.sfn.get_paginator("get_execution_history").paginate(
+            executionArn=execution_arn
+        ):
+            events.extend(page["events"])
+        return events
+
+    def run_executions(self, run_id: str) -> Iterator[tuple[str, str]]:
+        """(name, arn) of the Training execution and every epoch execution of the run."""
+        yield run_id, self.execution_arn(run_id)
+        for epoch in self.epoch_executions(run_id):
+            yield epoch.name, epoch.arn
+
+
+def epoch_counts(events: list[dict[str, Any]]) -> dict[str, int]:
+    """State transitions, Lambda invocations and events of one execution's history."""
+    transitions = sum(1 for e in events if e["type"].endswith("StateEntered"))
+    invocations = sum(
+        1
+        for e in events
+        if e["type"] == "TaskScheduled"
+        and e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"
+    )
+    return {"transitions": transitions, "lambda_invocations": invocations, "events": len(events)}
+
+
+def readable_cause(description: dict[str, Any]) -> str:
+    """The innermost human message of a failed execution (nested epoch and Lambda errors)."""
+    cause: Any = description.get("cause") or description.get("error") or "unknown"
+    for _ in range(6):
+        try:
+            parsed = json.loads(cause) if isinstance(cause, str) else cause
+        except json.JSONDecodeError:
+            break
+        if not isinstance(parsed, dict):
+            break
+        inner = parsed.get("Cause") or parsed.get("cause") or parsed.get("errorMessage")
+        if inner is None:
+            break
+        if "errorMessage" in parsed:
+            return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
+        cause = inner
+    return str(cause)
+
+
+__all__ = ["StackResources", "StepnetClient", "epoch_counts", "epoch_name", "readable_cause"]
