@@ -71,14 +71,15 @@ def step_layout(n_train: int, batch_size: int, workers: int) -> StepLayout:
 
 
 def events_per_step(*, workers: int, layers: int, mode: str) -> int:
-    """An upper bound on the history events one training step adds to an epoch execution.
+    """The history events one training step adds to an epoch execution (no retries).
 
-    Per micro-batch (one inline Map iteration): 2 iteration events and 2 for the mode Choice, then
-    per layer mode: L forward Tasks (5 events each) and L Choices (2), the cost Task (5), L backward
-    Tasks and L Choices; fused mode: one Task. Per step: the Map state (4), the update Task (5)
-    and the loop Choice (2). Retries add events, hence the budget's headroom below 25,000.
+    Per micro-batch (one inline Map iteration): 2 iteration events and 2 for the mode Choice;
+    then per layer mode: L forward Tasks (5 events each) and their Choices (2 each), the cost
+    Task (5), L backward Tasks and Choices, and the final Succeed (2); fused mode: one Task (5).
+    Per step: the Map state (4), the update Task (5) and the loop Choice (2). Retries add events,
+    hence the budget's headroom below 25,000. ``tests/engine`` checks this count on real histories.
     """
-    per_microbatch = 4 + (14 * layers + 5 if mode == "per_layer" else 5)
+    per_microbatch = 4 + (14 * layers + 7 if mode == "per_layer" else 5)
     return workers * per_microbatch + 11
 
 

@@ -30,7 +30,7 @@ from moto.stepfunctions.parser.asl.utils import boto_client
 from stepnet.engine.runtime import LambdaRuntime, payload_json
 
 SUPPORTED_MOTO = ((5, 2, 5), (5, 3, 0))  # [lowest, highest) the patches were verified against
-SYNC_POLL_SECONDS = 0.01
+SYNC_POLL_SECONDS = 0.05
 
 
 class EngineCompatibilityError(RuntimeError):

@@ -73,3 +73,17 @@ def store(aws: AwsAccount) -> Store:
         tensors_table=aws.tensors_table,
         bucket=aws.bucket,
     )
+
+
+@pytest.fixture
+def handler_env(aws: AwsAccount) -> Iterator[AwsAccount]:
+    """The mocked account for tests that invoke handlers: the handlers' cached store
+    (``trainer.settings.store``) and cached run configs (``trainer.state``) are dropped before
+    and after the test, so no test sees another test's clients or configs."""
+    from trainer import settings, state
+
+    settings.store.cache_clear()
+    state.clear_caches()
+    yield aws
+    settings.store.cache_clear()
+    state.clear_caches()

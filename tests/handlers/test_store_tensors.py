@@ -287,10 +287,11 @@ def test_scratch_spilled_to_s3_that_expired_there_is_not_found(aws: Any) -> None
     key = keys.batch_key(RUN, 0, 0, 0)
     tensors.put(key, {"X": np.ones((2, 2))}, immutable=False)
     aws.s3.delete_object(Bucket=aws.bucket, Key=S3_SCRATCH_PREFIX + key)
+    reader = _tensor_store(aws, inline_limit=0)  # another container: nothing cached
 
     # When / Then
     with pytest.raises(TensorNotFoundError, match="expired"):
-        tensors.get(key)
+        reader.get(key)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -412,10 +413,11 @@ def test_tampered_bytes_fail_the_integrity_check(aws: Any) -> None:
     key = keys.optimizer_key(RUN, 0, 1)
     tensors.put(key, _layer(0))
     aws.s3.put_object(Bucket=aws.bucket, Key=S3_TENSORS_PREFIX + key, Body=codec.encode(_layer(1)))
+    reader = _tensor_store(aws, inline_limit=0)  # another container: nothing cached
 
     # When / Then
     with pytest.raises(TensorIntegrityError, match="sha256"):
-        tensors.get(key)
+        reader.get(key)
 
 
 # --- cache ---------------------------------------------------------------------------------------
@@ -458,18 +460,25 @@ def test_the_cache_is_bounded_by_bytes(aws: Any) -> None:
     assert tensors.cache_size_bytes == 8_000
 
 
-def test_scratch_bundles_are_not_cached(store: Store, aws: Any) -> None:
-    # Given
+def test_scratch_is_cached_only_by_its_writer_and_only_until_it_expires(aws: Any) -> None:
+    # Given a scratch bundle written by one store (a warm container) and then deleted
+    clock = FakeClock()
+    writer = _tensor_store(aws, clock=clock, scratch_ttl_seconds=60)
     key = keys.activation_key(RUN, 0, 0, 1)
-    store.tensors.put(key, {"A": np.ones(2)}, immutable=False)
-    store.tensors.get(key)
-
-    # When
+    writer.put(key, {"A": np.ones(2)}, immutable=False)
     aws.dynamodb.delete_item(TableName=aws.tensors_table, Key={TENSORS_PK: {"S": key}})
 
-    # Then
+    # When / Then: the writer reads its own write back, as a writable copy
+    first = writer.get(key)
+    first["A"][0] = 5.0
+    _assert_same(writer.get(key), {"A": np.ones(2)})
+    # another store has nothing cached
     with pytest.raises(TensorNotFoundError):
-        store.tensors.get(key)
+        _tensor_store(aws, clock=clock).get(key)
+    # and the writer's cache honours the TTL
+    clock.now += 60
+    with pytest.raises(TensorNotFoundError):
+        writer.get(key)
 
 
 # --- threads -------------------------------------------------------------------------------------

@@ -114,14 +114,16 @@ class _LruCache:
             self._entries.move_to_end(key)
             return entry[0]
 
-    def put(self, key: str, bundle: dict[str, np.ndarray]) -> None:
+    def put(self, key: str, bundle: dict[str, np.ndarray], *, replace: bool = False) -> None:
         size = codec.bundle_nbytes(bundle)
         if size > self._capacity:
             return
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
-                return
+                if not replace:
+                    return
+                self._size -= self._entries.pop(key)[1]
             self._entries[key] = (bundle, size)
             self._size += size
             while self._size > self._capacity:
@@ -187,6 +189,8 @@ class TensorStore:
         self._clock = clock
         self._sleep = sleep
         self._cache = _LruCache(cache_bytes)
+        self._scratch_expiry: dict[str, float] = {}
+        self._scratch_lock = threading.Lock()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -199,6 +203,14 @@ class TensorStore:
             self._put_immutable(key, data, digest)
         else:
             self._put_scratch(key, data, digest)
+        # Write-through: a warm container (and the local engine, where every handler shares one
+        # process) reads back what it wrote without a round trip. Keys never change content:
+        # immutable bundles by rule, scratch keys because they name one deterministic result.
+        copies = _freeze({name: np.array(array, copy=True) for name, array in bundle.items()})
+        if not immutable:
+            with self._scratch_lock:
+                self._scratch_expiry[key] = self._clock() + self.scratch_ttl_seconds
+        self._cache.put(key, copies, replace=not immutable)
 
     def put_many(self, items: Sequence[tuple[str, Bundle]], *, immutable: bool) -> None:
         """``put`` each (key, bundle) in order."""
@@ -337,26 +349,43 @@ class TensorStore:
         bundles as writable arrays of their own.
         """
         check_key(key)
-        cached = self._cache.get(key)
+        cached = self._cached(key)
         if cached is not None:
-            return dict(cached)
+            return cached
         return self._load(key, self._get_item(key))
+
+    def _cached(self, key: str) -> dict[str, np.ndarray] | None:
+        """A cached bundle: immutable ones shared read-only, scratch ones as fresh copies."""
+        cached = self._cache.get(key)
+        if cached is None:
+            return None
+        with self._scratch_lock:
+            expiry = self._scratch_expiry.get(key)
+        if expiry is None:
+            return dict(cached)
+        if expiry <= self._clock():
+            return None
+        return {name: array.copy() for name, array in cached.items()}
 
     def get_many(self, keys: Sequence[str]) -> list[dict[str, np.ndarray]]:
         """The bundles stored under ``keys``, in the same order (duplicates allowed)."""
         keys = [check_key(key) for key in keys]
         found: dict[str, dict[str, np.ndarray]] = {}
+        cached_scratch: set[str] = set()
         for key in dict.fromkeys(keys):
-            cached = self._cache.get(key)
+            cached = self._cached(key)
             if cached is not None:
                 found[key] = cached
+                with self._scratch_lock:
+                    if key in self._scratch_expiry:
+                        cached_scratch.add(key)
         todo = [key for key in dict.fromkeys(keys) if key not in found]
         items = self._batch_get(todo)
         missing = [key for key in todo if key not in items or self._expired(items[key])]
         if missing:
             detail = f"{len(missing)} of {len(todo)} keys are missing" if missing[1:] else ""
             raise TensorNotFoundError(missing[0], detail)
-        scratch = {key for key in todo if TENSORS_TTL_ATTRIBUTE in items[key]}
+        scratch = {key for key in todo if TENSORS_TTL_ATTRIBUTE in items[key]} | cached_scratch
         spilled = [key for key in todo if PAYLOAD not in items[key]]
         for key in todo:
             if PAYLOAD in items[key]:
@@ -379,7 +408,7 @@ class TensorStore:
     def exists(self, key: str) -> bool:
         """Whether a (non-expired) bundle is stored under ``key``."""
         check_key(key)
-        if key in self._cache:
+        if self._cached(key) is not None:
             return True
         item = self._get_item(key, projection=(TENSORS_PK, TENSORS_TTL_ATTRIBUTE))
         return item is not None and not self._expired(item)
