@@ -86,10 +86,11 @@ class OptimizerConfig(_Strict):
                 "adam": {"beta1", "beta2", "epsilon"},
             }
             name = data.get("name")
-            extra = set(data) - {"name", "learning_rate"} - allowed.get(name, set())
-            if name in allowed and extra:
+            # fields of another optimizer; anything else is left to the "unknown field" check
+            misplaced = (set(data) & set().union(*allowed.values())) - allowed.get(name, set())
+            if name in allowed and misplaced:
                 raise ValueError(
-                    f"{sorted(extra)} do not apply to optimizer '{name}'"
+                    f"{sorted(misplaced)} do not apply to optimizer '{name}'"
                     + (f"; it takes {sorted(allowed[name])}" if allowed[name] else "")
                 )
         return data

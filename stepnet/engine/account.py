@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import zipfile
 from contextlib import ExitStack
@@ -92,6 +93,8 @@ class LocalAccount:
 
     def __enter__(self) -> LocalAccount:
         patches.apply()
+        # the interpreter logs every caught state error at ERROR; the histories keep them
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         env = {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

@@ -1,0 +1,97 @@
+"""No execution approaches Step Functions' 25,000-event history limit, whatever the epoch size:
+an epoch continues in a new execution of itself after its step budget."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stepnet.datasets import synthetic_classification, write_npz
+from stepnet.local import run_local
+from stepnet.reference import load_weights, train
+from tests.engine.conftest import digits_config, max_weight_difference
+from trainer import constants, schedule
+from trainer.config import parse_config
+
+pytestmark = pytest.mark.engine
+
+
+def _many_steps_config(path: Path, **changes) -> dict:
+    config = {
+        "run_id": "many-steps",
+        "dataset": {"source": str(path), "validation_fraction": 0.1},
+        "model": {"layers": [{"units": 3, "activation": "softmax"}]},
+        "loss": "cross_entropy",
+        "optimizer": {"name": "sgd", "learning_rate": 0.05},
+        "epochs": 1,
+        "batch_size": 1,
+        "workers": 1,
+        "seed": 5,
+        "mode": "fused",
+    }
+    return config | changes
+
+
+@pytest.mark.parametrize("mode", ["per_layer", "fused"])
+def test_events_per_step_is_exact(account, tmp_path: Path, mode: str) -> None:
+    # Given the budget arithmetic the Plan handler uses
+    config = parse_config(digits_config(run_id=f"count-{mode}", epochs=1, mode=mode))
+
+    # When an epoch runs
+    run = run_local(config, None, account=account)
+
+    # Then its history has exactly the events the formula predicts (plus the fixed ones)
+    events = run.histories[f"count-{mode}-epoch-001"]
+    counts = Counter(e["type"] for e in events)
+    steps = counts["MapStateEntered"]
+    microbatches = counts["MapIterationStarted"]
+    per_step = schedule.events_per_step(workers=1, layers=config.n_layers, mode=mode) - 11
+    fixed = 2 + 2 + 5 + 2  # execution start/end, first Choice, Plan, final Succeed
+    assert len(events) == fixed + steps * 11 + microbatches * per_step
+
+
+@pytest.mark.slow
+def test_an_epoch_of_1100_steps_stays_far_below_the_history_limit(account, tmp_path: Path) -> None:
+    # Given an epoch of 1,100 one-example steps: more than one execution's budget
+    X, y = synthetic_classification(n=1222, d=4, k=3, seed=2)
+    data = write_npz(tmp_path / "many.npz", X, y)
+    config = parse_config(_many_steps_config(data))
+    assert schedule.steps_per_execution(workers=1, layers=1, mode="fused") < 1100
+
+    # When
+    run = run_local(config, tmp_path / "out", account=account)
+
+    # Then the epoch continued in a second execution, and every history is under the limit
+    assert run.succeeded, run.description
+    names = sorted(run.histories)
+    assert names == ["many-steps", "many-steps-epoch-001", "many-steps-epoch-001-part-02"]
+    largest = max(len(events) for events in run.histories.values())
+    assert largest <= constants.HISTORY_EVENT_BUDGET + 50 < constants.HISTORY_EVENT_LIMIT
+    difference = max_weight_difference(
+        train(config).params, load_weights(tmp_path / "out" / "model.npz")
+    )
+    assert difference <= 1e-6
+
+
+def test_a_small_budget_splits_epochs_and_keeps_the_weights(account, tmp_path, monkeypatch) -> None:
+    # Given a step budget of 5 steps per execution (the real one is ~120 for this network)
+    monkeypatch.setattr(schedule, "HISTORY_EVENT_BUDGET", 5 * 167)
+    config = parse_config(digits_config(run_id="parts", epochs=2, workers=4))
+
+    # When
+    run = run_local(config, tmp_path, account=account)
+
+    # Then each 12-step epoch ran as three executions: epoch, part-02, part-03
+    assert run.succeeded, run.description
+    assert sorted(name for name in run.histories if "epoch-002" in name) == [
+        "parts-epoch-002",
+        "parts-epoch-002-part-02",
+        "parts-epoch-002-part-03",
+    ]
+    assert [row["executions"] for row in run.per_epoch] == [3, 3]
+    difference = max_weight_difference(train(config).params, load_weights(tmp_path / "model.npz"))
+    assert difference <= 1e-6
+    assert np.isfinite(run.metrics[-1]["val_loss"])
