@@ -1,4 +1,5 @@
-"""The stack's outputs. The keys are a contract: docs and the CLI look outputs up by them."""
+"""The stack's outputs. The keys are a contract: docs and the CLI (stepnet/client.py, through
+trainer.constants.STACK_OUTPUTS) look outputs up by them."""
 
 from typing import Final
 
@@ -6,12 +7,13 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_stepfunctions as sfn
 
 from infra.storage import Storage
+from trainer import constants
 
-TRAINING_STATE_MACHINE_ARN: Final = "TrainingStateMachineArn"
-TRAINING_CONSOLE_URL: Final = "TrainingStateMachineConsoleUrl"
-BUCKET_NAME: Final = "BucketName"
-RUNS_TABLE_NAME: Final = "RunsTableName"
-TENSORS_TABLE_NAME: Final = "TensorsTableName"
+TRAINING_STATE_MACHINE_ARN: Final = constants.STACK_OUTPUTS["training_arn"]
+BUCKET_NAME: Final = constants.STACK_OUTPUTS["bucket"]
+RUNS_TABLE_NAME: Final = constants.STACK_OUTPUTS["runs_table"]
+TENSORS_TABLE_NAME: Final = constants.STACK_OUTPUTS["tensors_table"]
+TRAINING_CONSOLE_URL: Final = "TrainingStateMachineConsoleUrl"  # for people, not the client
 
 
 def console_url(region: str, state_machine_arn: str) -> str:

@@ -16,6 +16,9 @@ from constructs import Construct
 from infra.nag import acknowledge
 from trainer import constants
 
+# Access logs are delivered through a bucket policy, not ACLs (ACLs stay disabled). Set here as
+# well as in cdk.json: without it the access-log bucket cannot be built with ACLs disabled.
+SERVER_ACCESS_LOGS_USE_BUCKET_POLICY: Final = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 ACCESS_LOGS_PREFIX: Final = "bucket/"
 ACCESS_LOGS_EXPIRY_DAYS: Final = 90
 
@@ -23,6 +26,7 @@ ACCESS_LOGS_EXPIRY_DAYS: Final = 90
 class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
+        self.node.set_context(SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, True)
         self.runs_table = self._table(
             "RunsTable",
             partition_key=constants.RUNS_PK,

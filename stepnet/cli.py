@@ -138,6 +138,84 @@ def _epoch_progress(config: RunConfig) -> Progress:
     )  # fmt: skip
 
 
+def _client(args: argparse.Namespace) -> Any:
+    from stepnet.client import StepnetClient, resources_from_stack
+
+    resources = resources_from_stack(args.stack, args.region, args.endpoint_url)
+    return StepnetClient(resources, endpoint_url=args.endpoint_url)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    client = _client(args)
+    config = client.upload_dataset(config)
+    arn = client.start(config)
+    console.print(f"started run [bold]{config.run_id}[/]")
+    console.print(f"execution: {arn}")
+    console.print(f"console:   {client.resources.console_url(arn)}")
+    console.print(f"follow it: stepnet watch {config.run_id}")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from stepnet.client import readable_cause
+
+    client = _client(args)
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        console.print(_metric_line(row))
+
+    description = client.watch(args.run_id, on_epoch=on_epoch, poll_seconds=args.poll)
+    for epoch in client.epoch_executions(args.run_id):
+        console.print(f"  {epoch.name}: {epoch.status}")
+    if description["status"] != "SUCCEEDED":
+        console.print(
+            f"[red]run {args.run_id} {description['status']}:[/] {readable_cause(description)}"
+        )
+        return 1
+    console.print(f"[green]run {args.run_id} SUCCEEDED[/]: stepnet fetch {args.run_id} --out DIR")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    for path in _client(args).fetch(args.run_id, Path(args.out)):
+        console.print(f"wrote {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import threading
+
+    from stepnet.engine import LocalAccount
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    with LocalAccount(stack_name=args.stack, port=args.port) as account:
+        assert account.resources is not None
+        console.print(
+            f"local account at {account.endpoint_url} (stack {args.stack!r}, region us-east-1)"
+        )
+        console.print(f"training state machine: {account.resources.training_arn}")
+        console.print(
+            f"try: aws --endpoint-url {account.endpoint_url} stepfunctions start-execution "
+            f"--state-machine-arn {account.resources.training_arn} --name digits-demo "
+            "--input file://examples/digits.json"
+        )
+        console.print("Ctrl-C stops it", style="dim")
+        threading.Event().wait(args.seconds)
+    return 0
+
+
+def _stack_options(parser: argparse.ArgumentParser) -> None:
+    from trainer.constants import DEFAULT_STACK_NAME
+
+    parser.add_argument("--stack", default=DEFAULT_STACK_NAME, help="the CloudFormation stack")
+    parser.add_argument("--region", default=None, help="AWS region (default: your profile's)")
+    parser.add_argument(
+        "--endpoint-url", default=None, help="e.g. http://127.0.0.1:5000 (stepnet serve)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stepnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +229,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--out", help="output folder (default out/<run_id>)")
     p.set_defaults(func=cmd_local)
+
+    p = sub.add_parser("start", help="start a run on a deployed stack")
+    p.add_argument("config")
+    _stack_options(p)
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("watch", help="follow a run until it ends")
+    p.add_argument("run_id")
+    p.add_argument("--poll", type=float, default=5.0, help="seconds between checks")
+    _stack_options(p)
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("fetch", help="download a run's model.npz, model.json, metrics.json")
+    p.add_argument("run_id")
+    p.add_argument("--out", required=True)
+    _stack_options(p)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("serve", help="keep an emulated account running for AWS clients")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--stack", default="stepnet")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepnet.client import StepnetClient, epoch_counts
+from stepnet.client import StepnetClient, epoch_counts, resources_from_stack
 from stepnet.engine import LocalAccount
+from stepnet.engine.account import REGION
 from trainer.config import RunConfig
 
 
@@ -50,8 +51,8 @@ def run_local(
     if owned:
         account.__enter__()
     try:
-        assert account.resources is not None
-        client = StepnetClient(account.resources)
+        resources = resources_from_stack(account.stack_name, REGION, account.endpoint_url)
+        client = StepnetClient(resources, endpoint_url=account.endpoint_url)
         config = client.upload_dataset(config, base)
         started = time.perf_counter()
         client.start(config)

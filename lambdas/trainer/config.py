@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainer.constants import MAX_EPOCHS
+from trainer.constants import HISTORY_EVENT_BUDGET, MAX_EPOCHS
+from trainer.schedule import events_per_step
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 Activation = Literal["relu", "tanh", "sigmoid", "softmax", "linear"]
@@ -22,7 +23,7 @@ Mode = Literal["per_layer", "fused"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DatasetConfig(_Strict):
@@ -49,7 +50,7 @@ class DatasetConfig(_Strict):
 
 
 class LayerConfig(_Strict):
-    units: int = Field(ge=1, le=65_536)
+    units: int = Field(ge=1, le=65_536, strict=True)
     activation: Activation
 
 
@@ -105,15 +106,27 @@ class RunConfig(_Strict):
     loss: Loss
     optimizer: OptimizerConfig
     l2: float = Field(default=0.0, ge=0.0)
-    epochs: int = Field(ge=1, le=MAX_EPOCHS)
-    batch_size: int = Field(ge=1, le=100_000)
-    workers: int = Field(default=1, ge=1, le=40)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    epochs: int = Field(ge=1, le=MAX_EPOCHS, strict=True)
+    batch_size: int = Field(ge=1, le=100_000, strict=True)
+    workers: int = Field(default=1, ge=1, le=40, strict=True)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, strict=True)
     mode: Mode = Field(
         default="per_layer",
         description="per_layer: one Lambda task per layer (inspect the network in the graph); "
         "fused: one task runs all layers of a micro-batch (faster, cheaper, same weights)",
     )
+
+    @model_validator(mode="after")
+    def _a_step_fits_one_execution(self) -> RunConfig:
+        events = events_per_step(workers=self.workers, layers=self.n_layers, mode=self.mode)
+        if events > HISTORY_EVENT_BUDGET:
+            raise ValueError(
+                f"workers × layers: one step of {self.workers} workers through "
+                f"{self.n_layers} layers in {self.mode} mode adds {events} events to an "
+                f"execution's history (budget {HISTORY_EVENT_BUDGET}, limit 25,000); "
+                "use mode 'fused', fewer workers or fewer layers"
+            )
+        return self
 
     @model_validator(mode="after")
     def _loss_matches_output(self) -> RunConfig:
@@ -174,3 +187,13 @@ def parse_config(document: str | bytes | dict[str, Any]) -> RunConfig:
     except ValidationError as error:
         lines = [_describe(e) for e in error.errors()]
         raise ConfigError("invalid run config:\n  " + "\n  ".join(lines)) from None
+
+
+def check_execution_name(config: RunConfig, execution_name: str) -> None:
+    """A run's Training execution is named after the run, so clients find one from the other."""
+    if config.run_id != execution_name:
+        raise ConfigError(
+            f"run_id: the config says {config.run_id!r} but the execution is named "
+            f"{execution_name!r}; start the execution with --name {config.run_id} "
+            "(or leave run_id out of the config)"
+        )

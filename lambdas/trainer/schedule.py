@@ -86,6 +86,10 @@ def events_per_step(*, workers: int, layers: int, mode: str) -> int:
 def steps_per_execution(*, workers: int, layers: int, mode: str) -> int:
     """How many steps one epoch execution may run before it continues in a new execution, so
     that no execution history approaches Step Functions' 25,000-event limit."""
-    return max(
-        1, HISTORY_EVENT_BUDGET // events_per_step(workers=workers, layers=layers, mode=mode)
-    )
+    steps = HISTORY_EVENT_BUDGET // events_per_step(workers=workers, layers=layers, mode=mode)
+    if steps < 1:
+        raise ValueError(
+            f"one step of {workers} workers × {layers} layers in {mode} mode does not fit an "
+            f"execution's {HISTORY_EVENT_BUDGET}-event budget (the run config rejects this)"
+        )
+    return steps

@@ -11,15 +11,16 @@ import io
 import json
 import logging
 import os
+import warnings
 import zipfile
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 from moto import mock_aws
 
+from stepnet.client import StackResources
 from stepnet.engine import patches
 from stepnet.engine.runtime import LambdaRuntime
 from trainer import constants, settings, state
@@ -28,19 +29,6 @@ from trainer.store.provision import create_tables_and_bucket
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 STATEMACHINE_DIR = Path(__file__).resolve().parents[2] / "statemachine"
-
-
-@dataclass(frozen=True)
-class StackResources:
-    """What a stack's outputs tell a client: where to start runs and find their data."""
-
-    stack_name: str
-    region: str
-    training_arn: str
-    epoch_arn: str
-    bucket: str
-    runs_table: str
-    tensors_table: str
 
 
 def resource_names(stack_name: str) -> dict[str, str]:
@@ -83,13 +71,23 @@ def render_definition(path: Path, values: dict[str, str]) -> str:
 
 
 class LocalAccount:
-    """Context manager: an emulated account with the whole stack deployed into it."""
+    """Context manager: an emulated account with the whole stack deployed into it.
 
-    def __init__(self, stack_name: str = constants.DEFAULT_STACK_NAME) -> None:
+    In-process by default (moto intercepts boto3 in this process). With ``port``, moto runs as a
+    server on 127.0.0.1:PORT so that other processes — the AWS CLI, ``stepnet --endpoint-url`` —
+    talk to it; the handlers still run in this process.
+    """
+
+    def __init__(self, stack_name: str = constants.DEFAULT_STACK_NAME, port: int | None = None):
         self.stack_name = stack_name
+        self.port = port
         self.runtime = LambdaRuntime()
         self._exit = ExitStack()
         self.resources: StackResources | None = None
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return None if self.port is None else f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LocalAccount:
         patches.apply()
@@ -102,14 +100,28 @@ class LocalAccount:
             "AWS_DEFAULT_REGION": REGION,
             "MOTO_ACCOUNT_ID": ACCOUNT_ID,
         }
+        if self.port is not None:
+            env |= {"AWS_ENDPOINT_URL": self.endpoint_url or "", "MOTO_PORT": str(self.port)}
         self._saved_env = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        self._exit.enter_context(
-            mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
-        )
+        if self.port is None:
+            self._exit.enter_context(
+                mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+            )
+        else:
+            self._start_server(self.port)
         self.resources = self._deploy()
         patches.set_runtime(self.runtime)
         return self
+
+    def _start_server(self, port: int) -> None:
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        self._exit.callback(server.stop)
 
     def __exit__(self, *exc: object) -> None:
         patches.set_runtime(None)
@@ -122,7 +134,7 @@ class LocalAccount:
                 os.environ[key] = value
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
 
     def _deploy(self) -> StackResources:
         names = resource_names(self.stack_name)
@@ -152,13 +164,35 @@ class LocalAccount:
                 roleArn=role,
                 type="STANDARD",
             )["stateMachineArn"]
-        return StackResources(
+        resources = StackResources(
             stack_name=self.stack_name,
             region=REGION,
             training_arn=machine_arns["Training"],
-            epoch_arn=machine_arns["Epoch"],
             **names,
         )
+        self._stack_outputs(resources)
+        return resources
+
+    def _stack_outputs(self, resources: StackResources) -> None:
+        """A CloudFormation stack with the deployed stack's outputs, so clients find the
+        resources exactly as they do on AWS (``describe_stacks``)."""
+        values = {
+            "training_arn": resources.training_arn,
+            "bucket": resources.bucket,
+            "runs_table": resources.runs_table,
+            "tensors_table": resources.tensors_table,
+        }
+        template = {
+            "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {
+                constants.STACK_OUTPUTS[field]: {"Value": value} for field, value in values.items()
+            },
+        }
+        with warnings.catch_warnings():  # moto does not model the placeholder resource
+            warnings.simplefilter("ignore", UserWarning)
+            self.client("cloudformation").create_stack(
+                StackName=self.stack_name, TemplateBody=json.dumps(template)
+            )
 
     def _role(self) -> str:
         trust = {

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.constants import HISTORY_EVENT_BUDGET, HISTORY_EVENT_LIMIT
+from trainer.constants import HISTORY_EVENT_BUDGET
 from trainer.schedule import (
     epoch_order,
     events_per_step,
@@ -182,18 +182,16 @@ def test_events_per_step_grows_with_workers_and_layers() -> None:
             assert two - one == three - two > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the config allows workers ≤ 40 and up to 64 layers in per_layer mode, but one "
-    "such step can exceed the 20,000-event budget and even the 25,000-event limit (40 workers × "
-    "64 layers: over 36,000 events in one step); steps_per_execution silently returns 1 "
-    "(lambdas/trainer/schedule.py; the config does not reject it, lambdas/trainer/config.py)",
-)
 @pytest.mark.parametrize(("workers", "layers"), [(40, 64), (40, 36), (28, 64)])
-def test_one_step_of_any_valid_config_fits_the_budget(workers: int, layers: int) -> None:
-    # When
-    per_step = events_per_step(workers=workers, layers=layers, mode="per_layer")
-    steps = steps_per_execution(workers=workers, layers=layers, mode="per_layer")
+def test_a_step_too_large_for_one_execution_is_refused(workers: int, layers: int) -> None:
+    # Given a step whose events alone exceed an execution's budget in per-layer mode
+    assert events_per_step(workers=workers, layers=layers, mode="per_layer") > HISTORY_EVENT_BUDGET
 
-    # Then
-    assert per_step * steps <= HISTORY_EVENT_BUDGET < HISTORY_EVENT_LIMIT
+    # When / Then the schedule refuses it rather than planning a failing execution
+    with pytest.raises(ValueError, match="does not fit"):
+        steps_per_execution(workers=workers, layers=layers, mode="per_layer")
+    # and fused mode fits with room to spare
+    fused = steps_per_execution(workers=workers, layers=layers, mode="fused")
+    assert fused * events_per_step(workers=workers, layers=layers, mode="fused") <= (
+        HISTORY_EVENT_BUDGET
+    )

@@ -3,7 +3,7 @@
 from typing import Any
 
 from trainer import settings, state
-from trainer.config import parse_config
+from trainer.config import check_execution_name, parse_config
 from trainer.dataset import prepare, read_dataset
 from trainer.events import InitializeEvent
 from trainer.handlers import logger
@@ -16,6 +16,7 @@ from trainer.training import initial_state
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = InitializeEvent.model_validate(event)
     config = parse_config({"run_id": request.execution_name} | request.config)
+    check_execution_name(config, request.execution_name)
     store = settings.store()
     data, name = read_source(store, config.dataset.source)
     X, y = read_dataset(data, name, config.dataset.label)

@@ -1,0 +1,75 @@
+"""The Lambda asset, bundled with pip and no Docker: aarch64 wheels for the runtime's Python."""
+
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+
+from infra.bundling import bundle_lambda, lambda_code
+from infra.functions import PYTHON_VERSION, RUNTIME
+from trainer import constants
+
+pytestmark = [pytest.mark.infra, pytest.mark.slow]
+
+LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+CPYTHON = f"cpython-{PYTHON_VERSION.replace('.', '')}"
+CP_TAG = f"cp{PYTHON_VERSION.replace('.', '')}"
+
+
+def _size(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+
+
+def test_bundle_holds_aarch64_numpy_and_the_trainer_package(tmp_path: Path) -> None:
+    # Given an empty output directory
+    asset = tmp_path / "asset"
+
+    # When
+    bundle_lambda(asset, python_version=PYTHON_VERSION)
+
+    # Then numpy is built for Lambda's arm64 CPython
+    assert (
+        asset / "numpy" / "_core" / f"_multiarray_umath.{CPYTHON}-aarch64-linux-gnu.so"
+    ).is_file()
+    (wheel,) = asset.glob("numpy-*.dist-info/WHEEL")
+    tags = [
+        line.split(": ")[1] for line in wheel.read_text().splitlines() if line.startswith("Tag:")
+    ]
+    assert tags and all(
+        tag.startswith(f"{CP_TAG}-{CP_TAG}-manylinux") and tag.endswith("_aarch64") for tag in tags
+    )
+    # and every handler module ships, without bytecode or tests
+    for handler in constants.HANDLERS.values():
+        module = handler.rsplit(".", 1)[0]
+        assert (asset / (module.replace(".", "/") + ".py")).is_file(), module
+    assert (asset / "pydantic_core").is_dir()
+    assert (asset / "aws_lambda_powertools").is_dir()
+    assert list(asset.rglob("__pycache__")) == []
+    assert not (asset / "trainer" / "tests").exists()
+    # and it fits Lambda's limit for an unzipped package
+    size = _size(asset)
+    print(f"Lambda asset, unzipped: {size / 1024 / 1024:.1f} MB")
+    assert size < LAMBDA_UNZIPPED_LIMIT_BYTES
+
+
+def test_cdk_bundles_the_asset_locally(tmp_path: Path) -> None:
+    # Given a function using the shared code asset, in an app that bundles (no Docker here)
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Bundled")
+    lambda_.Function(
+        stack,
+        "Function",
+        runtime=RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=constants.HANDLERS["Forward"],
+        code=lambda_code(RUNTIME),
+    )
+
+    # When
+    app.synth()
+
+    # Then the staged asset is the bundle
+    (asset,) = [path for path in tmp_path.glob("asset.*") if path.is_dir()]
+    assert (asset / "trainer" / "__init__.py").is_file()
+    assert (asset / "numpy" / "__init__.py").is_file()

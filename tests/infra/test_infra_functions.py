@@ -1,0 +1,176 @@
+"""The Lambda functions: one per handler, arm64, sized by the spec table or by context."""
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.functions import FUNCTION_SPECS, RUNTIME
+from trainer import constants
+
+pytestmark = pytest.mark.infra
+
+
+def _functions_by_name(template: Template) -> dict[str, dict[str, Any]]:
+    functions = template.find_resources("AWS::Lambda::Function")
+    return {f["Properties"]["FunctionName"]: f["Properties"] for f in functions.values()}
+
+
+def test_spec_table_sizes_exactly_the_handlers() -> None:
+    # Given / When / Then
+    assert set(FUNCTION_SPECS) == set(constants.HANDLERS)
+    assert {logical: spec.handler for logical, spec in FUNCTION_SPECS.items()} == dict(
+        constants.HANDLERS
+    )
+
+
+def test_one_function_per_handler_named_from_the_stack(template: Template, stack: Any) -> None:
+    # Given the synthesized stack
+    # When
+    functions = _functions_by_name(template)
+
+    # Then
+    template.resource_count_is("AWS::Lambda::Function", len(constants.HANDLERS))
+    assert {name: f["Handler"] for name, f in functions.items()} == {
+        constants.function_name(stack.stack_name, logical): handler
+        for logical, handler in constants.HANDLERS.items()
+    }
+
+
+def test_functions_run_python_on_arm64_with_active_tracing(template: Template) -> None:
+    # Given the synthesized stack
+    # When / Then
+    assert RUNTIME.name == "python3.14"
+    template.all_resources_properties(
+        "AWS::Lambda::Function",
+        {
+            "Architectures": ["arm64"],
+            "Runtime": RUNTIME.name,
+            "TracingConfig": {"Mode": "Active"},
+        },
+    )
+
+
+def test_functions_are_sized_by_the_spec_table(template: Template, stack: Any) -> None:
+    # Given the synthesized stack
+    # When
+    functions = _functions_by_name(template)
+
+    # Then
+    for logical, spec in FUNCTION_SPECS.items():
+        function = functions[constants.function_name(stack.stack_name, logical)]
+        assert (function["MemorySize"], function["Timeout"]) == (spec.memory_mb, spec.timeout_s)
+
+
+def test_environment_names_the_tables_bucket_and_service(
+    template: Template, resources: dict[str, Any]
+) -> None:
+    # Given the synthesized stack
+    tables = {
+        next(
+            k["AttributeName"] for k in r["Properties"]["KeySchema"] if k["KeyType"] == "HASH"
+        ): lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::DynamoDB::Table"
+    }
+    data_bucket = next(
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::S3::Bucket" and "LoggingConfiguration" in r["Properties"]
+    )
+
+    # When / Then
+    template.all_resources_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": {
+                    constants.ENV_RUNS_TABLE: {"Ref": tables[constants.RUNS_PK]},
+                    constants.ENV_TENSORS_TABLE: {"Ref": tables[constants.TENSORS_PK]},
+                    constants.ENV_BUCKET: {"Ref": data_bucket},
+                    constants.ENV_SCRATCH_TTL_HOURS: "24",
+                    constants.ENV_SERVICE_NAME: constants.SERVICE_NAME,
+                    constants.ENV_LOG_LEVEL: "INFO",
+                }
+            }
+        },
+    )
+
+
+def test_context_overrides_memory_and_timeout_of_one_function(make_stack: Any) -> None:
+    # Given memory and timeout overrides, the timeout as `-c timeout=...` passes it (a string)
+    overrides = {"memory": {"Forward": 3008}, "timeout": '{"Forward": 600}'}
+
+    # When
+    stack = make_stack(overrides)
+    functions = _functions_by_name(Template.from_stack(stack))
+
+    # Then
+    forward = functions[constants.function_name(stack.stack_name, "Forward")]
+    cost = functions[constants.function_name(stack.stack_name, "Cost")]
+    assert (forward["MemorySize"], forward["Timeout"]) == (3008, 600)
+    assert (cost["MemorySize"], cost["Timeout"]) == (
+        FUNCTION_SPECS["Cost"].memory_mb,
+        FUNCTION_SPECS["Cost"].timeout_s,
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"memory": {"Forwrd": 2048}}, "unknown function 'Forwrd'"),
+        ({"memory": {"Forward": 64}}, r"Forward must be an integer in \[128, 10240\]"),
+        ({"timeout": {"Forward": 901}}, r"Forward must be an integer in \[1, 900\]"),
+    ],
+)
+def test_context_overrides_are_validated(
+    make_stack: Any, overrides: dict[str, Any], message: str
+) -> None:
+    # Given a mistyped or out-of-range override
+    # When / Then
+    with pytest.raises(ValueError, match=message):
+        make_stack(overrides)
+
+
+def test_function_roles_use_no_managed_policy_and_reach_only_the_stack_storage(
+    template: Template, resources: dict[str, Any]
+) -> None:
+    # Given the functions' roles
+    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in _functions_by_name_raw(resources)}
+    tables = [lid for lid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
+
+    # When / Then
+    for role in roles:
+        assert "ManagedPolicyArns" not in resources[role]["Properties"]
+        template.has_resource_properties(
+            "AWS::IAM::Policy",
+            {
+                "Roles": [{"Ref": role}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Action": Match.array_with(
+                                        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
+                                    ),
+                                    "Resource": [{"Fn::GetAtt": [t, "Arn"]} for t in tables],
+                                }
+                            ),
+                            Match.object_like(
+                                {
+                                    "Action": Match.array_with(["s3:GetObject", "s3:PutObject"]),
+                                    "Resource": {
+                                        "Fn::Join": ["", [Match.any_value(), "/*"]],
+                                    },
+                                }
+                            ),
+                        ]
+                    )
+                },
+            },
+        )
+
+
+def _functions_by_name_raw(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
