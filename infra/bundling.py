@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
@@ -65,7 +65,8 @@ class LocalPipBundling:
     def __init__(self, *, python_version: str) -> None:
         self.python_version = python_version
 
-    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+    # jsii passes the BundlingOptions positionally (its typing stub says keywords); unused here.
+    def try_bundle(self, output_dir: str, *_options: Any, **_keyword_options: Any) -> bool:
         bundle_lambda(Path(output_dir), python_version=self.python_version)
         return True
 

@@ -39,17 +39,19 @@ class FunctionSpec:
     timeout_s: int
 
 
-H = constants.HANDLERS
+_HANDLER = constants.HANDLERS  # the handler paths are shared with the local engine
+# 1769 MB is one full vCPU: numpy's matrix products are CPU-bound. Initialize loads the dataset,
+# Finalize exports the model, Gradients runs every layer of a micro-batch (fused mode).
 FUNCTION_SPECS: Final[Mapping[str, FunctionSpec]] = {
-    "Initialize": FunctionSpec(H["Initialize"], memory_mb=1769, timeout_s=300),  # loads datasets
-    "Plan": FunctionSpec(H["Plan"], memory_mb=512, timeout_s=60),
-    "Forward": FunctionSpec(H["Forward"], memory_mb=1769, timeout_s=300),
-    "Cost": FunctionSpec(H["Cost"], memory_mb=1024, timeout_s=120),
-    "Backward": FunctionSpec(H["Backward"], memory_mb=1769, timeout_s=300),
-    "Update": FunctionSpec(H["Update"], memory_mb=1024, timeout_s=120),
-    "Evaluate": FunctionSpec(H["Evaluate"], memory_mb=1769, timeout_s=300),
-    "Finalize": FunctionSpec(H["Finalize"], memory_mb=1024, timeout_s=120),  # exports the model
-    "Gradients": FunctionSpec(H["Gradients"], memory_mb=1769, timeout_s=300),  # fused mode
+    "Initialize": FunctionSpec(_HANDLER["Initialize"], memory_mb=1769, timeout_s=300),
+    "Plan": FunctionSpec(_HANDLER["Plan"], memory_mb=512, timeout_s=60),
+    "Forward": FunctionSpec(_HANDLER["Forward"], memory_mb=1769, timeout_s=300),
+    "Cost": FunctionSpec(_HANDLER["Cost"], memory_mb=1024, timeout_s=120),
+    "Backward": FunctionSpec(_HANDLER["Backward"], memory_mb=1769, timeout_s=300),
+    "Update": FunctionSpec(_HANDLER["Update"], memory_mb=1024, timeout_s=120),
+    "Evaluate": FunctionSpec(_HANDLER["Evaluate"], memory_mb=1769, timeout_s=300),
+    "Finalize": FunctionSpec(_HANDLER["Finalize"], memory_mb=1024, timeout_s=120),
+    "Gradients": FunctionSpec(_HANDLER["Gradients"], memory_mb=1769, timeout_s=300),
 }
 
 

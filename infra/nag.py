@@ -28,7 +28,7 @@ def _flatten(node: Any) -> str:
         ((function, argument),) = node.items()
         if function == "Fn::Join":
             delimiter, items = argument
-            return delimiter.join(_flatten(item) for item in items)
+            return str(delimiter).join(_flatten(item) for item in items)
         if function in ("Fn::Sub", "Fn::ImportValue"):
             return _flatten(argument)
         if function == "Fn::GetAtt":

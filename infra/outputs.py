@@ -13,7 +13,9 @@ TRAINING_STATE_MACHINE_ARN: Final = constants.STACK_OUTPUTS["training_arn"]
 BUCKET_NAME: Final = constants.STACK_OUTPUTS["bucket"]
 RUNS_TABLE_NAME: Final = constants.STACK_OUTPUTS["runs_table"]
 TENSORS_TABLE_NAME: Final = constants.STACK_OUTPUTS["tensors_table"]
-TRAINING_CONSOLE_URL: Final = "TrainingStateMachineConsoleUrl"  # for people, not the client
+# For people, not the client:
+TRAINING_CONSOLE_URL: Final = "TrainingStateMachineConsoleUrl"
+ACCESS_LOGS_BUCKET_NAME: Final = "AccessLogsBucketName"  # retained by `cdk destroy`
 
 
 def console_url(region: str, state_machine_arn: str) -> str:
@@ -30,6 +32,7 @@ def add_outputs(stack: Stack, *, training: sfn.StateMachine, storage: Storage) -
         BUCKET_NAME: storage.bucket.bucket_name,
         RUNS_TABLE_NAME: storage.runs_table.table_name,
         TENSORS_TABLE_NAME: storage.tensors_table.table_name,
+        ACCESS_LOGS_BUCKET_NAME: storage.access_logs_bucket.bucket_name,
     }
     for key, value in values.items():
         CfnOutput(stack, key, value=value)  # a direct child of the stack: its id is the key

@@ -50,20 +50,28 @@ class References:
     awaited: frozenset[str]  # those of them it waits for (.sync, .sync:2)
 
 
+def _named(placeholder: str, suffix: str, known: Mapping[str, str]) -> str | None:
+    """The logical name in `<Logical><suffix>`, if it is one of `known`."""
+    logical = placeholder.removesuffix(suffix)
+    return logical if placeholder.endswith(suffix) and logical in known else None
+
+
 def read_references(logical: str, path: Path) -> References:
     text = path.read_text()
     functions: set[str] = set()
     machines: set[str] = set()
     for name in set(PLACEHOLDER.findall(text)):
-        if name.endswith(FUNCTION_ARN) and name.removesuffix(FUNCTION_ARN) in constants.HANDLERS:
-            functions.add(name.removesuffix(FUNCTION_ARN))
-        elif name == f"{logical}{STATE_MACHINE_ARN}":
+        function = _named(name, FUNCTION_ARN, constants.HANDLERS)
+        machine = _named(name, STATE_MACHINE_ARN, constants.STATE_MACHINES)
+        if function:
+            functions.add(function)
+        elif machine == logical:
             raise ValueError(
                 f"{path}: ${{{name}}} is the machine's own ARN, a circular reference in "
                 "CloudFormation; use $$.StateMachine.Id"
             )
-        elif name.removesuffix(STATE_MACHINE_ARN) in constants.STATE_MACHINES:
-            machines.add(name.removesuffix(STATE_MACHINE_ARN))
+        elif machine:
+            machines.add(machine)
         else:
             raise ValueError(
                 f"{path}: unknown placeholder ${{{name}}}; expected ${{<Logical>{FUNCTION_ARN}}} "
@@ -109,8 +117,9 @@ def _started_machine(logical: str, task: Mapping[str, Any], where: str) -> str:
     if OWN_ARN.match(arn):
         return logical
     placeholder = PLACEHOLDER.fullmatch(arn)
-    if placeholder and placeholder[1].removesuffix(STATE_MACHINE_ARN) in constants.STATE_MACHINES:
-        return placeholder[1].removesuffix(STATE_MACHINE_ARN)
+    started = placeholder and _named(placeholder[1], STATE_MACHINE_ARN, constants.STATE_MACHINES)
+    if started:
+        return started
     raise ValueError(
         f"{where}: cannot tell which state machine it starts from {arn!r}; use "
         f"${{<Logical>{STATE_MACHINE_ARN}}} or $$.StateMachine.Id"

@@ -62,7 +62,7 @@ def run_local(
                 target=_report_steps, args=(account, on_step, stop), daemon=True
             ).start()
         try:
-            description = client.watch(config.run_id, on_epoch=on_epoch, poll_seconds=0.1)
+            description = client.watch(config.run_id, on_epoch=on_epoch, poll_seconds=0.5)
         finally:
             stop.set()
         run = LocalRun(

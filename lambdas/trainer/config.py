@@ -86,7 +86,7 @@ class OptimizerConfig(_Strict):
                 "momentum": {"momentum"},
                 "adam": {"beta1", "beta2", "epsilon"},
             }
-            name = data.get("name")
+            name = str(data.get("name"))
             # fields of another optimizer; anything else is left to the "unknown field" check
             misplaced = (set(data) & set().union(*allowed.values())) - allowed.get(name, set())
             if name in allowed and misplaced:

@@ -5,7 +5,9 @@
   ``std`` of the training part), ``classes`` (classification: original labels in output order),
   ``n_features``, ``run_id``, ``epochs`` and ``version`` (optimizer steps applied).
 - ``metrics.json``: ``{"run_id": …, "epochs": [{"epoch", "train_loss", "val_loss",
-  "val_accuracy"?}, …]}``.
+  "val_accuracy"?, "version"?}, …]}`` — ``train_loss`` is the data loss (no L2) of the epoch's
+  final weights on the whole training part; the pipeline adds ``version``, the weights version
+  the epoch ended on.
 """
 
 from __future__ import annotations

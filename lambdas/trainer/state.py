@@ -7,8 +7,8 @@ gradients and micro-batches are scratch (TTL).
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +33,7 @@ def run_config(store: Store, run_id: str) -> RunConfig:
     return config
 
 
-def dataset_info(store: Store, run_id: str) -> dict:
+def dataset_info(store: Store, run_id: str) -> dict[str, Any]:
     return store.runs.get_dataset_info(run_id)
 
 
@@ -91,8 +91,9 @@ def load_data(store: Store, run_id: str, part: str) -> tuple[np.ndarray, np.ndar
     return bundle["X"], bundle["Y"]
 
 
-def metrics_json(store: Store, run_id: str) -> list[dict]:
-    return [json.loads(json.dumps(row)) for row in store.runs.list_epoch_metrics(run_id)]
+def epoch_metrics(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's evaluated epochs, in order (rows of ``metrics.json``)."""
+    return store.runs.list_epoch_metrics(run_id)
 
 
 def create_run(store: Store, config: RunConfig, prepared: PreparedData) -> None:
@@ -201,14 +202,14 @@ def load_gradients(
     ]
 
 
-def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, list[dict]]:
+def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, list[dict[str, Any]]]:
     """Write model.npz, model.json and metrics.json under ``runs/<run_id>/model/``.
 
     Returns the folder's s3:// URI and the per-epoch metrics.
     """
     info = dataset_info(store, config.run_id)
     params = load_params(store, config.run_id, version, config.n_layers)
-    metrics = metrics_json(store, config.run_id)
+    metrics = epoch_metrics(store, config.run_id)
     prefix = model_prefix(config.run_id)
     store.objects.put_bytes(prefix + exports.MODEL_NPZ, exports.model_npz_bytes(params))
     document = exports.model_document(

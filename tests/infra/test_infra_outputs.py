@@ -14,7 +14,10 @@ pytestmark = pytest.mark.infra
 
 def test_outputs_include_every_key_the_client_reads(template: Template) -> None:
     # Given the keys stepnet's client looks up
-    expected = set(constants.STACK_OUTPUTS.values()) | {outputs.TRAINING_CONSOLE_URL}
+    expected = set(constants.STACK_OUTPUTS.values()) | {
+        outputs.TRAINING_CONSOLE_URL,
+        outputs.ACCESS_LOGS_BUCKET_NAME,
+    }
 
     # When
     keys = set(template.to_json()["Outputs"])
@@ -40,10 +43,12 @@ def test_outputs_name_the_training_machine_bucket_and_tables(
         (outputs.BUCKET_NAME, "AWS::S3::Bucket"),
         (outputs.RUNS_TABLE_NAME, "AWS::DynamoDB::Table"),
         (outputs.TENSORS_TABLE_NAME, "AWS::DynamoDB::Table"),
+        (outputs.ACCESS_LOGS_BUCKET_NAME, "AWS::S3::Bucket"),
     ]:
         referenced = values[key]["Ref"]
         assert template.to_json()["Resources"][referenced]["Type"] == resource_type
     assert values[outputs.RUNS_TABLE_NAME] != values[outputs.TENSORS_TABLE_NAME]
+    assert values[outputs.BUCKET_NAME] != values[outputs.ACCESS_LOGS_BUCKET_NAME]
 
 
 def test_console_url_opens_the_training_machine(template: Template, logical_id_named: Any) -> None:

@@ -147,3 +147,17 @@ def test_data_bucket_expires_scratch_and_logs_its_access(template: Template) -> 
             "LoggingConfiguration": {"DestinationBucketName": {"Ref": Match.any_value()}},
         },
     )
+
+
+def test_data_bucket_goes_with_the_stack_and_its_access_logs_stay(template: Template) -> None:
+    # Given the buckets
+    buckets = template.find_resources("AWS::S3::Bucket")
+
+    # When
+    policies = {
+        "data" if "LoggingConfiguration" in b["Properties"] else "access logs": b["DeletionPolicy"]
+        for b in buckets.values()
+    }
+
+    # Then (docs/deploy.md: empty the data bucket before `cdk destroy`)
+    assert policies == {"data": "Delete", "access logs": "Retain"}
