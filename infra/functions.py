@@ -39,19 +39,10 @@ class FunctionSpec:
     timeout_s: int
 
 
-_HANDLER = constants.HANDLERS  # the handler paths are shared with the local engine
-# 1769 MB is one full vCPU: numpy's matrix products are CPU-bound. Initialize loads the dataset,
-# Finalize exports the model, Gradients runs every layer of a micro-batch (fused mode).
+# The handler paths and sizes are shared with the local engine and the cost model.
 FUNCTION_SPECS: Final[Mapping[str, FunctionSpec]] = {
-    "Initialize": FunctionSpec(_HANDLER["Initialize"], memory_mb=1769, timeout_s=300),
-    "Plan": FunctionSpec(_HANDLER["Plan"], memory_mb=512, timeout_s=60),
-    "Forward": FunctionSpec(_HANDLER["Forward"], memory_mb=1769, timeout_s=300),
-    "Cost": FunctionSpec(_HANDLER["Cost"], memory_mb=1024, timeout_s=120),
-    "Backward": FunctionSpec(_HANDLER["Backward"], memory_mb=1769, timeout_s=300),
-    "Update": FunctionSpec(_HANDLER["Update"], memory_mb=1024, timeout_s=120),
-    "Evaluate": FunctionSpec(_HANDLER["Evaluate"], memory_mb=1769, timeout_s=300),
-    "Finalize": FunctionSpec(_HANDLER["Finalize"], memory_mb=1024, timeout_s=120),
-    "Gradients": FunctionSpec(_HANDLER["Gradients"], memory_mb=1769, timeout_s=300),
+    logical: FunctionSpec(handler, *constants.FUNCTION_SIZES[logical])
+    for logical, handler in constants.HANDLERS.items()
 }
 
 
@@ -59,12 +50,6 @@ def sized_specs(
     *, memory: Mapping[str, int] | str | None = None, timeout: Mapping[str, int] | str | None = None
 ) -> dict[str, FunctionSpec]:
     """FUNCTION_SPECS with the context overrides applied (`-c` passes them as JSON strings)."""
-    if set(FUNCTION_SPECS) != set(constants.HANDLERS):
-        raise ValueError(
-            "infra/functions.py FUNCTION_SPECS must size exactly the handlers in "
-            f"constants.HANDLERS; missing {sorted(set(constants.HANDLERS) - set(FUNCTION_SPECS))}, "
-            f"unknown {sorted(set(FUNCTION_SPECS) - set(constants.HANDLERS))}"
-        )
     memory_mb = _overrides("memory", memory, MEMORY_LIMITS_MB)
     timeout_s = _overrides("timeout", timeout, TIMEOUT_LIMITS_S)
     return {

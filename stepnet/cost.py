@@ -658,7 +658,7 @@ class _Unit:
     flops: float
 
 
-def _units(shapes: Shapes, mode: str) -> list[_Unit]:
+def _units(shapes: Shapes, mode: str, inline_limit: int = INLINE_LIMIT_BYTES) -> list[_Unit]:
     """Every invocation of one epoch, grouped by kind (the last micro-batch and step apart)."""
     L, run = shapes.layers, shapes.run_id
     v, e, s = 1, 1, 0  # representative version, epoch, step: keys are zero-padded
@@ -667,7 +667,7 @@ def _units(shapes: Shapes, mode: str) -> list[_Unit]:
     def one(fn: str, count: float, flops: float, replay: Any) -> None:
         if count <= 0:
             return
-        tally = _Tally()
+        tally = _Tally(inline_limit)
         replay(tally)
         units.append(_Unit(fn, count, tally.usage[fn], flops))
 
@@ -839,7 +839,12 @@ def _units(shapes: Shapes, mode: str) -> list[_Unit]:
     return units
 
 
-def _run_units(shapes: Shapes, config: RunConfig, uploaded_bytes: int | None) -> list[_Unit]:
+def _run_units(
+    shapes: Shapes,
+    config: RunConfig,
+    uploaded_bytes: int | None,
+    inline_limit: int = INLINE_LIMIT_BYTES,
+) -> list[_Unit]:
     """The fixed part of a run: Initialize and Finalize (runs-table items sized roughly)."""
     run, L = shapes.run_id, shapes.layers
     units: list[_Unit] = []
@@ -882,7 +887,7 @@ def _run_units(shapes: Shapes, config: RunConfig, uploaded_bytes: int | None) ->
         t.runs_put("Finalize", record("status", 120))
 
     for fn, replay in (("Initialize", initialize), ("Finalize", finalize)):
-        tally = _Tally()
+        tally = _Tally(inline_limit)
         replay(tally)
         units.append(_Unit(fn, 1, tally.usage[fn], 0.0))
     return units
@@ -1010,10 +1015,13 @@ def model_epoch(
     *,
     duration: DurationModel | None = None,
     memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB,
+    inline_limit: int = INLINE_LIMIT_BYTES,
 ) -> Usage:
-    """One epoch's usage in ``mode`` (transitions, invocations, store requests, GB-s)."""
+    """One epoch's usage in ``mode`` (transitions, invocations, store requests, GB-s).
+
+    ``inline_limit``: the tensor store's spill threshold (the deployed store's by default)."""
     duration = duration or DurationModel()
-    units = _units(shapes, mode)
+    units = _units(shapes, mode, inline_limit)
     usage = _usage(units, duration, memory_mb)
     epoch_transitions = epoch_machine_transitions(shapes, mode)
     return replace(
@@ -1032,11 +1040,11 @@ def model_run_fixed(
     uploaded_bytes: int | None = None,
     duration: DurationModel | None = None,
     memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB,
+    inline_limit: int = INLINE_LIMIT_BYTES,
 ) -> Usage:
     """The part of a run that does not repeat per epoch: Initialize, Export, 2 transitions."""
-    usage = _usage(
-        _run_units(shapes, config, uploaded_bytes), duration or DurationModel(), memory_mb
-    )
+    units = _run_units(shapes, config, uploaded_bytes, inline_limit)
+    usage = _usage(units, duration or DurationModel(), memory_mb)
     return replace(usage, transitions=TRAINING_TRANSITIONS_PER_RUN)
 
 

@@ -47,6 +47,22 @@ HANDLERS: Final = {
     "Gradients": "trainer.handlers.gradients.handler",
 }
 
+# Memory (MB) and timeout (s) per function, shared by the stack, the local engine and the cost
+# model. 1769 MB is one full vCPU: numpy's matrix products are CPU-bound. Initialize loads the
+# dataset, Evaluate runs the whole training and validation sets, Gradients every layer of a
+# micro-batch (fused mode). The stack lets CDK context override them per deployment.
+FUNCTION_SIZES: Final = {
+    "Initialize": (1769, 300),
+    "Plan": (512, 60),
+    "Forward": (1769, 300),
+    "Cost": (1024, 120),
+    "Backward": (1769, 300),
+    "Update": (1024, 120),
+    "Evaluate": (1769, 300),
+    "Finalize": (1024, 120),
+    "Gradients": (1769, 300),
+}
+
 # --- State machines: logical name -> ASL file under statemachine/ ------------------------------
 # Children first: a machine's ARN is substituted into its parent's definition.
 STATE_MACHINES: Final = {

@@ -220,8 +220,8 @@ class LocalAccount:
             Handler=handler,
             Code={"ZipFile": _placeholder_zip()},
             Environment={"Variables": environment},
-            MemorySize=1024,
-            Timeout=900,
+            MemorySize=constants.FUNCTION_SIZES[logical][0],
+            Timeout=constants.FUNCTION_SIZES[logical][1],
         )
         return str(response["FunctionArn"])
 

@@ -1,0 +1,185 @@
+"""The analytic cost model (stepnet.cost) against what a metered local run actually did.
+
+Rule for the store: every request a handler makes is counted — writes as made, tensor reads as
+the handlers ask for them ("cold": what a Lambda container without the tensor cached would
+send). Per epoch, the model must equal the meter exactly: requests, capacity units, S3 calls and
+bytes. The one exception is the run config, read once per container (so once per process here)
+and deliberately not modeled per task: at most one config read per function.
+For the fixed part of a run (Initialize, Export) the model sizes the runs-table records roughly:
+request counts must be equal, capacity units within 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepnet import cost
+from stepnet.client import epoch_counts
+from stepnet.datasets import synthetic_classification, write_npz
+from stepnet.local import run_local
+from stepnet.metering import Meter
+from trainer import schedule, settings
+from trainer.config import parse_config
+
+pytestmark = pytest.mark.engine
+
+EPOCHS = 2
+INLINE_LIMIT = 700  # bytes: some bundles of this network spill to S3, some stay inline
+STORE_FIELDS = [f for f in cost.StoreUsage().as_dict() if not f.startswith("config_")]
+
+
+def _config(path: Path, mode: str) -> Any:
+    return parse_config(
+        {
+            "run_id": f"metered-{mode.replace('_', '-')}",
+            "dataset": {"source": str(path), "validation_fraction": 0.2},
+            "model": {
+                "layers": [
+                    {"units": 8, "activation": "tanh"},
+                    {"units": 3, "activation": "softmax"},
+                ]
+            },
+            "loss": "cross_entropy",
+            "optimizer": {"name": "adam", "learning_rate": 0.01},
+            "l2": 0.001,
+            "epochs": EPOCHS,
+            # 80 training examples: 3 steps of up to 5 micro-batches of 7; the last step has
+            # two micro-batches and the last of those only 3 examples
+            "batch_size": 7,
+            "workers": 5,
+            "seed": 3,
+            "mode": mode,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    X, y = synthetic_classification(n=100, d=6, k=3, seed=4)
+    return write_npz(tmp_path_factory.mktemp("metering") / "blobs.npz", X, y)
+
+
+@pytest.fixture(scope="module", params=["per_layer", "fused"])
+def metered_run(request, account, dataset: Path) -> dict[str, Any]:
+    """One metered run per mode, each epoch split into two executions by a small step budget."""
+    mode = request.param
+    config = _config(dataset, mode)
+    budget = 2 * schedule.events_per_step(workers=config.workers, layers=config.n_layers, mode=mode)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schedule, "HISTORY_EVENT_BUDGET", budget)
+        settings.store().tensors.inline_limit = INLINE_LIMIT
+        try:
+            with Meter(account) as meter:
+                run = run_local(config, None, account=account)
+        finally:
+            settings.store().tensors.inline_limit = cost.INLINE_LIMIT_BYTES
+        shapes = cost.shapes_for(config, n_train=80, n_val=20, n_features=6)
+        model = cost.model_epoch(shapes, mode, inline_limit=INLINE_LIMIT)
+        fixed = cost.model_run_fixed(shapes, config, uploaded_bytes=0, inline_limit=INLINE_LIMIT)
+        parts = cost.epoch_parts(shapes, mode)
+    return {
+        "mode": mode,
+        "config": config,
+        "run": run,
+        "meter": meter.functions(),
+        "shapes": shapes,
+        "model": model,
+        "fixed": fixed,
+        "parts": parts,
+    }
+
+
+def test_the_metered_run_trains_and_splits_each_epoch(metered_run) -> None:
+    # Given a metered run with a two-step budget per execution
+    run, shapes = metered_run["run"], metered_run["shapes"]
+
+    # Then it succeeded, and the model's three steps per epoch took two executions
+    assert run.succeeded, run.description
+    assert (shapes.n_train, shapes.steps, shapes.microbatches) == (80, 3, 12)
+    assert metered_run["parts"] == 2
+    assert [row["executions"] for row in run.per_epoch] == [2] * EPOCHS
+
+
+def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
+    # Given the model of one epoch and the run's histories
+    run, model, config = metered_run["run"], metered_run["model"], metered_run["config"]
+
+    # When transitions are counted from the histories (StateEntered events)
+    per_epoch = [row["transitions"] for row in run.per_epoch]
+    training = epoch_counts(run.histories[config.run_id])["transitions"]
+
+    # Then each epoch's executions, and the Training execution, match the model
+    assert per_epoch == [model.epoch_transitions] * EPOCHS
+    assert training == cost.TRAINING_TRANSITIONS_PER_RUN + EPOCHS * (
+        model.transitions - model.epoch_transitions
+    )
+
+
+def test_lambda_invocations_equal_the_model_exactly(metered_run) -> None:
+    # Given the metered invocations per function
+    meter, model, run = metered_run["meter"], metered_run["model"], metered_run["run"]
+
+    # When compared per function with the model (per epoch times the epochs)
+    counted = {name: m.invocations for name, m in meter.items()}
+    expected = {name: u.invocations * EPOCHS for name, u in model.functions.items()}
+    expected |= {"Initialize": 1, "Finalize": 1}
+
+    # Then they are equal, and the histories agree (Evaluate runs in the Training execution)
+    assert counted == expected
+    in_epochs = sum(row["lambda_invocations"] for row in run.per_epoch)
+    assert in_epochs == sum(counted.values()) - counted["Evaluate"] - 2
+
+
+def test_store_requests_and_units_equal_the_model_exactly(metered_run) -> None:
+    # Given the meter's cold counts and the model, per epoch function
+    meter, model = metered_run["meter"], metered_run["model"]
+
+    for name, usage in model.functions.items():
+        # When the model's epoch is scaled to the run's epochs
+        expected = usage.store.scaled(EPOCHS).as_dict()
+        counted = meter[name].aws.as_dict()
+
+        # Then every request, unit and byte is equal (config reads aside)
+        assert {f: counted[f] for f in STORE_FIELDS} == {f: expected[f] for f in STORE_FIELDS}, name
+
+    # and the run config was read at most once per function (once per process here)
+    config_reads = sum(m.aws.config_reads for m in meter.values())
+    assert 1 <= config_reads <= len(meter)
+
+
+def test_some_tensors_spilled_to_s3_and_some_stayed_inline(metered_run) -> None:
+    # Given the per-epoch store totals of the model
+    store = metered_run["model"].store
+
+    # Then the run exercised both paths of the store
+    assert 0 < store.s3_puts < store.ddb_writes
+    assert 0 < store.s3_gets < store.rru
+
+
+def test_the_local_cache_only_removes_reads(metered_run) -> None:
+    # Given what the local engine really sent and what cold containers would send
+    for name, m in metered_run["meter"].items():
+        # Then writes are the same and reads are never more
+        assert m.local.ddb_writes == m.aws.ddb_writes, name
+        assert m.local.s3_puts == m.aws.s3_puts, name
+        assert m.local.ddb_reads <= m.aws.ddb_reads, name
+        assert m.local.s3_gets <= m.aws.s3_gets, name
+
+
+def test_initialize_and_export_requests_equal_the_model(metered_run) -> None:
+    # Given the fixed part of the run (Initialize reads the dataset the client uploaded)
+    meter, fixed = metered_run["meter"], metered_run["fixed"]
+
+    for name in cost.RUN_FUNCTIONS:
+        counted, expected = meter[name].aws, fixed.functions[name].store
+
+        # Then the requests are equal and the capacity units within 2
+        assert counted.ddb_writes == expected.ddb_writes, name
+        assert counted.ddb_reads == expected.ddb_reads, name
+        assert counted.s3_puts == expected.s3_puts, name
+        assert counted.s3_gets == expected.s3_gets, name
+        assert abs(counted.wru - expected.wru) <= 2, name
+        assert abs(counted.rru - expected.rru) <= 2, name
