@@ -8,24 +8,30 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
 2. ``states:startExecution.sync:2`` works: moto 5.2.5 passes the ASL's PascalCase parameters
    (``StateMachineArn``, ``Input``, ``Name``) to botocore unchanged and reads the camelCase response
    as PascalCase. The patch maps parameter names to botocore's and the response back.
-3. Speed: one cached boto3 client per (service, region) instead of a new client per Task, and a
-   short poll interval while a parent waits for a child execution.
+3. Speed: JSONPath expressions parsed once (moto builds a new jsonpath-ng parser, lexer and
+   LR tables for every path it evaluates: most of its time per state), one cached boto3 client
+   per (service, region) instead of a new client per Task, and a short poll interval while a
+   parent waits for a child execution.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from typing import Any
 
+import jsonpath_ng
+import jsonpath_ng.ext
 import moto
 from moto.awslambda import models as lambda_models
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback,
     state_task_service_sfn,
 )
-from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 
 from stepnet.engine.runtime import LambdaRuntime, payload_json
 
@@ -69,6 +75,7 @@ def apply() -> None:
         _patch_lambda_invocation()
         _patch_sfn_sync2()
         _patch_boto_clients()
+        _patch_json_path_parsing()
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
         _state["applied"] = True
 
@@ -200,3 +207,15 @@ def _patch_boto_clients() -> None:
 
 
 _lock_clients = threading.Lock()
+
+
+# --- 4. JSONPath parsed once --------------------------------------------------------------------
+
+JSON_PATH_CACHE_SIZE = 4096
+
+
+def _patch_json_path_parsing() -> None:
+    # Parsed paths are immutable trees: evaluating one (find, update) never changes it, so one
+    # parse can serve every state and thread.
+    json_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
+    result_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.parse)  # type: ignore[attr-defined]

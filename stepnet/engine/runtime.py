@@ -8,6 +8,7 @@ so the ASL's Retry and Catch see what they would see on AWS.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], Any]
+_request_ids = itertools.count(1)
 
 
 @dataclass
@@ -27,7 +29,7 @@ class LambdaContext:
 
     function_name: str
     memory_limit_in_mb: int = 1024
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    aws_request_id: str = field(default_factory=lambda: f"local-{next(_request_ids):012d}")
     invoked_function_arn: str = ""
     function_version: str = "$LATEST"
     log_group_name: str = ""
