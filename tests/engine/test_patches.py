@@ -1,0 +1,124 @@
+"""The moto patches the local engine stands on: pinned, and each one checked for its effect, so
+that an upgrade which breaks one fails here, loudly, rather than somewhere in a training run."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import moto
+import pytest
+from moto.stepfunctions.parser.asl.utils import json_path
+
+from stepnet.engine import patches
+
+pytestmark = pytest.mark.engine
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def test_the_installed_moto_is_the_one_the_patches_were_written_for() -> None:
+    # Given / When / Then: no error for the pinned version
+    patches.check_version()
+
+
+@pytest.mark.parametrize("version", ["5.2.4", "5.3.0", "6.0.0"])
+def test_another_moto_version_is_refused(monkeypatch, version: str) -> None:
+    # Given
+    monkeypatch.setattr(moto, "__version__", version)
+
+    # When / Then
+    with pytest.raises(
+        patches.EngineCompatibilityError, match=re.escape("re-verify stepnet/engine/patches.py")
+    ):
+        patches.check_version()
+
+
+def test_the_dependency_pin_matches_the_supported_range() -> None:
+    # Given the moto requirement in pyproject.toml
+    pin = re.search(r'"moto\[[^\]]*\]>=([\d.]+),<([\d.]+)"', PYPROJECT.read_text())
+    assert pin is not None
+
+    # Then it is exactly the range the patches support
+    low, high = patches.SUPPORTED_MOTO
+    assert pin.group(1) == ".".join(map(str, low))
+    assert pin.group(2) == ".".join(map(str, high[:2]))
+
+
+def test_json_paths_are_parsed_once(account) -> None:
+    # Given the patched parser
+    parse = json_path.parse
+    before = parse.cache_info().hits
+
+    # When the same path is evaluated twice
+    json_path.extract_json("$.cursor.version", {"cursor": {"version": 3}})
+    value = json_path.extract_json("$.cursor.version", {"cursor": {"version": 4}})
+
+    # Then the second evaluation reused the parse, and the value is right
+    assert value == 4
+    assert parse.cache_info().hits > before
+
+
+def test_a_nested_sync2_execution_returns_its_parsed_output(account) -> None:
+    # Given a parent that starts a child with startExecution.sync:2 (moto 5.2.5 fails this
+    # without the patch: PascalCase parameters reach botocore)
+    sfn = account.client("stepfunctions")
+    role = "arn:aws:iam::123456789012:role/stepnet-local"
+    child = sfn.create_state_machine(
+        name="patch-child",
+        roleArn=role,
+        definition=json.dumps(
+            {
+                "StartAt": "Echo",
+                "States": {"Echo": {"Type": "Pass", "Result": {"ok": 1}, "End": True}},
+            }
+        ),
+    )["stateMachineArn"]
+    parent = sfn.create_state_machine(
+        name="patch-parent",
+        roleArn=role,
+        definition=json.dumps(
+            {
+                "StartAt": "Start child",
+                "States": {
+                    "Start child": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                        "Parameters": {
+                            "StateMachineArn": child,
+                            "Name": "patch-child-1",
+                            "Input": {},
+                        },
+                        "ResultSelector": {"ok.$": "$.Output.ok", "arn.$": "$.ExecutionArn"},
+                        "End": True,
+                    }
+                },
+            }
+        ),
+    )["stateMachineArn"]
+
+    # When
+    arn = sfn.start_execution(stateMachineArn=parent, input="{}")["executionArn"]
+    while (description := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        time.sleep(0.05)
+
+    # Then the child ran under its name and its output came back parsed, PascalCase keys
+    assert description["status"] == "SUCCEEDED", description
+    output = json.loads(description["output"])
+    assert output["ok"] == 1
+    assert output["arn"].endswith(":execution:patch-child:patch-child-1")
+
+
+def test_lambda_invocations_run_in_process_through_the_lambda_api(account) -> None:
+    # Given the emulated account's Plan function, called through the Lambda API itself
+    lambda_ = account.client("lambda")
+
+    # When it is invoked with an event it must reject
+    response = lambda_.invoke(FunctionName="stepnet-Plan", Payload=b'{"run_id": "x"}')
+
+    # Then the handler ran here and reported its error the way Lambda does
+    assert response["FunctionError"] in {"Handled", "Unhandled"}  # moto's API says "Handled"
+    payload = json.loads(response["Payload"].read())
+    assert payload["errorType"] == "ValidationError"
+    assert "epoch" in payload["errorMessage"]
