@@ -125,8 +125,8 @@ def _summary(config: RunConfig, run: Any, out: Path) -> None:
     console.print(_metric_line(final) if final else "no epochs")
     console.print(
         f"{tasks} Lambda tasks in {run.wall_seconds:.1f} s "
-        f"({1000 * run.wall_seconds / max(tasks, 1):.1f} ms per task, "
-        f"{1000 * run.handler_seconds / max(tasks, 1):.1f} ms of it in handlers)"
+        f"({1000 * run.wall_seconds / max(tasks, 1):.1f} ms per task; handlers busy "
+        f"{1000 * run.handler_seconds / max(tasks, 1):.1f} ms per task, summed over parallel tasks)"
     )
     console.print(f"[green]outputs in {out}[/] (model.npz, model.json, metrics.json, executions/)")
 

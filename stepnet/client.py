@@ -192,9 +192,10 @@ class StepnetClient:
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        for page in self.sfn.get_paginator("get_execution_history").paginate(
-            executionArn=execution_arn
-        ):
+        pages = self.sfn.get_paginator("get_execution_history").paginate(
+            executionArn=execution_arn, PaginationConfig={"PageSize": 1000}
+        )
+        for page in pages:
             events.extend(page["events"])
         return events
 

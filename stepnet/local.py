@@ -73,7 +73,7 @@ def run_local(
             handler_seconds=sum(account.runtime.seconds.values()),
         )
         run.histories = {
-            name: client.history(arn) for name, arn in client.run_executions(config.run_id)
+            name: account.history(arn) for name, arn in client.run_executions(config.run_id)
         }
         run.per_epoch = _per_epoch_counts(config.run_id, run.histories)
         if out_dir is not None:

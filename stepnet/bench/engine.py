@@ -168,18 +168,20 @@ def measure_local(
             account.runtime.register(update, f"{__name__}.update_with_step_limit")
             _STEP_LIMIT["steps"] = steps
         sampler = CpuSampler()
+        sampler.attach(account.runtime)
         evaluate_seconds = 0.0
         evaluated: dict[str, Any] = {}
         try:
             with Meter(account) as meter:
-                # profile the epochs, not the history download after the run
+                # profile the training, not the setup before it or the history download after
                 updates = steps if steps is not None else shapes.steps * config.epochs
 
-                def on_step(done: int) -> None:
+                def on_step(done: int) -> None:  # first called once the run has started
+                    if not sampler.started:
+                        sampler.start()
                     if done >= updates:
                         sampler.stop()
 
-                sampler.start()
                 run = run_local(config, None, base=base, account=account, on_step=on_step)
                 if steps is not None:
                     started = time.perf_counter()

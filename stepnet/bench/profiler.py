@@ -1,13 +1,14 @@
 """Where the local engine's CPU time goes, across all its threads.
 
 The local engine runs the ASL interpreter, the Map iterations and the handlers in many threads
-of one process, so ``cProfile`` (one thread) cannot say where the time goes. This sampler wakes
-every few milliseconds, reads each thread's CPU time from Linux's ``/proc/self/task/<tid>/
-schedstat`` (nanoseconds on the CPU) and charges the CPU a thread used since the last sample to
-what its Python stack is doing now: threads waiting for the GIL, a lock or a sleep use no CPU
-and are charged nothing. Categories are decided from the stack (see :func:`classify`).
+of one process (a new thread per Task state), so ``cProfile`` (one thread) cannot say where the
+time goes. :class:`CpuSampler` measures the process's CPU and the handlers' CPU exactly and
+splits each by stack samples: every few milliseconds it reads each thread's CPU time from
+Linux's ``/proc/self/task/<tid>/schedstat`` and charges what the thread used since the last
+sample to what its Python stack is doing now. Threads waiting for the GIL, a lock or a sleep use
+no CPU and are charged nothing. Categories are decided from the stack (see :func:`classify`).
 
-On systems without ``/proc`` (macOS) the profile is empty and says so.
+On systems without ``/proc`` (macOS) only the exact totals are reported.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 HANDLER_MARK = os.path.join("stepnet", "engine", "runtime.py")
+_SELF = "stepnet/bench/profiler.py"
 
 # (category, path fragments) in the order they are tried, innermost frame first.
 _HANDLER_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -46,10 +48,9 @@ _OUTSIDE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("/moto/stepfunctions/", "stepnet/engine/patches"),
     ),
     ("AWS API emulation, other", ("/moto/", "/botocore/", "/werkzeug/", "/urllib3/")),
-    ("bench (profiler, metering)", ("stepnet/bench/", "stepnet/metering.py")),
+    ("bench (metering)", ("stepnet/bench/", "stepnet/metering.py")),
 )
 HANDLER_OTHER = "handler: other"
-UNSAMPLED = "unattributed (threads that ended between samples)"
 OTHER = "other"
 
 
@@ -67,6 +68,7 @@ def classify(frame: FrameType | None) -> str:
     that is running (the client, the ASL interpreter, …) whatever it calls."""
     stack = _frames(frame)
     files = [f.f_code.co_filename.replace("\\", "/") for f in stack]
+    files = [name for name in files if not name.endswith(_SELF)]  # the thread-exit hook
     in_handler = any(name.endswith(HANDLER_MARK.replace("\\", "/")) for name in files)
     if in_handler:
         for name in files:  # innermost first: the layer doing the work
@@ -97,41 +99,116 @@ def _cpu_ns(native_id: int) -> int | None:
 
 
 class CpuSampler:
-    """A background thread charging each thread's CPU time to what its stack is doing."""
+    """Where the CPU goes: exact totals, sampled proportions.
 
-    def __init__(self, interval: float = 0.01) -> None:
+    Exact: the process's CPU time (``time.process_time``) and the CPU time spent inside Lambda
+    handlers (each invocation's ``time.thread_time`` delta, from a wrapper around the account's
+    ``LambdaRuntime.invoke``: :meth:`attach`); the rest is the engine around them. Sampled: every
+    ``interval`` seconds each thread's CPU since the last sample (Linux schedstat) is charged to
+    what its stack is doing; these samples give the proportions *within* the handlers' and the
+    engine's exact totals (the interpreter runs each Task in a short-lived thread, whose last
+    slice no sample sees).
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.available = _cpu_ns(threading.get_native_id()) is not None
-        self.categories: Counter[str] = Counter()  # CPU seconds
-        self.hot: Counter[str] = Counter()  # CPU seconds by innermost frame
+        self.categories: Counter[str] = Counter()  # sampled CPU seconds
+        self.hot: Counter[str] = Counter()  # sampled CPU seconds by innermost frame
         self.samples = 0
         self.wall = 0.0
         self.own_cpu = 0.0
+        self.process_cpu = 0.0
+        self.handler_cpu = 0.0
+        self.handler_wall = 0.0
+        self.handler_calls = 0
         self._last: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = 0.0
         self._process_started = 0.0
-        self.process_cpu = 0.0
+        self._lock = threading.Lock()
+        self._running = False
+        self._category: dict[int, str] = {}  # native thread id -> its last sampled category
+        self._original_run: Any = None
+
+    def attach(self, runtime: Any) -> None:
+        """Measure the CPU each handler invocation uses (wraps ``runtime.invoke``)."""
+        original = runtime.invoke
+
+        def invoke(function_name: str, event: Any) -> Any:
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                return original(function_name, event)
+            finally:
+                if self._running:
+                    with self._lock:
+                        self.handler_cpu += time.thread_time() - cpu
+                        self.handler_wall += time.perf_counter() - wall
+                        self.handler_calls += 1
+
+        runtime.invoke = invoke
+
+    @property
+    def started(self) -> bool:
+        return self._started > 0
 
     def start(self) -> CpuSampler:
         self._started = time.perf_counter()
         self._process_started = time.process_time()
+        self._running = True
         if self.available:
             for thread in threading.enumerate():  # charge only CPU used from now on
                 if thread.native_id is not None:
                     self._last[thread.native_id] = _cpu_ns(thread.native_id) or 0
+            self._patch_thread_exit()
             self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
             self._thread.start()
         return self
 
+    def _patch_thread_exit(self) -> None:
+        """Charge a thread's last slice when it ends (the interpreter runs each Task state in a
+        thread of its own, usually shorter than a few samples)."""
+        original = self._original_run = threading.Thread.run
+        sampler = self
+
+        def run(thread: threading.Thread) -> None:
+            target = getattr(thread, "_target", None)
+            try:
+                original(thread)
+            finally:
+                if sampler._running:
+                    sampler._thread_exit(threading.get_native_id(), target)
+
+        threading.Thread.run = run  # type: ignore[method-assign]
+
+    def _thread_exit(self, native: int, target: Any) -> None:
+        now = _cpu_ns(native)
+        if now is None:
+            return
+        with self._lock:
+            before = self._last.get(native, 0)
+            self._last[native] = now
+            if now <= before:
+                return
+            category = self._category.get(native)
+            if category is None:
+                module = str(getattr(target, "__module__", ""))
+                category = (
+                    _OUTSIDE_RULES[1][0] if module.startswith("moto.stepfunctions") else OTHER
+                )
+            self.categories[category] += (now - before) / 1e9
+
     def stop(self) -> None:
-        """Stop sampling (idempotent)."""
+        """Stop measuring (idempotent)."""
         if self._stop.is_set():
             return
+        self._running = False
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self._original_run is not None:
+            threading.Thread.run = self._original_run  # type: ignore[method-assign]
         self.wall = time.perf_counter() - self._started
         self.process_cpu = time.process_time() - self._process_started
 
@@ -149,43 +226,65 @@ class CpuSampler:
             ident, native = thread.ident, thread.native_id
             if ident is None or native is None or ident == me:
                 continue
-            now = _cpu_ns(native)
-            if now is None:
-                continue
-            before = self._last.get(native, 0)  # a new thread: all its CPU so far
-            self._last[native] = now
-            if now <= before:
-                continue
-            seconds = (now - before) / 1e9
             frame = frames.get(ident)
-            self.categories[classify(frame)] += seconds
-            self.hot[_where(frame)] += seconds
+            if frame is not None and frame.f_code.co_filename.replace("\\", "/").endswith(_SELF):
+                continue  # ending: its exit hook charges the rest
+            category = classify(frame)
+            with self._lock:
+                now = _cpu_ns(native)
+                if now is None:
+                    continue
+                before = self._last.get(native, 0)  # a new thread: all its CPU so far
+                self._last[native] = now
+                self._category[native] = category
+                if now <= before:
+                    continue
+                seconds = (now - before) / 1e9
+                self.categories[category] += seconds
+                self.hot[_where(frame)] += seconds
 
     def summary(self, top: int = 12) -> dict[str, Any]:
-        """CPU seconds and shares by category, the hottest innermost frames, the utilisation."""
-        if not self.available:
-            return {"available": False, "reason": "no /proc/self/task/*/schedstat on this system"}
-        # CPU of threads that ended between two samples (their last slice) is not attributed
-        categories = Counter(self.categories)
-        unsampled = self.process_cpu - self.own_cpu - sum(categories.values())
-        if unsampled > 0:
-            categories[UNSAMPLED] += unsampled
-        total = sum(categories.values()) or 1.0
+        """CPU seconds by category (exact handler / engine totals, split by the samples' shares),
+        the hottest innermost frames, and CPU per wall second."""
+        total = max(0.0, self.process_cpu - self.own_cpu)
+        handler = min(self.handler_cpu, total)
+        groups = {
+            "handler": (
+                handler,
+                {c: v for c, v in self.categories.items() if c.startswith("handler")},
+            ),
+            "engine": (
+                total - handler,
+                {c: v for c, v in self.categories.items() if not c.startswith("handler")},
+            ),
+        }
+        categories: Counter[str] = Counter()
+        for group, (exact, sampled) in groups.items():
+            weight = sum(sampled.values())
+            if weight <= 0:
+                categories[f"{group}: not sampled"] += exact
+                continue
+            for name, value in sampled.items():
+                categories[name] += exact * value / weight
+        share = total or 1.0
+        hot_total = sum(self.hot.values()) or 1.0
         return {
-            "available": True,
+            "available": self.available,
             "interval_seconds": self.interval,
             "samples": self.samples,
             "wall_seconds": self.wall,
-            "cpu_seconds": sum(categories.values()),
-            "process_cpu_seconds": self.process_cpu,
-            "cpu_per_wall": sum(categories.values()) / self.wall if self.wall else 0.0,
+            "process_cpu_seconds": total,
+            "handler_cpu_seconds": handler,
+            "handler_wall_seconds": self.handler_wall,
+            "handler_calls": self.handler_calls,
+            "cpu_per_wall": total / self.wall if self.wall else 0.0,
             "sampler_cpu_seconds": self.own_cpu,
             "categories": [
-                {"category": name, "cpu_seconds": seconds, "share": seconds / total}
+                {"category": name, "cpu_seconds": seconds, "share": seconds / share}
                 for name, seconds in categories.most_common()
             ],
             "hot_frames": [
-                {"frame": name, "cpu_seconds": seconds, "share": seconds / total}
+                {"frame": name, "sampled_share": seconds / hot_total}
                 for name, seconds in self.hot.most_common(top)
             ],
         }

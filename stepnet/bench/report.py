@@ -133,6 +133,19 @@ def _profile_rows(result: dict[str, Any]) -> list[list[str]]:
     rows.append(
         ["CPU seconds per wall second", *(f"{p['cpu_per_wall']:.2f}" for p in profiles.values())]
     )
+    calls = {mode: max(p["handler_calls"], 1) for mode, p in profiles.items()}
+    rows.append(
+        [
+            "handler CPU ms per task (exact)",
+            *(f"{1000 * p['handler_cpu_seconds'] / calls[m]:.1f}" for m, p in profiles.items()),
+        ]
+    )
+    rows.append(
+        [
+            "handler wall ms per task (incl. waiting for the GIL)",
+            *(f"{1000 * p['handler_wall_seconds'] / calls[m]:.1f}" for m, p in profiles.items()),
+        ]
+    )
     return rows
 
 
@@ -144,9 +157,11 @@ def _usage_rows(result: dict[str, Any]) -> list[list[str]]:
         local = aws[mode]["usage_local"]["store"]
         st = u["store"]
         check = result["systems"][f"local_{mode}"]["model_check"]
-        model_ok = all(
-            abs(v["metered"] - v["model"]) <= 1e-6 * max(1, v["model"]) for v in check.values()
-        )
+        differing = [
+            f"{name.replace('_', ' ')} {_n(v['metered'])} vs {_n(v['model'])}"
+            for name, v in check.items()
+            if abs(v["metered"] - v["model"]) > 1e-6 * max(1, v["model"])
+        ]
         cells[mode] = [
             _n(u["transitions"]),
             f"{aws[mode]['transitions_per_example']:.3f}",
@@ -158,7 +173,7 @@ def _usage_rows(result: dict[str, Any]) -> list[list[str]]:
             f"{_n(local['ddb_reads'])} / {_n(local['rru'])}",
             f"{_n(st['s3_puts'])} / {_n(st['s3_gets'])}",
             f"{_n(local['s3_gets'])}",
-            "equal" if model_ok else "differs (see JSON)",
+            "equal" if not differing else "; ".join(differing),
         ]
     labels = [
         "State transitions (Standard)",
@@ -171,7 +186,7 @@ def _usage_rows(result: dict[str, Any]) -> list[list[str]]:
         "DynamoDB reads / RRU, as the local engine (shared cache)",
         "S3 PUT / GET, cold containers",
         "S3 GET, as the local engine",
-        "Analytic model vs metered (transitions, invocations, requests)",
+        "Analytic model (`stepnet cost`) vs metered: transitions, invocations, requests",
     ]
     return [[label, cells["per_layer"][i], cells["fused"][i]] for i, label in enumerate(labels)]
 
@@ -280,13 +295,6 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         if profile:
             lines += ["", "### Where the local engine's time goes (share of CPU)", ""]
             lines += _table(["", "per_layer", "fused"], profile)
-            hot = result["systems"]["local_per_layer"]["profile"]["hot_frames"][:6]
-            lines += [
-                "",
-                "Hottest innermost frames, per_layer: "
-                + "; ".join(f"`{h['frame']}` {_pct(h['share'])}" for h in hot)
-                + ".",
-            ]
         lines += ["", "### AWS usage per epoch (metered)", ""]
         lines += _table(["", "per_layer", "fused"], _usage_rows(result))
         lines += ["", "### Dollars per epoch on AWS", ""]
