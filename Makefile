@@ -7,41 +7,48 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.stepnet-installed
+BASE := $(VENV)/.stepnet-base      # the package: enough for the demo
+FULL := $(VENV)/.stepnet-full      # plus test, lint and CDK dependencies
 NODE_STAMP := node_modules/.stepnet-installed
 
 .PHONY: setup demo test lint unit bench synth clean
 
-setup: $(STAMP)
+setup: $(FULL)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,infra]"
+
+$(BASE): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $@
+
+$(FULL): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,infra]"
+	touch $@ $(BASE)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(BIN)/stepnet local examples/digits.json --out out/digits-demo
 
-lint: $(STAMP)
+lint: $(FULL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) $(NODE_STAMP) lint
+test: $(FULL) $(NODE_STAMP) lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
-unit: $(STAMP)
+unit: $(FULL)
 	$(BIN)/pytest tests/unit -q
 
-bench: $(STAMP)
+bench: $(FULL)
 	$(BIN)/python -m stepnet.bench
 
-synth: $(STAMP) $(NODE_STAMP)
+synth: $(FULL) $(NODE_STAMP)
 	npx cdk synth --quiet
 
 clean:

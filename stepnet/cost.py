@@ -1303,7 +1303,7 @@ def format_estimate(est: CostEstimate) -> str:
         [
             est.m5_large.label,
             usd(est.m5_large.total),
-            f"{est.reference_seconds:.2f} s, {est.m5_large.note}",
+            f"{est.reference_seconds:.3g} s, {est.m5_large.note}",
         ],
     ]
     lines += _table(["design", "$ / epoch", "note"], bill_rows)

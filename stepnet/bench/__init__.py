@@ -61,6 +61,7 @@ def machine() -> dict[str, Any]:
         "sklearn": sklearn.__version__,
         "torch": torch_version(),
         "moto": moto.__version__,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
 

@@ -46,6 +46,10 @@ def _s(seconds: float | None) -> str:
     return f"{seconds:.3f}"
 
 
+def _load(values: list[float] | None) -> str:
+    return "unknown" if not values else " / ".join(f"{v:.1f}" for v in values)
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
@@ -215,6 +219,38 @@ def _targets_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _findings(results: list[dict[str, Any]]) -> list[str]:
+    from stepnet import prices
+
+    lines = []
+    for r in results:
+        totals = r["aws"]["bill_totals"]
+        mode = min(("per_layer", "fused"), key=lambda m: totals[f"standard:{m}"])
+        bill = next(b for b in r["aws"]["bills"] if b["design"] == f"standard:{mode}")
+        name, value = max(bill["items_usd"].items(), key=lambda kv: kv[1])
+        local = r["systems"][f"local_{mode}"]
+        profile = local["profile"]
+        cpu_ms = 1000 * profile["handler_cpu_seconds"] / max(profile["handler_calls"], 1)
+        lines.append(
+            f"- **{r['workload']}**: the cheapest way to run an epoch as built is {mode} at "
+            f"{usd(bill['total_usd'])}; {name} are {100 * value / bill['total_usd']:.0f}% of it. "
+            f"Locally a task takes {local['ms_per_task']:.1f} ms of wall time, of which the "
+            f"handler itself uses {cpu_ms:.1f} ms of CPU."
+        )
+    break_even = prices.each("s3_put_request") / prices.each("dynamodb_write_request_unit")
+    lines.append(
+        f"- A tensor written inline in DynamoDB costs 1 WRU per KB; one S3 PUT costs as much as "
+        f"{break_even:.0f} WRU. Bundles between {break_even:.0f} KB and the 350 KB inline limit "
+        "(activations and gradients of wide layers) are therefore cheaper to spill to S3: the "
+        "WRU rows above show how much of each bill that is."
+    )
+    lines.append(
+        "- Dollars use cold reads; a warm container re-reads fewer tensors, so reads are an "
+        "upper bound. Writes and transitions are exact."
+    )
+    return lines
+
+
 def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
     first = results[0]
     machine = first["machine"]
@@ -228,7 +264,9 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         f"- Run: {first['generated']}{' (quick smoke run, not representative)' if first['quick'] else ''}",
         f"- Machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, "
         f"numpy {machine['numpy']}, scikit-learn {machine['sklearn']}, "
-        f"torch {machine['torch'] or 'not installed'}, moto {machine['moto']}",
+        f"torch {machine['torch'] or 'not installed'}, moto {machine['moto']}; load average "
+        f"at the end of the first workload {_load(machine.get('load_average'))} (other "
+        "processes on the machine slow every system alike)",
         f"- Prices: {first['prices']['source']} (recorded {first['prices']['recorded']}); "
         "the table is `stepnet/prices.py`. Lambda memory per function from "
         "`stepnet.cost.FUNCTION_MEMORY_MB` (1024 MB each), arm64.",
@@ -247,8 +285,11 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         "- **ms per task** = wall time per epoch / Lambda tasks per epoch. *Handler ms* is the "
         "time inside handlers (`LambdaRuntime.seconds`); with a Map's micro-batches in parallel "
         "threads it overlaps, so handler busy / wall can exceed 1.",
-        "- **Profile**: a sampler charges each thread's CPU time (Linux schedstat) to what its "
-        "stack is doing; shares of all CPU used by the run.",
+        "- **Profile**: exact totals — the process's CPU time and the CPU time inside handlers "
+        "(`time.thread_time` around each invocation) — split by stack samples: every 5 ms each "
+        "thread's CPU since the last sample (Linux schedstat) is charged to what its stack is "
+        "doing (`stepnet/bench/profiler.py`). Threads waiting for the GIL use no CPU; *handler "
+        "wall ms* includes that wait.",
         "- **Counts** are metered, not estimated (`stepnet/metering.py`): transitions are "
         "StateEntered events of the histories; invocations and their billed ms from the Lambda "
         "runtime; DynamoDB and S3 requests from botocore event hooks on the handlers' clients, "
@@ -271,6 +312,7 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
     lines += _table(
         ["workload", "target", "measured", "status"], _targets_rows(results), right=False
     )
+    lines += ["", "## What the numbers say", "", *_findings(results)]
     for result in results:
         lines += ["", f"## {result['title']}", "", result["description"] + ".", ""]
         for note in result.get("notes", []):
@@ -313,7 +355,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     names = [r["workload"] for r in results]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6))
     width = 0.8 / len(SYSTEMS)
     for i, key in enumerate(SYSTEMS):
         values, hatches = [], []
@@ -329,7 +371,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
     left.set_xticks([x + 0.4 - width / 2 for x in range(len(names))], names)
     left.set_ylabel("seconds per epoch (log)")
     left.set_title("Time per epoch (hatched: extrapolated from steps)")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     labels = {b["design"]: b["label"] for b in results[0]["aws"]["bills"]}
     width = 0.8 / len(BILL_ORDER)
     for i, design in enumerate(BILL_ORDER):
@@ -343,7 +385,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
     right.set_xticks([x + 0.4 - width / 2 for x in range(len(names))], names)
     right.set_ylabel("dollars per epoch (log)")
     right.set_title("AWS dollars per epoch (us-east-1)")
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
