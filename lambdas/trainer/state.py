@@ -186,14 +186,33 @@ def save_gradient(
     return key
 
 
+def save_network_gradients(
+    store: Store, task: MicroBatchTask, grads: list[tuple[np.ndarray, np.ndarray]]
+) -> str:
+    """Fused mode: every layer's gradients of one micro-batch in one bundle (one write)."""
+    bundle = {}
+    for layer, (dW, db) in enumerate(grads, start=1):
+        bundle[f"dW{layer}"], bundle[f"db{layer}"] = dW, db
+    key = keys.gradients_key(task.run_id, task.version, task.microbatch)
+    store.tensors.put(key, bundle, immutable=False)
+    return key
+
+
 def load_gradients(
     store: Store, cursor: Cursor, n_microbatches: int
 ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-    """The step's gradients, ``[micro-batch][layer] -> (dW, db)``, in worker order."""
+    """The step's gradients, ``[micro-batch][layer] -> (dW, db)``, in worker order: one bundle
+    per micro-batch in fused mode, one per layer and micro-batch in per-layer mode."""
+    layers = range(1, cursor.layers + 1)
+    if cursor.mode == "fused":
+        bundles = store.tensors.get_many(
+            [keys.gradients_key(cursor.run_id, cursor.version, m) for m in range(n_microbatches)]
+        )
+        return [[(b[f"dW{layer}"], b[f"db{layer}"]) for layer in layers] for b in bundles]
     wanted = [
         keys.gradient_key(cursor.run_id, cursor.version, microbatch, layer)
         for microbatch in range(n_microbatches)
-        for layer in range(1, cursor.layers + 1)
+        for layer in layers
     ]
     bundles = store.tensors.get_many(wanted)
     return [

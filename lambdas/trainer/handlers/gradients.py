@@ -19,6 +19,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     loss, grads = microbatch_gradients(
         params, activations(config), config.loss, batch["X"], batch["Y"]
     )
-    for layer, (dW, db) in enumerate(grads, start=1):
-        key = state.save_gradient(store, task, layer, dW, db)
+    key = state.save_network_gradients(store, task, grads)
     return task.model_copy(update={"layer": 0, "key": key, "loss": loss}).model_dump()

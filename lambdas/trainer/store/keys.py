@@ -84,6 +84,12 @@ def gradient_key(run_id: str, version: int, microbatch: int, layer: int) -> str:
     return f"{_scratch(run_id, version, microbatch)}/grad{_count('layer', layer, 1)}"
 
 
+def gradients_key(run_id: str, version: int, microbatch: int) -> str:
+    """Every layer's parameter gradients for a micro-batch under ``version``, in one bundle
+    (``dW1, db1, dW2, …``), as fused mode writes them. Scratch."""
+    return f"{_scratch(run_id, version, microbatch)}/grads"
+
+
 def loss_key(run_id: str, version: int, microbatch: int) -> str:
     """The loss (and its parts) of a micro-batch under weights ``version``. Scratch."""
     return f"{_scratch(run_id, version, microbatch)}/loss"
