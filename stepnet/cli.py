@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    from stepnet.cost import EstimateError, estimate, format_estimate
+
+    config = _load_config(args.config)
+    try:
+        result = estimate(config, args.n_train, n_features=args.n_features)
+    except EstimateError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+    else:
+        print(format_estimate(result))
+    return 0
+
+
 def _stack_options(parser: argparse.ArgumentParser) -> None:
     from trainer.constants import DEFAULT_STACK_NAME
 
@@ -229,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--out", help="output folder (default out/<run_id>)")
     p.set_defaults(func=cmd_local)
+
+    p = sub.add_parser("cost", help="what an epoch and a run would cost on AWS, before deploying")
+    p.add_argument("config")
+    p.add_argument("--n-train", type=int, default=None, help="training examples (s3:// datasets)")
+    p.add_argument("--n-features", type=int, default=None, help="input features (s3:// datasets)")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser("start", help="start a run on a deployed stack")
     p.add_argument("config")

@@ -60,9 +60,11 @@ from trainer.training import initial_state
 
 # --- the deployment this model prices ----------------------------------------------------------
 
-# Memory per function, MB: the one table the cost model reads (the local engine and, for now,
-# the stack give every function 1024 MB).
-FUNCTION_MEMORY_MB: Final[dict[str, int]] = {logical: 1024 for logical in constants.HANDLERS}
+# Memory per function, MB: the sizes the stack and the local engine give the functions
+# (trainer.constants.FUNCTION_SIZES, the one table they share); 1024 MB for any it leaves out.
+FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
+    logical: constants.FUNCTION_SIZES.get(logical, (1024, 0))[0] for logical in constants.HANDLERS
+}
 LAMBDA_ARCHITECTURE: Final = "arm64"
 # Express bills the memory the execution uses in 64 MB steps; states that carry only keys stay
 # in the first step. Duration is billed in 100 ms steps.
@@ -442,6 +444,10 @@ def m5_bill(reference_seconds: float, *, measured: bool) -> Bill:
 # --- the analytic model -----------------------------------------------------------------------
 
 
+# Store requests a handler keeps in flight at once (state.save_microbatches: a pool of 16).
+CONCURRENCY: Final = {"Plan": 16}
+
+
 @dataclass(frozen=True)
 class DurationModel:
     """Assumed warm-Lambda durations, for GB-seconds and the Express duration. Not measured on
@@ -457,13 +463,16 @@ class DurationModel:
     task_dispatch_ms: float = 25.0  # Step Functions → Lambda → Step Functions per Task state
     m5_large_gflops: float = 20.0  # the reference trainer on an m5.large (2 vCPU)
 
-    def task_ms(self, store: StoreUsage, flops: float, memory_mb: int) -> float:
+    def task_ms(
+        self, store: StoreUsage, flops: float, memory_mb: int, concurrency: int = 1
+    ) -> float:
+        """One invocation's duration; ``concurrency``: requests the handler overlaps."""
         vcpu = min(1.0, memory_mb / self.mb_per_vcpu)
         moved = (store.bytes_written + store.bytes_read) / 1e6
         return (
             self.invoke_overhead_ms
-            + (store.ddb_writes + store.ddb_reads) * self.dynamodb_request_ms
-            + (store.s3_puts + store.s3_gets) * self.s3_request_ms
+            + (store.ddb_writes + store.ddb_reads) * self.dynamodb_request_ms / concurrency
+            + (store.s3_puts + store.s3_gets) * self.s3_request_ms / concurrency
             + moved / self.store_mb_per_s * 1000
             + moved / self.codec_mb_per_s * 1000
             + flops / (self.gflops_per_vcpu * 1e9 * vcpu) * 1000
@@ -673,6 +682,11 @@ def _units(shapes: Shapes, mode: str, inline_limit: int = INLINE_LIMIT_BYTES) ->
 
     sizes = (shapes.n_features, *shapes.units)
     batch_key = keys.batch_key(run, e, s, 0)
+    network_grads = {
+        f"{name}{k}": spec
+        for k, weights in enumerate(shapes.weights, start=1)
+        for name, spec in (("dW", weights["W"]), ("db", weights["b"]))
+    }
     mb_sizes = [(shapes.batch_size, shapes.microbatches - 1), (shapes.last_microbatch, 1)]
 
     def layer_input(t: _Tally, fn: str, layer: int, rows: int) -> None:
@@ -760,13 +774,8 @@ def _units(shapes: Shapes, mode: str, inline_limit: int = INLINE_LIMIT_BYTES) ->
                         for k in range(1, L + 1)
                     ],
                 )
-                for k in range(1, L + 1):
-                    t.put(
-                        "Gradients",
-                        keys.gradient_key(run, v, 0, k),
-                        _grad(shapes.weights[k - 1]),
-                        scratch=True,
-                    )
+                # every layer's gradients in one bundle (state.save_network_gradients)
+                t.put("Gradients", keys.gradients_key(run, v, 0), network_grads, scratch=True)
 
             one("Gradients", count, 6 * rows * shapes.multiply_adds, gradients)
 
@@ -793,14 +802,15 @@ def _units(shapes: Shapes, mode: str, inline_limit: int = INLINE_LIMIT_BYTES) ->
                     for k in range(1, L + 1)
                 ],
             )
-            t.get_many(
-                "Update",
-                [
+            if mode == "fused":  # one bundle per micro-batch
+                wanted = [(keys.gradients_key(run, v, mb), network_grads, True) for mb in range(m)]
+            else:  # one bundle per micro-batch and layer
+                wanted = [
                     (keys.gradient_key(run, v, mb, k), _grad(shapes.weights[k - 1]), True)
                     for mb in range(m)
                     for k in range(1, L + 1)
-                ],
-            )
+                ]
+            t.get_many("Update", wanted)
             for k in range(1, L + 1):
                 t.put(
                     "Update", keys.weights_key(run, v + 1, k), shapes.weights[k - 1], scratch=False
@@ -897,7 +907,9 @@ def _usage(units: Iterable[_Unit], duration: DurationModel, memory_mb: Mapping[s
     functions: dict[str, FunctionUsage] = {}
     for unit in units:
         memory = memory_mb.get(unit.function, 1024)
-        ms = math.ceil(duration.task_ms(unit.store, unit.flops, memory))
+        ms = math.ceil(
+            duration.task_ms(unit.store, unit.flops, memory, CONCURRENCY.get(unit.function, 1))
+        )
         usage = FunctionUsage(unit.count, ms * unit.count, unit.store.scaled(unit.count))
         functions[unit.function] = functions.get(unit.function, FunctionUsage()) + usage
     return Usage(functions=functions)
@@ -915,7 +927,12 @@ def _critical_path_seconds(
     per_task: dict[str, float] = defaultdict(float)
     per_count: dict[str, float] = defaultdict(float)
     for unit in units:
-        ms = duration.task_ms(unit.store, unit.flops, memory_mb.get(unit.function, 1024))
+        ms = duration.task_ms(
+            unit.store,
+            unit.flops,
+            memory_mb.get(unit.function, 1024),
+            CONCURRENCY.get(unit.function, 1),
+        )
         per_task[unit.function] += ms * unit.count
         per_count[unit.function] += unit.count
     mean = {fn: per_task[fn] / per_count[fn] for fn in per_task}
@@ -1308,6 +1325,7 @@ def format_estimate(est: CostEstimate) -> str:
     ]
     lines += _table(["design", "$ / epoch", "note"], bill_rows)
     mode = est.mode
+    memory = "/".join(str(m) for m in sorted(set(est.memory_mb.values())))
     lines += [
         "",
         f"Whole run ({c.epochs} epochs, {c.mode}, Standard): "
@@ -1315,7 +1333,7 @@ def format_estimate(est: CostEstimate) -> str:
         f"(transitions {usd(mode.standard.items['Step Functions transitions'])} of "
         f"{usd(mode.standard.total)} per epoch)",
         f"Prices: {prices.SOURCE} (recorded {prices.RECORDED}). Lambda {LAMBDA_ARCHITECTURE}, "
-        f"{sorted(set(est.memory_mb.values()))} MB. Reads counted cold (no warm cache): an upper "
-        "bound. Lambda durations are assumptions (stepnet.cost.DurationModel), not measurements.",
+        f"{memory} MB. Reads counted cold (no warm cache): an upper bound. Lambda durations "
+        "are assumptions (stepnet.cost.DurationModel), not measurements.",
     ]
     return "\n".join(lines)

@@ -190,8 +190,7 @@ class Meter:
                     meter.billed_ms += max(1, math.ceil(elapsed * 1000))
                 self._local.function = outer
 
-        runtime.invoke = invoke
-        self._undo.append(lambda: runtime.__dict__.pop("invoke", None))
+        self._replace(runtime, "invoke", invoke)
 
     def _wrap_tensor_reads(self, tensors: Any) -> None:
         get, get_many = tensors.get, tensors.get_many
@@ -204,10 +203,22 @@ class Meter:
             self._tensor_reads(list(keys), batch=True)
             return get_many(keys)
 
-        tensors.get, tensors.get_many = metered_get, metered_get_many
-        self._undo.append(
-            lambda: (tensors.__dict__.pop("get", None), tensors.__dict__.pop("get_many", None))
-        )
+        self._replace(tensors, "get", metered_get)
+        self._replace(tensors, "get_many", metered_get_many)
+
+    def _replace(self, owner: Any, name: str, value: Any) -> None:
+        """Set an instance attribute; detach puts back what was there (or the class's)."""
+        missing = object()
+        previous = owner.__dict__.get(name, missing)
+        setattr(owner, name, value)
+
+        def undo() -> None:
+            if previous is missing:
+                owner.__dict__.pop(name, None)
+            else:
+                setattr(owner, name, previous)
+
+        self._undo.append(undo)
 
     def _logical(self, function_name: str) -> str:
         name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name

@@ -65,6 +65,10 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _load() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def _local_config(document: dict[str, Any], mode: str, epochs: int | None) -> RunConfig:
     changes: dict[str, Any] = {
         "mode": mode,
@@ -131,7 +135,8 @@ def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[st
     n_train, n_val, n_features = len(data.X_train), len(data.X_val), data.X_train.shape[1]
     systems: dict[str, Any] = {}
     for runner in (run_reference, run_sklearn, run_torch):
-        result = runner(config, data)
+        load = _load()
+        result = runner(config, data) | {"load_before": load}
         systems[result["system"]] = result
         if "skipped" in result:
             log(f"    {result['label']}: skipped ({result['skipped']})")
@@ -142,9 +147,10 @@ def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[st
     for mode, plan in workload.local.items():
         local = _local_config(document, mode, plan.epochs)
         shapes = cost.shapes_for(local, n_train, n_val, n_features)
+        load = _load()
         systems[f"local_{mode}"] = measure_local(
             local, shapes, steps=plan.steps, reference_metrics=reference_metrics, log=log
-        )
+        ) | {"load_before": load}
     usages = {mode: systems[f"local_{mode}"]["_usage"] for mode in ("per_layer", "fused")}
     bills = [
         cost.standard_bill(usages["per_layer"], "per_layer"),
@@ -182,6 +188,7 @@ def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[st
             "recorded": prices.RECORDED,
             "table": prices.as_table(),
         },
+        "memory_mb": dict(cost.FUNCTION_MEMORY_MB),
         "config": json.loads(config.to_json()),
         "dataset": {"n_train": n_train, "n_val": n_val, "n_features": n_features},
         "systems": systems,
@@ -205,8 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", help="docs folder (default: docs, or out/bench-quick with --quick)"
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rebuild benchmarks.md and the plot from the JSON files",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else Path("out/bench-quick" if args.quick else "docs")
+    if args.render_only:
+        render(out, workloads(quick=args.quick))
+        return 0
     chosen = workloads(quick=args.quick)
     if args.workloads:
         wanted = {name.strip() for name in args.workloads.split(",")}
@@ -228,19 +243,26 @@ def main(argv: list[str] | None = None) -> int:
             result["quick"] = args.quick
             write_json(result, out / "benchmarks")
             results.append(result)
-    # the page covers every workload whose JSON is there (a partial rerun keeps the others)
-    everything = []
-    for workload in workloads(quick=args.quick):
-        path = out / "benchmarks" / f"{workload.name}.json"
-        if path.is_file():
-            everything.append(json.loads(path.read_text()))
-    image = plot(everything, out / "benchmarks" / "benchmarks.png")
-    page = render_markdown(everything, f"benchmarks/{image.name}")
-    (out / "benchmarks.md").write_text(page)
+    render(out, workloads(quick=args.quick))
     log(
         f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks'}/ in {time.perf_counter() - started:.0f} s"
     )
     return 0
+
+
+def render(out: Path, known: list[Workload]) -> None:
+    """benchmarks.md and the plot, from every workload whose JSON is there (a partial rerun
+    keeps the others)."""
+    everything = []
+    for workload in known:
+        path = out / "benchmarks" / f"{workload.name}.json"
+        if path.is_file():
+            everything.append(json.loads(path.read_text()))
+    if not everything:
+        raise SystemExit(f"no benchmark results in {out / 'benchmarks'}; run the bench first")
+    image = plot(everything, out / "benchmarks" / "benchmarks.png")
+    page = render_markdown(everything, f"benchmarks/{image.name}")
+    (out / "benchmarks.md").write_text(page)
 
 
 if __name__ == "__main__":

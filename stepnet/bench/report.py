@@ -46,8 +46,18 @@ def _s(seconds: float | None) -> str:
     return f"{seconds:.3f}"
 
 
-def _load(values: list[float] | None) -> str:
-    return "unknown" if not values else " / ".join(f"{v:.1f}" for v in values)
+def _loads(results: list[dict[str, Any]]) -> str:
+    """The 1-minute load average before each measurement, as a range."""
+    loads = [
+        s["load_before"]
+        for r in results
+        for s in r["systems"].values()
+        if s.get("load_before") is not None
+    ]
+    if not loads:
+        machine = results[0]["machine"].get("load_average")
+        return f"load average at the end {machine[0]:.1f}" if machine else "load unknown"
+    return f"1-minute load average before the measurements {min(loads):.1f}–{max(loads):.1f}"
 
 
 def _pct(value: float | None) -> str:
@@ -84,9 +94,12 @@ def _time_rows(result: dict[str, Any]) -> list[list[str]]:
             shown = f"{_pct(after)} after {s['steps_measured']} steps" if after is not None else "—"
         else:
             shown = _pct(accuracy)
+            epochs = s.get("epochs")
+            if s["system"].startswith("local") and epochs != systems["reference"]["epochs"]:
+                shown += f" after {epochs} epoch{'s' if epochs != 1 else ''}"
             if "max_metric_difference_to_reference" in s:
                 diff = s["max_metric_difference_to_reference"]
-                shown += " (= reference)" if diff <= 1e-9 else f" (Δ {diff:.1e})"
+                shown += " (= reference)" if diff <= 1e-9 else f" (Δ {diff:.1e} to reference)"
         rows.append(
             [
                 s["label"],
@@ -184,7 +197,7 @@ def _usage_rows(result: dict[str, Any]) -> list[list[str]]:
         "Transitions per training example",
         "Epoch executions",
         "Lambda invocations",
-        "Lambda GB-s (local handler time × 1 GB)",
+        "Lambda GB-s (local handler time × function memory)",
         "DynamoDB writes / WRU",
         "DynamoDB reads / RRU, cold containers",
         "DynamoDB reads / RRU, as the local engine (shared cache)",
@@ -234,8 +247,8 @@ def _findings(results: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"- **{r['workload']}**: the cheapest way to run an epoch as built is {mode} at "
             f"{usd(bill['total_usd'])}; {name} are {100 * value / bill['total_usd']:.0f}% of it. "
-            f"Locally a task takes {local['ms_per_task']:.1f} ms of wall time, of which the "
-            f"handler itself uses {cpu_ms:.1f} ms of CPU."
+            f"On the local engine its tasks take {local['ms_per_task']:.1f} ms of wall time "
+            f"each, the handlers {cpu_ms:.1f} ms of CPU each (numpy may use both cores)."
         )
     break_even = prices.each("s3_put_request") / prices.each("dynamodb_write_request_unit")
     lines.append(
@@ -264,12 +277,14 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         f"- Run: {first['generated']}{' (quick smoke run, not representative)' if first['quick'] else ''}",
         f"- Machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, "
         f"numpy {machine['numpy']}, scikit-learn {machine['sklearn']}, "
-        f"torch {machine['torch'] or 'not installed'}, moto {machine['moto']}; load average "
-        f"at the end of the first workload {_load(machine.get('load_average'))} (other "
-        "processes on the machine slow every system alike)",
+        f"torch {machine['torch'] or 'not installed'}, moto {machine['moto']}; "
+        f"{_loads(results)} (other processes on the machine slow every system, numpy's "
+        "threads most)",
         f"- Prices: {first['prices']['source']} (recorded {first['prices']['recorded']}); "
         "the table is `stepnet/prices.py`. Lambda memory per function from "
-        "`stepnet.cost.FUNCTION_MEMORY_MB` (1024 MB each), arm64.",
+        "`stepnet.cost.FUNCTION_MEMORY_MB` (the stack's sizes, `trainer.constants.FUNCTION_SIZES`: "
+        + ", ".join(f"{name} {mb}" for name, mb in first.get("memory_mb", {}).items())
+        + " MB), arm64.",
         "",
         "How it is measured:",
         "",

@@ -37,9 +37,13 @@ from trainer.store.errors import (
 
 Bundle = Mapping[str, np.ndarray]
 
-# Encoded bundles above this many bytes are spilled to S3. DynamoDB items are limited to 400 KB
-# (names and values together); this leaves room for the key and the other attributes.
-INLINE_LIMIT_BYTES: Final = 350_000
+# Encoded bundles above this many bytes are spilled to S3, with a pointer item in DynamoDB. The
+# threshold is where S3 becomes cheaper (us-east-1, on-demand): an inline write costs 1 WRU per KB
+# ($0.625/M), a spilled one an S3 PUT ($0.005/1k, the price of 8 WRU) plus a 1-WRU pointer, so
+# from ~9 KB on S3 wins; reads shift it a little (4 KB per RRU inline, a GET plus a pointer read
+# spilled). A deployment may raise it (up to MAX_INLINE_LIMIT_BYTES, under DynamoDB's 400 KB
+# item limit) to trade dollars for the latency of S3 requests.
+INLINE_LIMIT_BYTES: Final = 10 * 1024
 MAX_INLINE_LIMIT_BYTES: Final = 390_000
 DEFAULT_CACHE_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_SCRATCH_TTL_SECONDS: Final = 86_400
