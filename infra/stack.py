@@ -18,7 +18,7 @@ MEMORY_CONTEXT = "memory"  # {"Forward": 2048}: MB per function
 TIMEOUT_CONTEXT = "timeout"  # {"Forward": 300}: seconds per function
 LOG_LEVEL_CONTEXT = "log_level"
 SCRATCH_TTL_HOURS_CONTEXT = "scratch_ttl_hours"
-DEFAULT_SCRATCH_TTL_HOURS = constants.SCRATCH_EXPIRY_DAYS * 24  # as long as S3 keeps scratch
+DEFAULT_SCRATCH_TTL_HOURS = constants.SCRATCH_TTL_HOURS  # as long as S3 keeps scratch
 
 
 class StepnetStack(Stack):

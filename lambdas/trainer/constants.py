@@ -32,6 +32,8 @@ S3_RUNS_PREFIX: Final = "runs/"  # runs/<run_id>/data/train.npz, runs/<run_id>/m
 S3_TENSORS_PREFIX: Final = "tensors/"  # spilled tensor bundles, same key as in DynamoDB
 S3_SCRATCH_PREFIX: Final = "tensors/scratch/"  # expired by a lifecycle rule
 SCRATCH_EXPIRY_DAYS: Final = 1
+# Scratch items in the tensors table expire (DynamoDB TTL) this long after they are written.
+SCRATCH_TTL_HOURS: Final = 24 * SCRATCH_EXPIRY_DAYS
 
 # --- Lambda functions: logical name -> handler module -----------------------------------------
 HANDLERS: Final = {

@@ -17,7 +17,7 @@ class Settings(BaseModel):
     runs_table: str = Field(min_length=3)
     tensors_table: str = Field(min_length=3)
     bucket: str = Field(min_length=3)
-    scratch_ttl_hours: int = Field(default=24, ge=1)
+    scratch_ttl_hours: int = Field(default=constants.SCRATCH_TTL_HOURS, ge=1)
 
     @classmethod
     def from_environment(cls) -> Settings:

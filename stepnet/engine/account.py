@@ -46,7 +46,7 @@ def function_environment(names: dict[str, str]) -> dict[str, str]:
         constants.ENV_RUNS_TABLE: names["runs_table"],
         constants.ENV_TENSORS_TABLE: names["tensors_table"],
         constants.ENV_BUCKET: names["bucket"],
-        constants.ENV_SCRATCH_TTL_HOURS: "24",
+        constants.ENV_SCRATCH_TTL_HOURS: str(constants.SCRATCH_TTL_HOURS),
         constants.ENV_SERVICE_NAME: constants.SERVICE_NAME,
         constants.ENV_LOG_LEVEL: "WARNING",
     }
