@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stepnet.cost import usd
+from trainer.store.tensors import INLINE_LIMIT_BYTES
 
 SYSTEMS = ("reference", "sklearn", "torch", "local_fused", "local_per_layer")
 BILL_ORDER = (
@@ -253,9 +254,9 @@ def _findings(results: list[dict[str, Any]]) -> list[str]:
     break_even = prices.each("s3_put_request") / prices.each("dynamodb_write_request_unit")
     lines.append(
         f"- A tensor written inline in DynamoDB costs 1 WRU per KB; one S3 PUT costs as much as "
-        f"{break_even:.0f} WRU. Bundles between {break_even:.0f} KB and the 350 KB inline limit "
-        "(activations and gradients of wide layers) are therefore cheaper to spill to S3: the "
-        "WRU rows above show how much of each bill that is."
+        f"{break_even:.0f} WRU (plus a 1-WRU pointer item), so the store spills bundles above "
+        f"{INLINE_LIMIT_BYTES / 1024:.0f} KiB to S3 (`INLINE_LIMIT_BYTES`); the WRU and S3 rows "
+        "above show what each part of a tensor's life costs."
     )
     lines.append(
         "- Dollars use cold reads; a warm container re-reads fewer tensors, so reads are an "
