@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -46,11 +47,9 @@ def run_local(
     ``on_epoch(row)`` is called per evaluated epoch; ``on_step(updates_done)`` after each
     optimizer update (the local engine can see every Lambda invocation).
     """
-    owned = account is None
-    account = account if account is not None else LocalAccount()
-    if owned:
-        account.__enter__()
-    try:
+    with contextlib.ExitStack() as stack:
+        if account is None:
+            account = stack.enter_context(LocalAccount())
         resources = resources_from_stack(account.stack_name, REGION, account.endpoint_url)
         client = StepnetClient(resources, endpoint_url=account.endpoint_url)
         config = client.upload_dataset(config, base)
@@ -81,9 +80,6 @@ def run_local(
             if run.succeeded:
                 client.fetch(config.run_id, out_dir)
         return run
-    finally:
-        if owned:
-            account.__exit__(None, None, None)
 
 
 def _report_steps(account: LocalAccount, on_step: Any, stop: threading.Event) -> None:
