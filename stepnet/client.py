@@ -18,6 +18,7 @@ import boto3
 
 from trainer import constants, exports
 from trainer.config import RunConfig
+from trainer.dataset import DatasetError
 from trainer.progress import epoch_name
 from trainer.sources import BUILTIN_FILES
 from trainer.store import Store
@@ -106,7 +107,7 @@ class StepnetClient:
             return config
         path = (base / source).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"dataset.source: no file at {path}")
+            raise DatasetError(f"dataset.source: no file at {path}")
         data = path.read_bytes()
         key = f"{constants.S3_DATASETS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{path.name}"
         uri = self.store.objects.put_bytes(key, data)

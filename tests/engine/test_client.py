@@ -151,3 +151,24 @@ def test_serve_works_with_the_real_aws_cli(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_start_with_a_missing_local_dataset_says_so(account, tmp_path: Path, capsys) -> None:
+    # Given a config naming a file that is not there
+    config = digits_config(run_id="missing", epochs=1)
+    config["dataset"]["source"] = str(tmp_path / "nowhere.csv")
+    path = tmp_path / "missing.json"
+    path.write_text(json.dumps(config))
+
+    # When
+    code = main(["start", str(path), "--region", "us-east-1"])
+
+    # Then nothing started, and the error names the field and the path
+    assert code == 2
+    assert f"dataset.source: no file at {tmp_path / 'nowhere.csv'}" in capsys.readouterr().out
+    sfn = account.client("stepfunctions")
+    names = [
+        e["name"]
+        for e in sfn.list_executions(stateMachineArn=account.resources.training_arn)["executions"]
+    ]
+    assert "missing" not in names
