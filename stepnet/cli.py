@@ -15,7 +15,7 @@ from rich.table import Table
 from trainer.config import ConfigError, RunConfig, parse_config
 from trainer.dataset import DatasetError
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths and messages stay whole
 
 
 def _load_config(path: str) -> RunConfig:
