@@ -1093,14 +1093,11 @@ def _npz_shapes(data: bytes | Path) -> dict[str, tuple[int, ...]]:
 
 def dataset_shape(config: RunConfig, base: Path = Path()) -> tuple[int, int]:
     """(examples, features) of the config's dataset, read from its header (or CSV lines)."""
-    from trainer.sources import BUILTIN_FILES
+    from trainer.sources import BUILTIN_FILES, read_builtin
 
     source = config.dataset.source
     if source in BUILTIN_FILES:
-        from importlib import resources
-
-        data = resources.files("trainer.builtin").joinpath(BUILTIN_FILES[source]).read_bytes()
-        shape = _npz_shapes(data)["X"]
+        shape = _npz_shapes(read_builtin(source)[0])["X"]
         return int(shape[0]), int(shape[1])
     if source.startswith("s3://"):
         raise EstimateError(

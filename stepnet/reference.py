@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from trainer.config import RunConfig
 from trainer.dataset import DatasetError, PreparedData, prepare, read_dataset
 from trainer.nn import microbatch_gradients
 from trainer.schedule import epoch_order, step_layout
-from trainer.sources import BUILTIN_FILES
+from trainer.sources import BUILTIN_FILES, read_builtin
 from trainer.training import Params, activations, apply_step, evaluate, initial_state
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -39,8 +38,7 @@ class TrainedModel:
 def read_local_source(source: str) -> tuple[bytes, str]:
     """A dataset's bytes from ``builtin:…`` or a local path (the reference runs without AWS)."""
     if source in BUILTIN_FILES:
-        name = BUILTIN_FILES[source]
-        return resources.files("trainer.builtin").joinpath(name).read_bytes(), name
+        return read_builtin(source)
     if source.startswith("s3://"):
         raise DatasetError(
             f"dataset.source: the reference trainer reads local files; download {source} first"

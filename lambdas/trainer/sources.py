@@ -10,11 +10,16 @@ from trainer.store import Store
 BUILTIN_FILES = {"builtin:digits": "digits.npz"}
 
 
+def read_builtin(source: str) -> tuple[bytes, str]:
+    """A builtin dataset's ``.npz`` bytes (shipped inside the package) and its file name."""
+    name = BUILTIN_FILES[source]
+    return resources.files("trainer.builtin").joinpath(name).read_bytes(), name
+
+
 def read_source(store: Store, source: str) -> tuple[bytes, str]:
     """The dataset's bytes and a file name that tells its format (``.npz`` / ``.csv``)."""
     if source in BUILTIN_FILES:
-        name = BUILTIN_FILES[source]
-        return resources.files("trainer.builtin").joinpath(name).read_bytes(), name
+        return read_builtin(source)
     if source.startswith("s3://"):
         try:
             return store.objects.get_bytes(source), source
