@@ -139,7 +139,7 @@ def save_microbatches(
             )
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda item: store.tensors.put(item[0], item[1], immutable=False), items))
-    store.tensors.put(keys.schedule_key(run_id, epoch), {"sizes": schedule})
+    save_schedule(store, run_id, epoch, schedule)
     return schedule
 
 
