@@ -24,7 +24,7 @@ $(BASE): pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(FULL): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,infra]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,infra,bench]"
 	touch $@ $(BASE)
 
 $(NODE_STAMP): package.json package-lock.json
@@ -46,7 +46,7 @@ unit: $(FULL)
 	$(BIN)/pytest tests/unit -q
 
 bench: $(FULL)
-	$(BIN)/python -m stepnet.bench
+	$(BIN)/python -m bench
 
 synth: $(FULL) $(NODE_STAMP)
 	npx cdk synth --quiet

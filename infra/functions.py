@@ -19,7 +19,7 @@ from constructs import Construct
 from infra.bundling import lambda_code
 from infra.nag import acknowledge, wildcard_resource_finding
 from infra.storage import Storage
-from trainer import constants
+from trainer.contract import names
 
 # The newest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 wants the newest), for
 # which numpy and pydantic-core publish manylinux aarch64 wheels.
@@ -41,8 +41,8 @@ class FunctionSpec:
 
 # The handler paths and sizes are shared with the local engine and the cost model.
 FUNCTION_SPECS: Final[Mapping[str, FunctionSpec]] = {
-    logical: FunctionSpec(handler, *constants.FUNCTION_SIZES[logical])
-    for logical, handler in constants.HANDLERS.items()
+    logical: FunctionSpec(handler, *names.FUNCTION_SIZES[logical])
+    for logical, handler in names.HANDLERS.items()
 }
 
 
@@ -95,12 +95,12 @@ class Functions(Construct):
         super().__init__(scope, construct_id)
         code = lambda_code(RUNTIME)
         environment = {
-            constants.ENV_RUNS_TABLE: storage.runs_table.table_name,
-            constants.ENV_TENSORS_TABLE: storage.tensors_table.table_name,
-            constants.ENV_BUCKET: storage.bucket.bucket_name,
-            constants.ENV_SCRATCH_TTL_HOURS: str(scratch_ttl_hours),
-            constants.ENV_SERVICE_NAME: constants.SERVICE_NAME,
-            constants.ENV_LOG_LEVEL: log_level,
+            names.ENV_RUNS_TABLE: storage.runs_table.table_name,
+            names.ENV_TENSORS_TABLE: storage.tensors_table.table_name,
+            names.ENV_BUCKET: storage.bucket.bucket_name,
+            names.ENV_SCRATCH_TTL_HOURS: str(scratch_ttl_hours),
+            names.ENV_SERVICE_NAME: names.SERVICE_NAME,
+            names.ENV_LOG_LEVEL: log_level,
         }
         self.by_logical: dict[str, lambda_.Function] = {
             logical: self._function(
@@ -119,7 +119,7 @@ class Functions(Construct):
         environment: dict[str, str],
         storage: Storage,
     ) -> lambda_.Function:
-        name = constants.function_name(prefix, logical)
+        name = names.function_name(prefix, logical)
         # Own role, no AWS managed policy: each grant below is the whole of what it may do.
         role = iam.Role(
             self, f"{logical}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com")

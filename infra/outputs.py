@@ -1,5 +1,5 @@
 """The stack's outputs. The keys are a contract: docs and the CLI (stepnet/client.py, through
-trainer.constants.STACK_OUTPUTS) look outputs up by them."""
+trainer.contract.names.STACK_OUTPUTS) look outputs up by them."""
 
 from typing import Final
 
@@ -7,12 +7,12 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_stepfunctions as sfn
 
 from infra.storage import Storage
-from trainer import constants
+from trainer.contract import names
 
-TRAINING_STATE_MACHINE_ARN: Final = constants.STACK_OUTPUTS["training_arn"]
-BUCKET_NAME: Final = constants.STACK_OUTPUTS["bucket"]
-RUNS_TABLE_NAME: Final = constants.STACK_OUTPUTS["runs_table"]
-TENSORS_TABLE_NAME: Final = constants.STACK_OUTPUTS["tensors_table"]
+TRAINING_STATE_MACHINE_ARN: Final = names.STACK_OUTPUTS["training_arn"]
+BUCKET_NAME: Final = names.STACK_OUTPUTS["bucket"]
+RUNS_TABLE_NAME: Final = names.STACK_OUTPUTS["runs_table"]
+TENSORS_TABLE_NAME: Final = names.STACK_OUTPUTS["tensors_table"]
 # For people, not the client:
 TRAINING_CONSOLE_URL: Final = "TrainingStateMachineConsoleUrl"
 ACCESS_LOGS_BUCKET_NAME: Final = "AccessLogsBucketName"  # retained by `cdk destroy`

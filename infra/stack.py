@@ -11,14 +11,14 @@ from infra.outputs import add_outputs
 from infra.paths import STATEMACHINE_DIR
 from infra.storage import Storage
 from infra.workflow import Workflow
-from trainer import constants
+from trainer.contract import names
 
 # Context keys (cdk.json or `-c key=value`).
 MEMORY_CONTEXT = "memory"  # {"Forward": 2048}: MB per function
 TIMEOUT_CONTEXT = "timeout"  # {"Forward": 300}: seconds per function
 LOG_LEVEL_CONTEXT = "log_level"
 SCRATCH_TTL_HOURS_CONTEXT = "scratch_ttl_hours"
-DEFAULT_SCRATCH_TTL_HOURS = constants.SCRATCH_TTL_HOURS  # as long as S3 keeps scratch
+DEFAULT_SCRATCH_TTL_HOURS = names.SCRATCH_TTL_HOURS  # as long as S3 keeps scratch
 
 
 class StepnetStack(Stack):

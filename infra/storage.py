@@ -14,7 +14,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from trainer import constants
+from trainer.contract import names
 
 # Access logs are delivered through a bucket policy, not ACLs (ACLs stay disabled). Set here as
 # well as in cdk.json: without it the access-log bucket cannot be built with ACLs disabled.
@@ -29,13 +29,13 @@ class Storage(Construct):
         self.node.set_context(SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, True)
         self.runs_table = self._table(
             "RunsTable",
-            partition_key=constants.RUNS_PK,
-            sort_key=constants.RUNS_SK,
+            partition_key=names.RUNS_PK,
+            sort_key=names.RUNS_SK,
         )
         self.tensors_table = self._table(
             "TensorsTable",
-            partition_key=constants.TENSORS_PK,
-            time_to_live_attribute=constants.TENSORS_TTL_ATTRIBUTE,
+            partition_key=names.TENSORS_PK,
+            time_to_live_attribute=names.TENSORS_TTL_ATTRIBUTE,
         )
         self.access_logs_bucket = self._access_logs_bucket()
         self.bucket = s3.Bucket(
@@ -49,8 +49,8 @@ class Storage(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-scratch-tensors",
-                    prefix=constants.S3_SCRATCH_PREFIX,
-                    expiration=Duration.days(constants.SCRATCH_EXPIRY_DAYS),
+                    prefix=names.S3_SCRATCH_PREFIX,
+                    expiration=Duration.days(names.SCRATCH_EXPIRY_DAYS),
                 ),
                 s3.LifecycleRule(
                     id="abort-incomplete-multipart-uploads",

@@ -1,8 +1,8 @@
 """The state machines, loaded from the ASL files in statemachine/.
 
 The files are the source of truth. Every `${Name}` placeholder is filled through
-`definition_substitutions`: `${<Logical>FunctionArn}` with a function of constants.HANDLERS,
-`${<Logical>StateMachineArn}` with another machine of constants.STATE_MACHINES. A role cannot be
+`definition_substitutions`: `${<Logical>FunctionArn}` with a function of names.HANDLERS,
+`${<Logical>StateMachineArn}` with another machine of names.STATE_MACHINES. A role cannot be
 inferred from a file, so the grants are derived from it here: a machine may invoke exactly the
 functions it names, and may start exactly the machines its `states:startExecution` tasks start
 (a placeholder, or `$$.StateMachine.Id` for itself); for `.sync` / `.sync:2` it may also describe
@@ -25,7 +25,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.nag import acknowledge, wildcard_resource_finding
-from trainer import constants
+from trainer.contract import names
 
 PLACEHOLDER: Final = re.compile(r"\$\{(\w+)\}")
 FUNCTION_ARN: Final = "FunctionArn"
@@ -61,8 +61,8 @@ def read_references(logical: str, path: Path) -> References:
     functions: set[str] = set()
     machines: set[str] = set()
     for name in set(PLACEHOLDER.findall(text)):
-        function = _named(name, FUNCTION_ARN, constants.HANDLERS)
-        machine = _named(name, STATE_MACHINE_ARN, constants.STATE_MACHINES)
+        function = _named(name, FUNCTION_ARN, names.HANDLERS)
+        machine = _named(name, STATE_MACHINE_ARN, names.STATE_MACHINES)
         if function:
             functions.add(function)
         elif machine == logical:
@@ -75,8 +75,8 @@ def read_references(logical: str, path: Path) -> References:
         else:
             raise ValueError(
                 f"{path}: unknown placeholder ${{{name}}}; expected ${{<Logical>{FUNCTION_ARN}}} "
-                f"for {sorted(constants.HANDLERS)} or ${{<Logical>{STATE_MACHINE_ARN}}} for "
-                f"{sorted(constants.STATE_MACHINES)}"
+                f"for {sorted(names.HANDLERS)} or ${{<Logical>{STATE_MACHINE_ARN}}} for "
+                f"{sorted(names.STATE_MACHINES)}"
             )
     started: set[str] = set()
     awaited: set[str] = set()
@@ -117,7 +117,7 @@ def _started_machine(logical: str, task: Mapping[str, Any], where: str) -> str:
     if OWN_ARN.match(arn):
         return logical
     placeholder = PLACEHOLDER.fullmatch(arn)
-    started = placeholder and _named(placeholder[1], STATE_MACHINE_ARN, constants.STATE_MACHINES)
+    started = placeholder and _named(placeholder[1], STATE_MACHINE_ARN, names.STATE_MACHINES)
     if started:
         return started
     raise ValueError(
@@ -147,9 +147,7 @@ class Workflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._prefix = prefix
-        paths = {
-            logical: definitions_dir / file for logical, file in constants.STATE_MACHINES.items()
-        }
+        paths = {logical: definitions_dir / file for logical, file in names.STATE_MACHINES.items()}
         self.references = {
             logical: read_references(logical, path) for logical, path in paths.items()
         }
@@ -166,7 +164,7 @@ class Workflow(Construct):
         references: References,
         functions: Mapping[str, lambda_.IFunction],
     ) -> sfn.StateMachine:
-        name = constants.state_machine_name(self._prefix, logical)
+        name = names.state_machine_name(self._prefix, logical)
         log_group = logs.LogGroup(
             self,
             f"{logical}Logs",
@@ -217,7 +215,7 @@ class Workflow(Construct):
         self, parent: sfn.StateMachine, logical: str, started: str, *, awaited: bool
     ) -> None:
         stack = Stack.of(self)
-        name = constants.state_machine_name(self._prefix, started)
+        name = names.state_machine_name(self._prefix, started)
         # Its own ARN from its name: a Ref in its own role's policy would be a circular dependency.
         arn = (
             stack.format_arn(

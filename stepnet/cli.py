@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from trainer.config import ConfigError, RunConfig, parse_config
-from trainer.dataset import DatasetError
+from trainer.data.errors import DatasetError
 
 console = Console(soft_wrap=True)  # long paths and messages stay whole
 
@@ -208,7 +208,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from stepnet.cost import EstimateError, estimate, format_estimate
+    from stepnet.billing.estimate import EstimateError, estimate, format_estimate
 
     config = _load_config(args.config)
     try:
@@ -224,7 +224,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def _stack_options(parser: argparse.ArgumentParser) -> None:
-    from trainer.constants import DEFAULT_STACK_NAME
+    from trainer.contract.names import DEFAULT_STACK_NAME
 
     parser.add_argument("--stack", default=DEFAULT_STACK_NAME, help="the CloudFormation stack")
     parser.add_argument("--region", default=None, help="AWS region (default: your profile's)")

@@ -16,12 +16,13 @@ from typing import Any
 
 import boto3
 
-from trainer import constants, exports
 from trainer.config import RunConfig
-from trainer.dataset import DatasetError
-from trainer.progress import epoch_name
-from trainer.sources import BUILTIN_FILES
+from trainer.contract import names
+from trainer.data.errors import DatasetError
+from trainer.data.sources import BUILTIN_FILES
 from trainer.store import Store
+from trainer.training import exports
+from trainer.training.cursor import epoch_name
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -40,8 +41,8 @@ class StackResources:
     @property
     def epoch_arn(self) -> str:
         """The Epoch machine's ARN, named like the Training machine's (same stack prefix)."""
-        training_name = constants.state_machine_name(self.stack_name, "Training")
-        epoch_name_ = constants.state_machine_name(self.stack_name, "Epoch")
+        training_name = names.state_machine_name(self.stack_name, "Training")
+        epoch_name_ = names.state_machine_name(self.stack_name, "Epoch")
         return self.training_arn.removesuffix(training_name) + epoch_name_
 
     def console_url(self, execution_arn: str) -> str:
@@ -58,17 +59,17 @@ def resources_from_stack(
     cloudformation = boto3.client("cloudformation", region_name=region, endpoint_url=endpoint_url)
     stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    missing = [key for key in constants.STACK_OUTPUTS.values() if key not in outputs]
+    missing = [key for key in names.STACK_OUTPUTS.values() if key not in outputs]
     if missing:
         raise RuntimeError(f"stack {stack_name} has no outputs {missing}; is it a stepnet stack?")
-    names = constants.STACK_OUTPUTS
+    keys = names.STACK_OUTPUTS
     return StackResources(
         stack_name=stack_name,
         region=cloudformation.meta.region_name,
-        training_arn=outputs[names["training_arn"]],
-        bucket=outputs[names["bucket"]],
-        runs_table=outputs[names["runs_table"]],
-        tensors_table=outputs[names["tensors_table"]],
+        training_arn=outputs[keys["training_arn"]],
+        bucket=outputs[keys["bucket"]],
+        runs_table=outputs[keys["runs_table"]],
+        tensors_table=outputs[keys["tensors_table"]],
     )
 
 
@@ -109,7 +110,7 @@ class StepnetClient:
         if not path.is_file():
             raise DatasetError(f"dataset.source: no file at {path}")
         data = path.read_bytes()
-        key = f"{constants.S3_DATASETS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{path.name}"
+        key = f"{names.S3_DATASETS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{path.name}"
         uri = self.store.objects.put_bytes(key, data)
         dataset = config.dataset.model_copy(update={"source": uri})
         return config.model_copy(update={"dataset": dataset})
@@ -183,7 +184,7 @@ class StepnetClient:
     def fetch(self, run_id: str, out_dir: Path) -> list[Path]:
         """Download ``model.npz``, ``model.json`` and ``metrics.json`` into ``out_dir``."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        prefix = f"{constants.S3_RUNS_PREFIX}{run_id}/model/"
+        prefix = f"{names.S3_RUNS_PREFIX}{run_id}/model/"
         written = []
         for name in (exports.MODEL_NPZ, exports.MODEL_JSON, exports.METRICS_JSON):
             data = self.store.objects.get_bytes(self.store.objects.uri(prefix + name))

@@ -1,7 +1,7 @@
 """Datasets on the CLI side: the builtin datasets, .npz writing and synthetic generators.
 
 Never shipped to Lambda (it may use scikit-learn). The .npz files written here are exactly the
-format :func:`trainer.dataset.read_npz` reads: arrays ``X`` (n, d) and ``y`` (n,) or (n, k).
+format :func:`trainer.data.readers.read_npz` reads: arrays ``X`` (n, d) and ``y`` (n,) or (n, k).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.dataset import DatasetError, check_arrays
+from trainer.data.errors import DatasetError
+from trainer.data.readers import check_arrays
 
 Arrays = tuple[np.ndarray, np.ndarray]
 

@@ -1,7 +1,7 @@
 """The single-process reference trainer: the pipeline's schedule and math, in memory, no AWS.
 
 ``stepnet reference CONFIG --out DIR`` runs it. It calls the very functions the handlers call
-(``trainer.training``, ``trainer.nn``, ``trainer.schedule``), so the pipeline's weights must equal
+(``trainer.training``, ``trainer.nn``, ``trainer.training.schedule``), so the pipeline's weights must equal
 its weights step for step; tests assert it.
 """
 
@@ -14,13 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from trainer import exports
 from trainer.config import RunConfig
-from trainer.dataset import DatasetError, PreparedData, prepare, read_dataset
+from trainer.data.errors import DatasetError
+from trainer.data.prepare import PreparedData, prepare
+from trainer.data.readers import read_dataset
+from trainer.data.sources import BUILTIN_FILES, read_builtin
 from trainer.nn import microbatch_gradients
-from trainer.schedule import epoch_order, step_layout
-from trainer.sources import BUILTIN_FILES, read_builtin
-from trainer.training import Params, activations, apply_step, evaluate, initial_state
+from trainer.training import exports
+from trainer.training.schedule import epoch_order, step_layout
+from trainer.training.step import Params, activations, apply_step, evaluate, initial_state
 
 EpochCallback = Callable[[dict[str, Any]], None]
 

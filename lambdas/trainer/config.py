@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainer.constants import HISTORY_EVENT_BUDGET, MAX_EPOCHS
-from trainer.schedule import events_per_step
+from trainer.contract.names import HISTORY_EVENT_BUDGET, MAX_EPOCHS
+from trainer.training.schedule import events_per_step
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 Activation = Literal["relu", "tanh", "sigmoid", "softmax", "linear"]

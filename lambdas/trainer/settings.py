@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from pydantic import BaseModel, Field, ValidationError
 
-from trainer import constants
+from trainer.contract import names
 from trainer.store import Store
 
 
@@ -17,24 +17,24 @@ class Settings(BaseModel):
     runs_table: str = Field(min_length=3)
     tensors_table: str = Field(min_length=3)
     bucket: str = Field(min_length=3)
-    scratch_ttl_hours: int = Field(default=constants.SCRATCH_TTL_HOURS, ge=1)
+    scratch_ttl_hours: int = Field(default=names.SCRATCH_TTL_HOURS, ge=1)
 
     @classmethod
     def from_environment(cls) -> Settings:
-        names = {
-            "runs_table": constants.ENV_RUNS_TABLE,
-            "tensors_table": constants.ENV_TENSORS_TABLE,
-            "bucket": constants.ENV_BUCKET,
-            "scratch_ttl_hours": constants.ENV_SCRATCH_TTL_HOURS,
+        variables = {
+            "runs_table": names.ENV_RUNS_TABLE,
+            "tensors_table": names.ENV_TENSORS_TABLE,
+            "bucket": names.ENV_BUCKET,
+            "scratch_ttl_hours": names.ENV_SCRATCH_TTL_HOURS,
         }
-        values = {field: os.environ[env] for field, env in names.items() if env in os.environ}
+        values = {field: os.environ[env] for field, env in variables.items() if env in os.environ}
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            missing = [names[str(e["loc"][0])] for e in error.errors()]
+            missing = [variables[str(e["loc"][0])] for e in error.errors()]
             raise RuntimeError(
                 f"the function's environment is incomplete or invalid: {', '.join(missing)} "
-                "(the stack and the local engine set them from trainer.constants)"
+                "(the stack and the local engine set them from trainer.contract.names)"
             ) from None
 
 

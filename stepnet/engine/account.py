@@ -1,6 +1,6 @@
 """An emulated AWS account shaped exactly like the deployed stack.
 
-Same table, bucket, function and state machine names (from ``trainer.constants``), the same
+Same table, bucket, function and state machine names (from ``trainer.contract.names``), the same
 environment for the functions, the same ASL files with the same substitutions. Code that talks to
 "an account" through boto3 — the CLI, the tests — cannot tell which one it has.
 """
@@ -22,9 +22,10 @@ from moto import mock_aws
 
 from stepnet.client import StackResources
 from stepnet.engine import patches
+from stepnet.engine.provision import create_tables_and_bucket
 from stepnet.engine.runtime import LambdaRuntime
-from trainer import constants, settings, state
-from trainer.store.provision import create_tables_and_bucket
+from trainer import dal, settings
+from trainer.contract import names
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -40,15 +41,15 @@ def resource_names(stack_name: str) -> dict[str, str]:
     }
 
 
-def function_environment(names: dict[str, str]) -> dict[str, str]:
+def function_environment(resources: dict[str, str]) -> dict[str, str]:
     """The environment every function gets, as in the stack."""
     return {
-        constants.ENV_RUNS_TABLE: names["runs_table"],
-        constants.ENV_TENSORS_TABLE: names["tensors_table"],
-        constants.ENV_BUCKET: names["bucket"],
-        constants.ENV_SCRATCH_TTL_HOURS: str(constants.SCRATCH_TTL_HOURS),
-        constants.ENV_SERVICE_NAME: constants.SERVICE_NAME,
-        constants.ENV_LOG_LEVEL: "WARNING",
+        names.ENV_RUNS_TABLE: resources["runs_table"],
+        names.ENV_TENSORS_TABLE: resources["tensors_table"],
+        names.ENV_BUCKET: resources["bucket"],
+        names.ENV_SCRATCH_TTL_HOURS: str(names.SCRATCH_TTL_HOURS),
+        names.ENV_SERVICE_NAME: names.SERVICE_NAME,
+        names.ENV_LOG_LEVEL: "WARNING",
     }
 
 
@@ -78,7 +79,7 @@ class LocalAccount:
     talk to it; the handlers still run in this process.
     """
 
-    def __init__(self, stack_name: str = constants.DEFAULT_STACK_NAME, port: int | None = None):
+    def __init__(self, stack_name: str = names.DEFAULT_STACK_NAME, port: int | None = None):
         self.stack_name = stack_name
         self.port = port
         self.runtime = LambdaRuntime()
@@ -147,29 +148,29 @@ class LocalAccount:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
 
     def _deploy(self) -> StackResources:
-        names = resource_names(self.stack_name)
+        resources = resource_names(self.stack_name)
         create_tables_and_bucket(
             self.client("dynamodb"),
             self.client("s3"),
-            runs_table=names["runs_table"],
-            tensors_table=names["tensors_table"],
-            bucket=names["bucket"],
+            runs_table=resources["runs_table"],
+            tensors_table=resources["tensors_table"],
+            bucket=resources["bucket"],
         )
-        environment = function_environment(names)
+        environment = function_environment(resources)
         os.environ.update(environment)  # in-process handlers read the functions' environment
         _reset_handler_caches()
         role = self._role()
         function_arns = {
             logical: self._function(logical, handler, role, environment)
-            for logical, handler in constants.HANDLERS.items()
+            for logical, handler in names.HANDLERS.items()
         }
         machine_arns: dict[str, str] = {}
-        for logical, file_name in constants.STATE_MACHINES.items():  # children first
+        for logical, file_name in names.STATE_MACHINES.items():  # children first
             definition = render_definition(
                 STATEMACHINE_DIR / file_name, substitutions(function_arns, machine_arns)
             )
             machine_arns[logical] = self.client("stepfunctions").create_state_machine(
-                name=constants.state_machine_name(self.stack_name, logical),
+                name=names.state_machine_name(self.stack_name, logical),
                 definition=definition,
                 roleArn=role,
                 type="STANDARD",
@@ -178,7 +179,7 @@ class LocalAccount:
             stack_name=self.stack_name,
             region=REGION,
             training_arn=machine_arns["Training"],
-            **names,
+            **resources,
         )
         self._stack_outputs(resources)
         return resources
@@ -195,7 +196,7 @@ class LocalAccount:
         template = {
             "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
             "Outputs": {
-                constants.STACK_OUTPUTS[field]: {"Value": value} for field, value in values.items()
+                names.STACK_OUTPUTS[field]: {"Value": value} for field, value in values.items()
             },
         }
         with warnings.catch_warnings():  # moto does not model the placeholder resource
@@ -220,7 +221,7 @@ class LocalAccount:
         )["Role"]["Arn"]
 
     def _function(self, logical: str, handler: str, role: str, environment: dict[str, str]) -> str:
-        name = constants.function_name(self.stack_name, logical)
+        name = names.function_name(self.stack_name, logical)
         self.runtime.register(name, handler)
         response = self.client("lambda").create_function(
             FunctionName=name,
@@ -230,8 +231,8 @@ class LocalAccount:
             Handler=handler,
             Code={"ZipFile": _placeholder_zip()},
             Environment={"Variables": environment},
-            MemorySize=constants.FUNCTION_SIZES[logical][0],
-            Timeout=constants.FUNCTION_SIZES[logical][1],
+            MemorySize=names.FUNCTION_SIZES[logical][0],
+            Timeout=names.FUNCTION_SIZES[logical][1],
         )
         return str(response["FunctionArn"])
 
@@ -246,4 +247,4 @@ def _placeholder_zip() -> bytes:
 
 def _reset_handler_caches() -> None:
     settings.store.cache_clear()
-    state.clear_caches()
+    dal.clear_caches()

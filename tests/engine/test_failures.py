@@ -11,14 +11,14 @@ from stepnet.client import readable_cause
 from stepnet.local import run_local
 from stepnet.reference import load_weights, train
 from tests.engine.conftest import digits_config, max_weight_difference
-from trainer import constants
 from trainer.config import parse_config
+from trainer.contract import names
 
 pytestmark = pytest.mark.engine
 
 
 def _function(account, logical: str) -> str:
-    return constants.function_name(account.stack_name, logical)
+    return names.function_name(account.stack_name, logical)
 
 
 def test_a_handler_error_fails_the_run_with_a_readable_cause(account, tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ from stepnet.datasets import synthetic_classification, write_npz
 from stepnet.local import run_local
 from stepnet.reference import load_weights, train
 from tests.engine.conftest import digits_config, max_weight_difference
-from trainer import constants, schedule
 from trainer.config import parse_config
+from trainer.contract import names
+from trainer.training import schedule
 
 pytestmark = pytest.mark.engine
 
@@ -66,10 +67,10 @@ def test_an_epoch_of_1100_steps_stays_far_below_the_history_limit(account, tmp_p
 
     # Then the epoch continued in a second execution, and every history is under the limit
     assert run.succeeded, run.description
-    names = sorted(run.histories)
-    assert names == ["many-steps", "many-steps-epoch-001", "many-steps-epoch-001-part-02"]
+    executions = sorted(run.histories)
+    assert executions == ["many-steps", "many-steps-epoch-001", "many-steps-epoch-001-part-02"]
     largest = max(len(events) for events in run.histories.values())
-    assert largest <= constants.HISTORY_EVENT_BUDGET + 50 < constants.HISTORY_EVENT_LIMIT
+    assert largest <= names.HISTORY_EVENT_BUDGET + 50 < names.HISTORY_EVENT_LIMIT
     difference = max_weight_difference(
         train(config).params, load_weights(tmp_path / "out" / "model.npz")
     )

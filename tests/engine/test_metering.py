@@ -1,4 +1,4 @@
-"""The analytic cost model (stepnet.cost) against what a metered local run actually did.
+"""The analytic cost model (stepnet.billing.estimate) against what a metered local run actually did.
 
 Rule for the store: every request a handler makes is counted — writes as made, tensor reads as
 the handlers ask for them ("cold": what a Lambda container without the tensor cached would
@@ -16,19 +16,20 @@ from typing import Any
 
 import pytest
 
-from stepnet import cost
+from stepnet.billing import estimate
+from stepnet.billing.meter import Meter
 from stepnet.client import epoch_counts
 from stepnet.datasets import synthetic_classification, write_npz
 from stepnet.local import run_local
-from stepnet.metering import Meter
-from trainer import schedule, settings
+from trainer import settings
 from trainer.config import parse_config
+from trainer.training import schedule
 
 pytestmark = pytest.mark.engine
 
 EPOCHS = 2
 INLINE_LIMIT = 700  # bytes: some bundles of this network spill to S3, some stay inline
-STORE_FIELDS = [f for f in cost.StoreUsage().as_dict() if not f.startswith("config_")]
+STORE_FIELDS = [f for f in estimate.StoreUsage().as_dict() if not f.startswith("config_")]
 
 
 def _config(path: Path, mode: str) -> Any:
@@ -75,11 +76,13 @@ def metered_run(request, account, dataset: Path) -> dict[str, Any]:
             with Meter(account) as meter:
                 run = run_local(config, None, account=account)
         finally:
-            settings.store().tensors.inline_limit = cost.INLINE_LIMIT_BYTES
-        shapes = cost.shapes_for(config, n_train=80, n_val=20, n_features=6)
-        model = cost.model_epoch(shapes, mode, inline_limit=INLINE_LIMIT)
-        fixed = cost.model_run_fixed(shapes, config, uploaded_bytes=0, inline_limit=INLINE_LIMIT)
-        parts = cost.epoch_parts(shapes, mode)
+            settings.store().tensors.inline_limit = estimate.INLINE_LIMIT_BYTES
+        shapes = estimate.shapes_for(config, n_train=80, n_val=20, n_features=6)
+        model = estimate.model_epoch(shapes, mode, inline_limit=INLINE_LIMIT)
+        fixed = estimate.model_run_fixed(
+            shapes, config, uploaded_bytes=0, inline_limit=INLINE_LIMIT
+        )
+        parts = estimate.epoch_parts(shapes, mode)
     return {
         "mode": mode,
         "config": config,
@@ -113,7 +116,7 @@ def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
 
     # Then each epoch's executions, and the Training execution, match the model
     assert per_epoch == [model.epoch_transitions] * EPOCHS
-    assert training == cost.TRAINING_TRANSITIONS_PER_RUN + EPOCHS * (
+    assert training == estimate.TRAINING_TRANSITIONS_PER_RUN + EPOCHS * (
         model.transitions - model.epoch_transitions
     )
 
@@ -173,7 +176,7 @@ def test_initialize_and_export_requests_equal_the_model(metered_run) -> None:
     # Given the fixed part of the run (Initialize reads the dataset the client uploaded)
     meter, fixed = metered_run["meter"], metered_run["fixed"]
 
-    for name in cost.RUN_FUNCTIONS:
+    for name in estimate.RUN_FUNCTIONS:
         counted, expected = meter[name].aws, fixed.functions[name].store
 
         # Then the requests are equal and the capacity units within 2

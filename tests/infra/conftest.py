@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.stack import StepnetStack
-from trainer import constants
+from trainer.contract import names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
@@ -29,7 +29,7 @@ def make_stack(cdk_context: dict[str, Any]) -> StackFactory:
 
     def make(overrides: Mapping[str, Any] | None = None) -> StepnetStack:
         app = cdk.App(context={**cdk_context, **(overrides or {}), **NO_BUNDLING})
-        return StepnetStack(app, constants.DEFAULT_STACK_NAME)
+        return StepnetStack(app, names.DEFAULT_STACK_NAME)
 
     return make
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from trainer import constants
+from trainer.contract import names
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -41,13 +41,11 @@ def test_app_synthesizes_the_named_stack_with_cdk_nag(
     # Then (a cdk-nag finding would fail the synth)
     assert result.returncode == 0, result.stderr[-4000:]
     template = json.loads((tmp_path / "stepnet-ci.template.json").read_text())
-    names = {
+    deployed = {
         r["Properties"].get("FunctionName")
         for r in template["Resources"].values()
         if r["Type"] == "AWS::Lambda::Function"
     }
-    assert names == {
-        constants.function_name("stepnet-ci", logical) for logical in constants.HANDLERS
-    }
+    assert deployed == {names.function_name("stepnet-ci", logical) for logical in names.HANDLERS}
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert report["pluginReports"] == []

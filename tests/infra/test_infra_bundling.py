@@ -8,7 +8,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from infra.bundling import bundle_lambda, lambda_code
 from infra.functions import PYTHON_VERSION, RUNTIME
-from trainer import constants
+from trainer.contract import names
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ def test_bundle_holds_aarch64_numpy_and_the_trainer_package(tmp_path: Path) -> N
         tag.startswith(f"{CP_TAG}-{CP_TAG}-manylinux") and tag.endswith("_aarch64") for tag in tags
     )
     # and every handler module ships, without bytecode or tests
-    for handler in constants.HANDLERS.values():
+    for handler in names.HANDLERS.values():
         module = handler.rsplit(".", 1)[0]
         assert (asset / (module.replace(".", "/") + ".py")).is_file(), module
     assert (asset / "pydantic_core").is_dir()
@@ -62,7 +62,7 @@ def test_cdk_bundles_the_asset_locally(tmp_path: Path) -> None:
         "Function",
         runtime=RUNTIME,
         architecture=lambda_.Architecture.ARM_64,
-        handler=constants.HANDLERS["Forward"],
+        handler=names.HANDLERS["Forward"],
         code=lambda_code(RUNTIME),
     )
 

@@ -6,7 +6,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.functions import FUNCTION_SPECS, RUNTIME
-from trainer import constants
+from trainer.contract import names
 
 pytestmark = pytest.mark.infra
 
@@ -18,9 +18,9 @@ def _functions_by_name(template: Template) -> dict[str, dict[str, Any]]:
 
 def test_spec_table_sizes_exactly_the_handlers() -> None:
     # Given / When / Then
-    assert set(FUNCTION_SPECS) == set(constants.HANDLERS)
+    assert set(FUNCTION_SPECS) == set(names.HANDLERS)
     assert {logical: spec.handler for logical, spec in FUNCTION_SPECS.items()} == dict(
-        constants.HANDLERS
+        names.HANDLERS
     )
 
 
@@ -30,10 +30,10 @@ def test_one_function_per_handler_named_from_the_stack(template: Template, stack
     functions = _functions_by_name(template)
 
     # Then
-    template.resource_count_is("AWS::Lambda::Function", len(constants.HANDLERS))
+    template.resource_count_is("AWS::Lambda::Function", len(names.HANDLERS))
     assert {name: f["Handler"] for name, f in functions.items()} == {
-        constants.function_name(stack.stack_name, logical): handler
-        for logical, handler in constants.HANDLERS.items()
+        names.function_name(stack.stack_name, logical): handler
+        for logical, handler in names.HANDLERS.items()
     }
 
 
@@ -58,7 +58,7 @@ def test_functions_are_sized_by_the_spec_table(template: Template, stack: Any) -
 
     # Then
     for logical, spec in FUNCTION_SPECS.items():
-        function = functions[constants.function_name(stack.stack_name, logical)]
+        function = functions[names.function_name(stack.stack_name, logical)]
         assert (function["MemorySize"], function["Timeout"]) == (spec.memory_mb, spec.timeout_s)
 
 
@@ -85,12 +85,12 @@ def test_environment_names_the_tables_bucket_and_service(
         {
             "Environment": {
                 "Variables": {
-                    constants.ENV_RUNS_TABLE: {"Ref": tables[constants.RUNS_PK]},
-                    constants.ENV_TENSORS_TABLE: {"Ref": tables[constants.TENSORS_PK]},
-                    constants.ENV_BUCKET: {"Ref": data_bucket},
-                    constants.ENV_SCRATCH_TTL_HOURS: "24",
-                    constants.ENV_SERVICE_NAME: constants.SERVICE_NAME,
-                    constants.ENV_LOG_LEVEL: "INFO",
+                    names.ENV_RUNS_TABLE: {"Ref": tables[names.RUNS_PK]},
+                    names.ENV_TENSORS_TABLE: {"Ref": tables[names.TENSORS_PK]},
+                    names.ENV_BUCKET: {"Ref": data_bucket},
+                    names.ENV_SCRATCH_TTL_HOURS: "24",
+                    names.ENV_SERVICE_NAME: names.SERVICE_NAME,
+                    names.ENV_LOG_LEVEL: "INFO",
                 }
             }
         },
@@ -106,12 +106,12 @@ def test_context_overrides_memory_and_timeout_of_one_function(make_stack: Any) -
     functions = _functions_by_name(Template.from_stack(stack))
 
     # Then
-    forward = functions[constants.function_name(stack.stack_name, "Forward")]
-    cost = functions[constants.function_name(stack.stack_name, "Cost")]
+    forward = functions[names.function_name(stack.stack_name, "Forward")]
+    cost = functions[names.function_name(stack.stack_name, "Loss")]
     assert (forward["MemorySize"], forward["Timeout"]) == (3008, 600)
     assert (cost["MemorySize"], cost["Timeout"]) == (
-        FUNCTION_SPECS["Cost"].memory_mb,
-        FUNCTION_SPECS["Cost"].timeout_s,
+        FUNCTION_SPECS["Loss"].memory_mb,
+        FUNCTION_SPECS["Loss"].timeout_s,
     )
 
 

@@ -7,14 +7,14 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra import outputs
-from trainer import constants
+from trainer.contract import names
 
 pytestmark = pytest.mark.infra
 
 
 def test_outputs_include_every_key_the_client_reads(template: Template) -> None:
     # Given the keys stepnet's client looks up
-    expected = set(constants.STACK_OUTPUTS.values()) | {
+    expected = set(names.STACK_OUTPUTS.values()) | {
         outputs.TRAINING_CONSOLE_URL,
         outputs.ACCESS_LOGS_BUCKET_NAME,
     }
@@ -34,7 +34,7 @@ def test_outputs_name_the_training_machine_bucket_and_tables(
     training = logical_id_named(
         "AWS::StepFunctions::StateMachine",
         "StateMachineName",
-        constants.state_machine_name(stack.stack_name, "Training"),
+        names.state_machine_name(stack.stack_name, "Training"),
     )
 
     # When / Then

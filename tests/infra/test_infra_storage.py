@@ -1,11 +1,11 @@
-"""The tables and the bucket: keys from trainer.constants, on-demand, recoverable, private."""
+"""The tables and the bucket: keys from trainer.contract.names, on-demand, recoverable, private."""
 
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from trainer import constants
+from trainer.contract import names
 
 pytestmark = pytest.mark.infra
 
@@ -36,17 +36,17 @@ def test_runs_table_has_string_partition_and_sort_keys(resources: dict[str, Any]
     tables = _tables_by_partition_key(resources)
 
     # When
-    runs = tables[constants.RUNS_PK]
+    runs = tables[names.RUNS_PK]
 
     # Then
     assert runs["KeySchema"] == [
-        {"AttributeName": constants.RUNS_PK, "KeyType": "HASH"},
-        {"AttributeName": constants.RUNS_SK, "KeyType": "RANGE"},
+        {"AttributeName": names.RUNS_PK, "KeyType": "HASH"},
+        {"AttributeName": names.RUNS_SK, "KeyType": "RANGE"},
     ]
     assert sorted(runs["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
         [
-            {"AttributeName": constants.RUNS_PK, "AttributeType": "S"},
-            {"AttributeName": constants.RUNS_SK, "AttributeType": "S"},
+            {"AttributeName": names.RUNS_PK, "AttributeType": "S"},
+            {"AttributeName": names.RUNS_SK, "AttributeType": "S"},
         ],
         key=lambda a: a["AttributeName"],
     )
@@ -58,15 +58,15 @@ def test_tensors_table_has_a_string_partition_key_and_ttl(resources: dict[str, A
     tables = _tables_by_partition_key(resources)
 
     # When
-    tensors = tables[constants.TENSORS_PK]
+    tensors = tables[names.TENSORS_PK]
 
     # Then
-    assert tensors["KeySchema"] == [{"AttributeName": constants.TENSORS_PK, "KeyType": "HASH"}]
+    assert tensors["KeySchema"] == [{"AttributeName": names.TENSORS_PK, "KeyType": "HASH"}]
     assert tensors["AttributeDefinitions"] == [
-        {"AttributeName": constants.TENSORS_PK, "AttributeType": "S"}
+        {"AttributeName": names.TENSORS_PK, "AttributeType": "S"}
     ]
     assert tensors["TimeToLiveSpecification"] == {
-        "AttributeName": constants.TENSORS_TTL_ATTRIBUTE,
+        "AttributeName": names.TENSORS_TTL_ATTRIBUTE,
         "Enabled": True,
     }
 
@@ -136,8 +136,8 @@ def test_data_bucket_expires_scratch_and_logs_its_access(template: Template) -> 
                     [
                         Match.object_like(
                             {
-                                "Prefix": constants.S3_SCRATCH_PREFIX,
-                                "ExpirationInDays": constants.SCRATCH_EXPIRY_DAYS,
+                                "Prefix": names.S3_SCRATCH_PREFIX,
+                                "ExpirationInDays": names.SCRATCH_EXPIRY_DAYS,
                                 "Status": "Enabled",
                             }
                         )

@@ -11,17 +11,17 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.paths import STATEMACHINE_DIR
-from trainer import constants
+from trainer.contract import names
 
 pytestmark = pytest.mark.infra
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 START_EXECUTION = "arn:aws:states:::states:startExecution"
-LOGICALS = sorted(constants.STATE_MACHINES)
+LOGICALS = sorted(names.STATE_MACHINES)
 
 
 def _asl(logical: str) -> str:
-    return (STATEMACHINE_DIR / constants.STATE_MACHINES[logical]).read_text()
+    return (STATEMACHINE_DIR / names.STATE_MACHINES[logical]).read_text()
 
 
 def _placeholders(logical: str) -> set[str]:
@@ -97,8 +97,8 @@ def machines(resources: dict[str, Any], stack: Any) -> dict[str, tuple[str, dict
         if r["Type"] == "AWS::StepFunctions::StateMachine"
     }
     return {
-        logical: by_name[constants.state_machine_name(stack.stack_name, logical)]
-        for logical in constants.STATE_MACHINES
+        logical: by_name[names.state_machine_name(stack.stack_name, logical)]
+        for logical in names.STATE_MACHINES
     }
 
 
@@ -108,16 +108,14 @@ def expected_value(stack: Any, logical_id_named: Any) -> Any:
 
     def value(placeholder: str) -> dict[str, Any]:
         if placeholder.endswith("FunctionArn"):
-            name = constants.function_name(
-                stack.stack_name, placeholder.removesuffix("FunctionArn")
-            )
+            name = names.function_name(stack.stack_name, placeholder.removesuffix("FunctionArn"))
             return {
                 "Fn::GetAtt": [
                     logical_id_named("AWS::Lambda::Function", "FunctionName", name),
                     "Arn",
                 ]
             }
-        name = constants.state_machine_name(
+        name = names.state_machine_name(
             stack.stack_name, placeholder.removesuffix("StateMachineArn")
         )
         return {
@@ -153,7 +151,7 @@ def _allowed(statements: list[dict[str, Any]], action: str) -> list[Any]:
 def test_one_standard_machine_per_asl_file(template: Template, machines: dict[str, Any]) -> None:
     # Given the synthesized stack
     # When / Then
-    template.resource_count_is("AWS::StepFunctions::StateMachine", len(constants.STATE_MACHINES))
+    template.resource_count_is("AWS::StepFunctions::StateMachine", len(names.STATE_MACHINES))
     assert {properties["StateMachineType"] for _, properties in machines.values()} == {"STANDARD"}
 
 
@@ -258,7 +256,7 @@ def test_each_started_machine_can_be_started_polled_and_stopped(
     if not started:
         assert _allowed(statements, "states:StartExecution") == []
     for target, waited_for in started:
-        name = constants.state_machine_name(stack.stack_name, target)
+        name = names.state_machine_name(stack.stack_name, target)
         startable = [_text(arn) for arn in _allowed(statements, "states:StartExecution")]
         if target == logical:  # its own ARN, from its name: a Ref would be a circular dependency
             assert any(arn.endswith(f":stateMachine:{name}") for arn in startable), startable

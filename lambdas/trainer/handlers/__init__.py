@@ -2,6 +2,6 @@
 
 from aws_lambda_powertools import Logger
 
-from trainer.constants import SERVICE_NAME
+from trainer.contract.names import SERVICE_NAME
 
 logger = Logger(service=SERVICE_NAME)

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from trainer import settings, state
-from trainer.events import MicroBatchTask
+from trainer import dal, settings
 from trainer.handlers import logger
+from trainer.messages import MicroBatchTask
 from trainer.nn import backward_layer
 
 
@@ -12,13 +12,13 @@ from trainer.nn import backward_layer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = MicroBatchTask.model_validate(event)
     store = settings.store()
-    config = state.run_config(store, task.run_id)
-    dZ = state.load_output_gradient(store, task, task.layer)
-    A_prev = state.load_layer_input(store, task, task.layer)
-    W, _ = state.load_layer(store, task.run_id, task.version, task.layer)
+    config = dal.run_config(store, task.run_id)
+    dZ = dal.load_output_gradient(store, task, task.layer)
+    A_prev = dal.load_layer_input(store, task, task.layer)
+    W, _ = dal.load_layer(store, task.run_id, task.version, task.layer)
     below = config.model.layers[task.layer - 2].activation if task.layer > 1 else None
     dW, db, dZ_prev = backward_layer(dZ, A_prev, W, below)
-    key = state.save_gradient(store, task, task.layer, dW, db)
+    key = dal.save_gradient(store, task, task.layer, dW, db)
     if dZ_prev is not None:
-        state.save_output_gradient(store, task, task.layer - 1, dZ_prev)
+        dal.save_output_gradient(store, task, task.layer - 1, dZ_prev)
     return task.model_copy(update={"layer": task.layer - 1, "key": key}).model_dump()

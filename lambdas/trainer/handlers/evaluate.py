@@ -2,22 +2,22 @@
 
 from typing import Any
 
-from trainer import settings, state
-from trainer.events import EpochEnd
-from trainer.exports import epoch_metrics
+from trainer import dal, settings
 from trainer.handlers import logger
-from trainer.progress import run_progress
-from trainer.training import evaluate
+from trainer.messages import EpochEnd
+from trainer.training.cursor import run_progress
+from trainer.training.exports import epoch_metrics
+from trainer.training.step import evaluate
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     end = EpochEnd.model_validate(event)
     store = settings.store()
-    config = state.run_config(store, end.run_id)
-    params = state.load_params(store, end.run_id, end.version, config.n_layers)
-    train_loss, _ = evaluate(config, params, *state.load_data(store, end.run_id, "train"))
-    val_loss, val_accuracy = evaluate(config, params, *state.load_data(store, end.run_id, "val"))
+    config = dal.run_config(store, end.run_id)
+    params = dal.load_params(store, end.run_id, end.version, config.n_layers)
+    train_loss, _ = evaluate(config, params, *dal.load_data(store, end.run_id, "train"))
+    val_loss, val_accuracy = evaluate(config, params, *dal.load_data(store, end.run_id, "val"))
     metrics = epoch_metrics(end.epoch, train_loss, val_loss, val_accuracy)
     store.runs.put_epoch_metrics(end.run_id, end.epoch, metrics | {"version": end.version})
     logger.info("epoch evaluated", run_id=end.run_id, **metrics)

@@ -2,17 +2,17 @@
 
 from typing import Any
 
-from trainer import settings, state
-from trainer.events import FinalizeEvent, RunSummary
+from trainer import dal, settings
 from trainer.handlers import logger
+from trainer.messages import FinalizeEvent, RunSummary
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = FinalizeEvent.model_validate(event)
     store = settings.store()
-    config = state.run_config(store, request.run_id)
-    model_uri, metrics = state.export_model(store, config, request.version)
+    config = dal.run_config(store, request.run_id)
+    model_uri, metrics = dal.export_model(store, config, request.version)
     store.runs.set_status(request.run_id, "SUCCEEDED", model_uri=model_uri)
     logger.info("run finished", run_id=request.run_id, model_uri=model_uri)
     summary = RunSummary(

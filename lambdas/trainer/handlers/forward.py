@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from trainer import settings, state
-from trainer.events import MicroBatchTask
+from trainer import dal, settings
 from trainer.handlers import logger
+from trainer.messages import MicroBatchTask
 from trainer.nn import forward_layer
 
 
@@ -12,9 +12,9 @@ from trainer.nn import forward_layer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     task = MicroBatchTask.model_validate(event)
     store = settings.store()
-    config = state.run_config(store, task.run_id)
-    A_prev = state.load_layer_input(store, task, task.layer)
-    W, b = state.load_layer(store, task.run_id, task.version, task.layer)
+    config = dal.run_config(store, task.run_id)
+    A_prev = dal.load_layer_input(store, task, task.layer)
+    W, b = dal.load_layer(store, task.run_id, task.version, task.layer)
     A = forward_layer(A_prev, W, b, config.model.layers[task.layer - 1].activation)
-    key = state.save_activation(store, task, task.layer, A)
+    key = dal.save_activation(store, task, task.layer, A)
     return task.model_copy(update={"layer": task.layer + 1, "key": key}).model_dump()

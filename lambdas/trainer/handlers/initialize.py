@@ -2,14 +2,15 @@
 
 from typing import Any
 
-from trainer import settings, state
+from trainer import dal, settings
 from trainer.config import check_execution_name, parse_config
-from trainer.dataset import prepare, read_dataset
-from trainer.events import InitializeEvent
+from trainer.data.prepare import prepare
+from trainer.data.readers import read_dataset
+from trainer.data.sources import read_source
 from trainer.handlers import logger
-from trainer.progress import run_progress
-from trainer.sources import read_source
-from trainer.training import initial_state
+from trainer.messages import InitializeEvent
+from trainer.training.cursor import run_progress
+from trainer.training.step import initial_state
 
 
 @logger.inject_lambda_context
@@ -24,9 +25,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         X, y, classification=config.is_classification, n_outputs=config.model.layers[-1].units,
         validation_fraction=config.dataset.validation_fraction, seed=config.seed,
     )  # fmt: skip
-    state.create_run(store, config, prepared)
+    dal.create_run(store, config, prepared)
     params, optimizer = initial_state(config, prepared.X_train.shape[1])
-    state.save_params(store, config.run_id, 0, params)
-    state.save_optimizer(store, config.run_id, 0, optimizer)
+    dal.save_params(store, config.run_id, 0, params)
+    dal.save_optimizer(store, config.run_id, 0, optimizer)
     logger.info("run initialized", run_id=config.run_id, n_train=len(prepared.X_train))
     return run_progress(config, next_epoch=1, version=0).model_dump()

@@ -23,7 +23,7 @@ from typing import Any, Final
 import numpy as np
 from botocore.exceptions import ClientError
 
-from trainer.constants import RUNS_PK, RUNS_SK
+from trainer.contract.names import RUNS_PK, RUNS_SK
 from trainer.store.errors import RecordConflictError, RunExistsError, RunNotFoundError, StoreError
 
 CONFIG_RECORD: Final = "config"

@@ -21,7 +21,7 @@ from typing import Any, Final
 import numpy as np
 from botocore.exceptions import ClientError
 
-from trainer.constants import (
+from trainer.contract.names import (
     S3_SCRATCH_PREFIX,
     S3_TENSORS_PREFIX,
     TENSORS_PK,

@@ -1,0 +1,268 @@
+"""``make bench``: how long an epoch takes and what it costs, for three workloads.
+
+For each workload (see :mod:`bench.workloads`), in one run on one machine: the wall time
+per epoch of ``stepnet local`` (per_layer and fused), of the reference trainer, of
+scikit-learn's MLPClassifier and of PyTorch on the CPU, their ratios to the reference and their
+final validation accuracy; the local engine's cost per Lambda task and a CPU profile; per epoch
+the metered state transitions, Lambda invocations and GB-seconds, DynamoDB request units and S3
+requests (:mod:`stepnet.billing.meter`); and dollars per epoch on AWS by design (:mod:`stepnet.billing.estimate`).
+
+Writes ``docs/benchmarks/<workload>.json``, ``docs/benchmarks/benchmarks.png`` and
+``docs/benchmarks.md``. ``--quick`` shrinks every workload for a smoke run and writes to
+``out/bench-quick`` unless ``--out`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.baselines import run_reference, run_sklearn, run_torch, torch_version
+from bench.engine import measure_local
+from bench.report import plot, render_markdown, write_json
+from bench.workloads import Workload, workloads
+from stepnet.billing import estimate as cost
+from stepnet.billing import prices
+from trainer.config import RunConfig, parse_config
+
+TARGET_MS_PER_TASK = 2.0
+TARGET_FASTEST_RATIO = 1.5
+TARGET_PER_LAYER_RATIO = 5.0
+TARGET_USD_PER_EPOCH = 0.005
+TARGET_TRANSITION_REDUCTION = 10.0
+
+
+def machine() -> dict[str, Any]:
+    import moto
+    import numpy
+    import sklearn
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "sklearn": sklearn.__version__,
+        "torch": torch_version(),
+        "moto": moto.__version__,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _load() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def _local_config(document: dict[str, Any], mode: str, epochs: int | None) -> RunConfig:
+    changes: dict[str, Any] = {
+        "mode": mode,
+        "run_id": f"{document['run_id']}-{mode.replace('_', '-')}",
+    }
+    if epochs is not None:
+        changes["epochs"] = epochs
+    return parse_config(document | changes)
+
+
+def _targets(systems: dict[str, Any], aws: dict[str, Any]) -> list[dict[str, Any]]:
+    reference = systems["reference"]["epoch_seconds"]
+    per_layer = systems["local_per_layer"]
+    ratios = {m: systems[f"local_{m}"]["epoch_seconds"] / reference for m in ("per_layer", "fused")}
+    fastest = min(ratios, key=lambda m: ratios[m])
+    standard = {m: aws["bill_totals"][f"standard:{m}"] for m in ("per_layer", "fused")}
+    cheapest = min(standard, key=lambda m: standard[m])
+    reduction = (
+        aws["per_layer"]["transitions_per_example"] / aws["fused"]["transitions_per_example"]
+    )
+    ms = {m: systems[f"local_{m}"]["ms_per_task"] for m in ("per_layer", "fused")}
+    return [
+        {
+            "target": f"local engine ≤ {TARGET_MS_PER_TASK:g} ms per Lambda task",
+            "value": f"per_layer {ms['per_layer']:.1f} ms, fused {ms['fused']:.1f} ms",
+            "met": max(ms.values()) <= TARGET_MS_PER_TASK,
+        },
+        {
+            "target": f"stepnet local ≤ {TARGET_FASTEST_RATIO:g}× reference, fastest mode",
+            "value": f"{fastest} {ratios[fastest]:,.1f}×",
+            "met": ratios[fastest] <= TARGET_FASTEST_RATIO,
+        },
+        {
+            "target": f"stepnet local ≤ {TARGET_PER_LAYER_RATIO:g}× reference, per_layer",
+            "value": f"{ratios['per_layer']:,.1f}×"
+            + (" (extrapolated)" if per_layer.get("extrapolated") else ""),
+            "met": ratios["per_layer"] <= TARGET_PER_LAYER_RATIO,
+        },
+        {
+            "target": f"AWS ≤ ${TARGET_USD_PER_EPOCH:g} per epoch, cheapest mode (Standard)",
+            "value": f"{cheapest} {cost.usd(standard[cheapest])}",
+            "met": standard[cheapest] <= TARGET_USD_PER_EPOCH,
+        },
+        {
+            "target": f"≥ {TARGET_TRANSITION_REDUCTION:g}× fewer transitions per example than per_layer",
+            "value": f"fused {reduction:.1f}× fewer "
+            f"({aws['per_layer']['transitions_per_example']:.3f} → "
+            f"{aws['fused']['transitions_per_example']:.3f})",
+            "met": reduction >= TARGET_TRANSITION_REDUCTION,
+        },
+    ]
+
+
+def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[str, Any]:
+    from stepnet.reference import prepare_dataset
+
+    log(f"== {workload.name}: {workload.description}")
+    document = json.loads(json.dumps(workload.config))
+    if workload.dataset is not None:
+        log("    generating the dataset")
+        document["dataset"]["source"] = workload.dataset(scratch)
+    config = parse_config(document)
+    data = prepare_dataset(config)
+    n_train, n_val, n_features = len(data.X_train), len(data.X_val), data.X_train.shape[1]
+    systems: dict[str, Any] = {}
+    for runner in (run_reference, run_sklearn, run_torch):
+        load = _load()
+        result = runner(config, data) | {"load_before": load}
+        systems[result["system"]] = result
+        if "skipped" in result:
+            log(f"    {result['label']}: skipped ({result['skipped']})")
+        else:
+            log(f"    {result['label']}: {result['epoch_seconds']:.3f} s/epoch")
+    del data
+    reference_metrics = systems["reference"]["metrics"]
+    for mode, plan in workload.local.items():
+        local = _local_config(document, mode, plan.epochs)
+        shapes = cost.shapes_for(local, n_train, n_val, n_features)
+        load = _load()
+        systems[f"local_{mode}"] = measure_local(
+            local, shapes, steps=plan.steps, reference_metrics=reference_metrics, log=log
+        ) | {"load_before": load}
+    usages = {mode: systems[f"local_{mode}"]["_usage"] for mode in ("per_layer", "fused")}
+    bills = [
+        cost.standard_bill(usages["per_layer"], "per_layer"),
+        cost.standard_bill(usages["fused"], "fused"),
+        cost.express_bill(usages["per_layer"], "per_layer"),
+        cost.express_bill(usages["fused"], "fused"),
+        cost.seed_bill(usages["per_layer"]),
+        cost.m5_bill(systems["reference"]["epoch_seconds"], measured=True),
+    ]
+    aws: dict[str, Any] = {
+        mode: {
+            "usage_cold": systems[f"local_{mode}"]["usage_cold"],
+            "usage_local": systems[f"local_{mode}"]["usage_local"],
+            "transitions_per_example": usages[mode].transitions / n_train,
+        }
+        for mode in ("per_layer", "fused")
+    }
+    aws["bills"] = [b.as_dict() for b in bills]
+    aws["bill_totals"] = {b.design: b.total for b in bills}
+    estimate = cost.estimate(
+        config,
+        n_train,
+        n_features=n_features,
+        reference_seconds=systems["reference"]["epoch_seconds"],
+    )
+    result = {
+        "workload": workload.name,
+        "title": workload.title,
+        "description": workload.description,
+        "notes": workload.notes,
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "prices": {
+            "source": prices.SOURCE,
+            "recorded": prices.RECORDED,
+            "table": prices.as_table(),
+        },
+        "memory_mb": dict(cost.FUNCTION_MEMORY_MB),
+        "config": json.loads(config.to_json()),
+        "dataset": {"n_train": n_train, "n_val": n_val, "n_features": n_features},
+        "systems": systems,
+        "aws": aws,
+        "analytic_estimate": estimate.as_dict(),
+        "targets": _targets(systems, aws),
+    }
+    for target in result["targets"]:
+        log(
+            f"    target {target['target']}: {target['value']} — {'met' if target['met'] else 'NOT met'}"
+        )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in minutes")
+    parser.add_argument("--workloads", help="comma-separated names (default: all)")
+    parser.add_argument(
+        "--out", help="docs folder (default: docs, or out/bench-quick with --quick)"
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rebuild benchmarks.md and the plot from the JSON files",
+    )
+    args = parser.parse_args(argv)
+    out = Path(args.out) if args.out else Path("out/bench-quick" if args.quick else "docs")
+    if args.render_only:
+        render(out, workloads(quick=args.quick))
+        return 0
+    chosen = workloads(quick=args.quick)
+    if args.workloads:
+        wanted = {name.strip() for name in args.workloads.split(",")}
+        unknown = wanted - {w.name for w in chosen}
+        if unknown:
+            parser.error(
+                f"unknown workloads {sorted(unknown)}; choose from {[w.name for w in chosen]}"
+            )
+        chosen = [w for w in chosen if w.name in wanted]
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="stepnet-bench-") as scratch:
+        for workload in chosen:
+            result = run_workload(workload, Path(scratch), log)
+            result["quick"] = args.quick
+            write_json(result, out / "benchmarks")
+            results.append(result)
+    render(out, workloads(quick=args.quick))
+    log(
+        f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks'}/ in {time.perf_counter() - started:.0f} s"
+    )
+    return 0
+
+
+def render(out: Path, known: list[Workload]) -> None:
+    """benchmarks.md and the plot, from every workload whose JSON is there (a partial rerun
+    keeps the others)."""
+    everything = []
+    for workload in known:
+        path = out / "benchmarks" / f"{workload.name}.json"
+        if path.is_file():
+            everything.append(json.loads(path.read_text()))
+    if not everything:
+        raise SystemExit(f"no benchmark results in {out / 'benchmarks'}; run the bench first")
+    image = plot(everything, out / "benchmarks" / "benchmarks.png")
+    page = render_markdown(everything, f"benchmarks/{image.name}")
+    (out / "benchmarks.md").write_text(page)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

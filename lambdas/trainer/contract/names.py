@@ -1,0 +1,100 @@
+"""Names shared by the Lambda code, the CDK stack and the local engine.
+
+One module so that the emulated account cannot drift from the deployed one: every table,
+key attribute, environment variable, function and state machine name is spelled here once.
+"""
+
+from typing import Final
+
+# --- Environment variables every handler reads (validated once in trainer.settings) ---------
+ENV_RUNS_TABLE: Final = "STEPNET_RUNS_TABLE"
+ENV_TENSORS_TABLE: Final = "STEPNET_TENSORS_TABLE"
+ENV_BUCKET: Final = "STEPNET_BUCKET"
+ENV_SCRATCH_TTL_HOURS: Final = "STEPNET_SCRATCH_TTL_HOURS"
+ENV_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
+ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+SERVICE_NAME: Final = "stepnet"
+
+# --- DynamoDB: runs table ---------------------------------------------------------------------
+# One partition per run; the sort key names the record ("config", "status", "epoch#0003").
+RUNS_PK: Final = "run_id"
+RUNS_SK: Final = "record"
+
+# --- DynamoDB: tensors table -----------------------------------------------------------------
+# One item per tensor bundle; the partition key is the bundle's full key, e.g.
+# "digits-demo/weights/v000012/layer1". Scratch items carry a TTL attribute.
+TENSORS_PK: Final = "tensor_key"
+TENSORS_TTL_ATTRIBUTE: Final = "expires_at"
+
+# --- S3 layout (prefixes under the one bucket) -------------------------------------------------
+S3_DATASETS_PREFIX: Final = "datasets/"  # uploaded by the CLI: datasets/<name>.npz|.csv
+S3_RUNS_PREFIX: Final = "runs/"  # runs/<run_id>/data/train.npz, runs/<run_id>/model/...
+S3_TENSORS_PREFIX: Final = "tensors/"  # spilled tensor bundles, same key as in DynamoDB
+S3_SCRATCH_PREFIX: Final = "tensors/scratch/"  # expired by a lifecycle rule
+SCRATCH_EXPIRY_DAYS: Final = 1
+# Scratch items in the tensors table expire (DynamoDB TTL) this long after they are written.
+SCRATCH_TTL_HOURS: Final = 24 * SCRATCH_EXPIRY_DAYS
+
+# --- Lambda functions: logical name -> handler module -----------------------------------------
+HANDLERS: Final = {
+    "Initialize": "trainer.handlers.initialize.handler",
+    "Plan": "trainer.handlers.plan.handler",
+    "Forward": "trainer.handlers.forward.handler",
+    "Loss": "trainer.handlers.loss.handler",
+    "Backward": "trainer.handlers.backward.handler",
+    "Update": "trainer.handlers.update.handler",
+    "Evaluate": "trainer.handlers.evaluate.handler",
+    "Finalize": "trainer.handlers.finalize.handler",
+    # fused mode: one invocation runs every layer of a micro-batch (forward, cost, backward)
+    "Gradients": "trainer.handlers.gradients.handler",
+}
+
+# Memory (MB) and timeout (s) per function, shared by the stack, the local engine and the cost
+# model. 1769 MB is one full vCPU: numpy's matrix products are CPU-bound. Initialize loads the
+# dataset, Evaluate runs the whole training and validation sets, Gradients every layer of a
+# micro-batch (fused mode). The stack lets CDK context override them per deployment.
+FUNCTION_SIZES: Final = {
+    "Initialize": (1769, 300),
+    "Plan": (512, 60),
+    "Forward": (1769, 300),
+    "Loss": (1024, 120),
+    "Backward": (1769, 300),
+    "Update": (1024, 120),
+    "Evaluate": (1769, 300),
+    "Finalize": (1024, 120),
+    "Gradients": (1769, 300),
+}
+
+# --- State machines: logical name -> ASL file under statemachine/ ------------------------------
+# Children first: a machine's ARN is substituted into its parent's definition.
+STATE_MACHINES: Final = {
+    "Epoch": "epoch.asl.json",  # one execution per epoch (continues itself past a step budget)
+    "Training": "training.asl.json",  # initialize, then one Epoch child per epoch, evaluate
+}
+
+
+# Names the stack and the local engine give things, from a prefix (the stack name).
+def function_name(prefix: str, logical: str) -> str:
+    """The deployed Lambda function name for a logical handler name, e.g. stepnet-Forward."""
+    return f"{prefix}-{logical}"
+
+
+def state_machine_name(prefix: str, logical: str) -> str:
+    """The deployed state machine name, e.g. stepnet-Training."""
+    return f"{prefix}-{logical}"
+
+
+DEFAULT_STACK_NAME: Final = "stepnet"
+
+# --- Step Functions limits we plan against ------------------------------------------------------
+HISTORY_EVENT_LIMIT: Final = 25_000
+HISTORY_EVENT_BUDGET: Final = 20_000  # what one chunk of steps may use, with headroom
+MAX_EPOCHS: Final = 999  # epoch execution names carry three digits: <run>-epoch-NNN
+
+# --- CloudFormation outputs the client reads (field -> output key) ------------------------------
+STACK_OUTPUTS: Final = {
+    "training_arn": "TrainingStateMachineArn",
+    "bucket": "BucketName",
+    "runs_table": "RunsTableName",
+    "tensors_table": "TensorsTableName",
+}

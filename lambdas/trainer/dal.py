@@ -1,0 +1,249 @@
+"""The training state in the store, by key: weights, optimizer state, data, schedules, scratch.
+
+Thin typed wrappers over ``trainer.store`` so handlers read like the algorithm. Weights, optimizer
+state, prepared data and schedules are immutable (written once, conditionally); activations,
+gradients and micro-batches are scratch (TTL).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from trainer.config import RunConfig, parse_config
+from trainer.contract.names import S3_RUNS_PREFIX
+from trainer.data.prepare import PreparedData
+from trainer.messages import Cursor, MicroBatchTask
+from trainer.store import Store, keys
+from trainer.training import exports
+from trainer.training.schedule import StepLayout
+from trainer.training.step import OptState, Params
+
+_configs: dict[tuple[int, str], RunConfig] = {}
+
+
+def run_config(store: Store, run_id: str) -> RunConfig:
+    """The run's validated config, read once per store: a run's config is immutable."""
+    cache_key = (id(store), run_id)
+    config = _configs.get(cache_key)
+    if config is None:
+        config = _configs[cache_key] = parse_config(store.runs.get_config_json(run_id))
+    return config
+
+
+def dataset_info(store: Store, run_id: str) -> dict[str, Any]:
+    return store.runs.get_dataset_info(run_id)
+
+
+def load_params(store: Store, run_id: str, version: int, layers: int) -> Params:
+    bundles = store.tensors.get_many(
+        [keys.weights_key(run_id, version, layer) for layer in range(1, layers + 1)]
+    )
+    return [(bundle["W"], bundle["b"]) for bundle in bundles]
+
+
+def load_layer(
+    store: Store, run_id: str, version: int, layer: int
+) -> tuple[np.ndarray, np.ndarray]:
+    bundle = store.tensors.get(keys.weights_key(run_id, version, layer))
+    return bundle["W"], bundle["b"]
+
+
+def save_params(store: Store, run_id: str, version: int, params: Params) -> None:
+    for layer, (W, b) in enumerate(params, start=1):
+        store.tensors.put(keys.weights_key(run_id, version, layer), {"W": W, "b": b})
+
+
+def load_optimizer(store: Store, run_id: str, version: int, layers: int) -> list[OptState]:
+    return store.tensors.get_many(
+        [keys.optimizer_key(run_id, version, layer) for layer in range(1, layers + 1)]
+    )
+
+
+def save_optimizer(store: Store, run_id: str, version: int, states: list[OptState]) -> None:
+    for layer, state in enumerate(states, start=1):
+        # an optimizer without state (sgd) still gets an item, so every version is complete
+        store.tensors.put(keys.optimizer_key(run_id, version, layer), state)
+
+
+def save_schedule(store: Store, run_id: str, epoch: int, sizes: np.ndarray) -> None:
+    """``sizes``: int64 (steps, workers), examples per micro-batch (0 where a short last step has
+    fewer micro-batches)."""
+    store.tensors.put(keys.schedule_key(run_id, epoch), {"sizes": sizes})
+
+
+def load_schedule(store: Store, run_id: str, epoch: int) -> np.ndarray:
+    return store.tensors.get(keys.schedule_key(run_id, epoch))["sizes"]
+
+
+def microbatch_sizes(schedule: np.ndarray, step: int) -> list[int]:
+    return [int(n) for n in schedule[step] if n > 0]
+
+
+def save_data(store: Store, run_id: str, part: str, X: np.ndarray, Y: np.ndarray) -> None:
+    store.tensors.put(keys.data_key(run_id, part), {"X": X, "Y": Y})
+
+
+def load_data(store: Store, run_id: str, part: str) -> tuple[np.ndarray, np.ndarray]:
+    bundle = store.tensors.get(keys.data_key(run_id, part))
+    return bundle["X"], bundle["Y"]
+
+
+def epoch_metrics(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's evaluated epochs, in order (rows of ``metrics.json``)."""
+    return store.runs.list_epoch_metrics(run_id)
+
+
+def create_run(store: Store, config: RunConfig, prepared: PreparedData) -> None:
+    """Record the run, its prepared data and dataset facts (each write is idempotent)."""
+    store.runs.create_run(config.run_id, config.to_json())
+    save_data(store, config.run_id, "train", prepared.X_train, prepared.Y_train)
+    save_data(store, config.run_id, "val", prepared.X_val, prepared.Y_val)
+    store.runs.put_dataset_info(
+        config.run_id,
+        {
+            "n_train": int(prepared.X_train.shape[0]),
+            "n_val": int(prepared.X_val.shape[0]),
+            "n_features": int(prepared.X_train.shape[1]),
+            "n_outputs": int(prepared.Y_train.shape[1]),
+            "classes": prepared.classes,
+            "mean": [float(m) for m in prepared.mean],
+            "std": [float(s) for s in prepared.std],
+        },
+    )
+    store.runs.set_status(config.run_id, "RUNNING")
+
+
+def save_microbatches(
+    store: Store,
+    run_id: str,
+    epoch: int,
+    X: np.ndarray,
+    Y: np.ndarray,
+    order: np.ndarray,
+    layout: StepLayout,
+) -> np.ndarray:
+    """Store every micro-batch of the epoch (scratch) and its schedule; return the schedule,
+    int64 (steps, workers) examples per micro-batch."""
+    workers = max(len(step) for step in layout.steps)
+    schedule = np.zeros((layout.n_steps, workers), dtype=np.int64)
+    items = []
+    for step, slices in enumerate(layout.steps):
+        for microbatch, (start, stop) in enumerate(slices):
+            rows = order[start:stop]
+            schedule[step, microbatch] = stop - start
+            items.append(
+                (keys.batch_key(run_id, epoch, step, microbatch), {"X": X[rows], "Y": Y[rows]})
+            )
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda item: store.tensors.put(item[0], item[1], immutable=False), items))
+    save_schedule(store, run_id, epoch, schedule)
+    return schedule
+
+
+def load_microbatch(store: Store, task: MicroBatchTask) -> dict[str, np.ndarray]:
+    return store.tensors.get(keys.batch_key(task.run_id, task.epoch, task.step, task.microbatch))
+
+
+def load_activation(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:
+    return store.tensors.get(
+        keys.activation_key(task.run_id, task.version, task.microbatch, layer)
+    )["A"]
+
+
+def load_layer_input(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:
+    """A_{layer-1}: the micro-batch's X for layer 1, else the layer below's activation."""
+    if layer == 1:
+        return load_microbatch(store, task)["X"]
+    return load_activation(store, task, layer - 1)
+
+
+def save_activation(store: Store, task: MicroBatchTask, layer: int, A: np.ndarray) -> str:
+    key = keys.activation_key(task.run_id, task.version, task.microbatch, layer)
+    store.tensors.put(key, {"A": A}, immutable=False)
+    return key
+
+
+def save_output_gradient(store: Store, task: MicroBatchTask, layer: int, dZ: np.ndarray) -> str:
+    key = keys.output_grad_key(task.run_id, task.version, task.microbatch, layer)
+    store.tensors.put(key, {"dZ": dZ}, immutable=False)
+    return key
+
+
+def load_output_gradient(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:
+    return store.tensors.get(
+        keys.output_grad_key(task.run_id, task.version, task.microbatch, layer)
+    )["dZ"]
+
+
+def save_gradient(
+    store: Store, task: MicroBatchTask, layer: int, dW: np.ndarray, db: np.ndarray
+) -> str:
+    key = keys.gradient_key(task.run_id, task.version, task.microbatch, layer)
+    store.tensors.put(key, {"dW": dW, "db": db}, immutable=False)
+    return key
+
+
+def save_network_gradients(
+    store: Store, task: MicroBatchTask, grads: list[tuple[np.ndarray, np.ndarray]]
+) -> str:
+    """Fused mode: every layer's gradients of one micro-batch in one bundle (one write)."""
+    bundle = {}
+    for layer, (dW, db) in enumerate(grads, start=1):
+        bundle[f"dW{layer}"], bundle[f"db{layer}"] = dW, db
+    key = keys.gradients_key(task.run_id, task.version, task.microbatch)
+    store.tensors.put(key, bundle, immutable=False)
+    return key
+
+
+def load_gradients(
+    store: Store, cursor: Cursor, n_microbatches: int
+) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """The step's gradients, ``[micro-batch][layer] -> (dW, db)``, in worker order: one bundle
+    per micro-batch in fused mode, one per layer and micro-batch in per-layer mode."""
+    layers = range(1, cursor.layers + 1)
+    if cursor.mode == "fused":
+        bundles = store.tensors.get_many(
+            [keys.gradients_key(cursor.run_id, cursor.version, m) for m in range(n_microbatches)]
+        )
+        return [[(b[f"dW{layer}"], b[f"db{layer}"]) for layer in layers] for b in bundles]
+    wanted = [
+        keys.gradient_key(cursor.run_id, cursor.version, microbatch, layer)
+        for microbatch in range(n_microbatches)
+        for layer in layers
+    ]
+    bundles = store.tensors.get_many(wanted)
+    return [
+        [(b["dW"], b["db"]) for b in bundles[m * cursor.layers : (m + 1) * cursor.layers]]
+        for m in range(n_microbatches)
+    ]
+
+
+def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, list[dict[str, Any]]]:
+    """Write model.npz, model.json and metrics.json under ``runs/<run_id>/model/``.
+
+    Returns the folder's s3:// URI and the per-epoch metrics.
+    """
+    info = dataset_info(store, config.run_id)
+    params = load_params(store, config.run_id, version, config.n_layers)
+    metrics = epoch_metrics(store, config.run_id)
+    prefix = model_prefix(config.run_id)
+    store.objects.put_bytes(prefix + exports.MODEL_NPZ, exports.model_npz_bytes(params))
+    document = exports.model_document(
+        config, mean=info["mean"], std=info["std"], classes=info["classes"], version=version
+    )
+    store.objects.put_bytes(prefix + exports.MODEL_JSON, exports.json_bytes(document))
+    document = exports.metrics_document(config.run_id, metrics)
+    store.objects.put_bytes(prefix + exports.METRICS_JSON, exports.json_bytes(document))
+    return store.objects.uri(prefix), metrics
+
+
+def model_prefix(run_id: str) -> str:
+    return f"{S3_RUNS_PREFIX}{run_id}/model/"
+
+
+def clear_caches() -> None:
+    """Forget cached configs (a test or a local engine starting a fresh account)."""
+    _configs.clear()

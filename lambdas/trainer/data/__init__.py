@@ -1,0 +1,1 @@
+"""Datasets: readers (bytes to arrays), preparation (split, standardize) and sources."""

@@ -1,0 +1,1 @@
+"""Training arithmetic and bookkeeping shared by the handlers and the reference trainer."""

@@ -1,0 +1,89 @@
+"""Where a run and an epoch stand: the small records that travel through Step Functions state.
+
+Pure functions from the schedule to the next ``Cursor`` / ``RunProgress``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainer.config import RunConfig
+from trainer.messages import Cursor, RunProgress
+from trainer.training.schedule import steps_per_execution
+
+
+def epoch_name(run_id: str, epoch: int) -> str:
+    """The execution name of an epoch, e.g. ``digits-demo-epoch-003`` (lists in order)."""
+    return f"{run_id}-epoch-{epoch:03d}"
+
+
+def continuation_name(run_id: str, epoch: int, part: int) -> str:
+    """The execution that continues a long epoch, e.g. ``digits-demo-epoch-003-part-02``."""
+    return f"{epoch_name(run_id, epoch)}-part-{part:02d}"
+
+
+def _microbatches(schedule: np.ndarray, step: int) -> list[int]:
+    if step >= schedule.shape[0]:
+        return []
+    return [int(w) for w in np.flatnonzero(schedule[step] > 0)]
+
+
+def first_cursor(config: RunConfig, epoch: int, version: int, schedule: np.ndarray) -> Cursor:
+    """The cursor of an epoch's first step. ``schedule``: (steps, workers) micro-batch sizes."""
+    chunk = steps_per_execution(workers=config.workers, layers=config.n_layers, mode=config.mode)
+    return Cursor(
+        run_id=config.run_id,
+        epoch=epoch,
+        step=0,
+        steps=int(schedule.shape[0]),
+        version=version,
+        layers=config.n_layers,
+        workers=config.workers,
+        mode=config.mode,
+        microbatches=_microbatches(schedule, 0),
+        chunk_start=0,
+        chunk_steps=chunk,
+        part=1,
+        continuation_name=continuation_name(config.run_id, epoch, 2),
+        done=False,
+        chunk_full=False,
+    )
+
+
+def next_cursor(cursor: Cursor, schedule: np.ndarray) -> Cursor:
+    """The cursor after ``cursor.step`` was applied (one more weights version)."""
+    step = cursor.step + 1
+    done = step >= cursor.steps
+    chunk_full = not done and step - cursor.chunk_start >= cursor.chunk_steps
+    part = cursor.part + 1 if chunk_full else cursor.part
+    return cursor.model_copy(
+        update={
+            "step": step,
+            "version": cursor.version + 1,
+            "microbatches": _microbatches(schedule, step),
+            "done": done,
+            "chunk_full": chunk_full,
+            "chunk_start": step if chunk_full else cursor.chunk_start,
+            "part": part,
+            # the execution to start now, which runs part ``part`` of the epoch
+            "continuation_name": continuation_name(cursor.run_id, cursor.epoch, part)
+            if chunk_full
+            else cursor.continuation_name,
+        }
+    )
+
+
+def run_progress(
+    config: RunConfig, *, next_epoch: int, version: int, metrics: dict[str, float] | None = None
+) -> RunProgress:
+    """Where the run stands before ``next_epoch`` (done when all epochs are trained)."""
+    done = next_epoch > config.epochs
+    return RunProgress(
+        run_id=config.run_id,
+        epochs=config.epochs,
+        epoch=next_epoch,
+        epoch_name=epoch_name(config.run_id, min(next_epoch, config.epochs)),
+        version=version,
+        done=done,
+        metrics=metrics,
+    )

@@ -1,0 +1,95 @@
+"""The training schedule: who sees which examples, in which step, and how steps are chunked.
+
+Pure functions shared by the pipeline's handlers and the single-process reference trainer, so that
+both walk the very same schedule.
+
+Random streams (numpy ``default_rng`` seeded by a sequence, so streams never overlap):
+- the train/validation split: ``default_rng(seed)`` (see ``trainer.data.prepare.prepare``);
+- the initial weights: ``default_rng([seed, 0])``;
+- the shuffle of epoch ``e`` (numbered from 1): ``default_rng([seed, e])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainer.contract.names import HISTORY_EVENT_BUDGET
+
+
+def init_rng(seed: int) -> np.random.Generator:
+    """The generator that draws the initial weights."""
+    return np.random.default_rng([seed, 0])
+
+
+def epoch_order(n_train: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` (≥ 1) visits the training examples.
+
+    Returns an int64 permutation of ``range(n_train)``.
+    """
+    if epoch < 1:
+        raise ValueError(f"epochs are numbered from 1, got {epoch}")
+    return np.random.default_rng([seed, epoch]).permutation(n_train)
+
+
+@dataclass(frozen=True)
+class StepLayout:
+    """How one epoch is cut: ``steps[s][w]`` is the (start, stop) slice of the epoch order that
+    micro-batch ``w`` of step ``s`` trains on."""
+
+    steps: tuple[tuple[tuple[int, int], ...], ...]
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps)
+
+    def sizes(self, step: int) -> list[int]:
+        """Examples in each micro-batch of ``step``, in worker order."""
+        return [stop - start for start, stop in self.steps[step]]
+
+
+def step_layout(n_train: int, batch_size: int, workers: int) -> StepLayout:
+    """Cut ``n_train`` ordered examples into steps of ``workers × batch_size`` examples.
+
+    Each step is split into micro-batches of ``batch_size`` in worker order. The last step may be
+    short: it has ``ceil(rest / batch_size)`` micro-batches, the last of which may be short too.
+    """
+    if n_train < 1 or batch_size < 1 or workers < 1:
+        raise ValueError("n_train, batch_size and workers must all be ≥ 1")
+    per_step = batch_size * workers
+    steps = []
+    for step_start in range(0, n_train, per_step):
+        step_stop = min(step_start + per_step, n_train)
+        steps.append(
+            tuple(
+                (start, min(start + batch_size, step_stop))
+                for start in range(step_start, step_stop, batch_size)
+            )
+        )
+    return StepLayout(steps=tuple(steps))
+
+
+def events_per_step(*, workers: int, layers: int, mode: str) -> int:
+    """The history events one training step adds to an epoch execution (no retries).
+
+    Per micro-batch (one inline Map iteration): 2 iteration events and 2 for the mode Choice;
+    then per layer mode: L forward Tasks (5 events each) and their Choices (2 each), the cost
+    Task (5), L backward Tasks and Choices, and the final Succeed (2); fused mode: one Task (5).
+    Per step: the Map state (4), the update Task (5) and the loop Choice (2). Retries add events,
+    hence the budget's headroom below 25,000. ``tests/engine`` checks this count on real histories.
+    """
+    per_microbatch = 4 + (14 * layers + 7 if mode == "per_layer" else 5)
+    return workers * per_microbatch + 11
+
+
+def steps_per_execution(*, workers: int, layers: int, mode: str) -> int:
+    """How many steps one epoch execution may run before it continues in a new execution, so
+    that no execution history approaches Step Functions' 25,000-event limit."""
+    steps = HISTORY_EVENT_BUDGET // events_per_step(workers=workers, layers=layers, mode=mode)
+    if steps < 1:
+        raise ValueError(
+            f"one step of {workers} workers × {layers} layers in {mode} mode does not fit an "
+            f"execution's {HISTORY_EVENT_BUDGET}-event budget (the run config rejects this)"
+        )
+    return steps

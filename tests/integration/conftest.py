@@ -1,0 +1,89 @@
+"""Fixtures for tests that need the AWS account: moto's in-memory DynamoDB and S3.
+
+``aws`` stands up the store's tables and bucket exactly as the local engine does (through
+``stepnet.engine.provision``) and sets the environment variables the handlers read;
+``store`` is a :class:`trainer.store.Store` on top of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from stepnet.engine.provision import create_tables_and_bucket
+from trainer.contract import names
+from trainer.store import Store
+
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class AwsAccount:
+    """Low-level clients of the mocked account and the names of what it holds."""
+
+    dynamodb: Any
+    s3: Any
+    runs_table: str
+    tensors_table: str
+    bucket: str
+    region: str = REGION
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsAccount]:
+    """A mocked AWS account with the runs table, the tensors table and the bucket created."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    prefix = names.DEFAULT_STACK_NAME
+    account = {
+        "runs_table": f"{prefix}-runs",
+        "tensors_table": f"{prefix}-tensors",
+        "bucket": f"{prefix}-test-bucket",
+    }
+    monkeypatch.setenv(names.ENV_RUNS_TABLE, account["runs_table"])
+    monkeypatch.setenv(names.ENV_TENSORS_TABLE, account["tensors_table"])
+    monkeypatch.setenv(names.ENV_BUCKET, account["bucket"])
+    monkeypatch.setenv(names.ENV_SCRATCH_TTL_HOURS, str(24 * names.SCRATCH_EXPIRY_DAYS))
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        create_tables_and_bucket(dynamodb, s3, **account)
+        yield AwsAccount(dynamodb=dynamodb, s3=s3, **account)
+
+
+@pytest.fixture
+def store(aws: AwsAccount) -> Store:
+    """A Store on the mocked account, with default limits and the real clock."""
+    return Store.from_clients(
+        aws.dynamodb,
+        aws.s3,
+        runs_table=aws.runs_table,
+        tensors_table=aws.tensors_table,
+        bucket=aws.bucket,
+    )
+
+
+@pytest.fixture
+def handler_env(aws: AwsAccount) -> Iterator[AwsAccount]:
+    """The mocked account for tests that invoke handlers: the handlers' cached store
+    (``trainer.settings.store``) and cached run configs (``trainer.dal``) are dropped before
+    and after the test, so no test sees another test's clients or configs."""
+    from trainer import dal, settings
+
+    settings.store.cache_clear()
+    dal.clear_caches()
+    yield aws
+    settings.store.cache_clear()
+    dal.clear_caches()

@@ -1,0 +1,136 @@
+"""Calls the Lambda handlers in the order the workflow does, without Step Functions.
+
+Mirrors ``statemachine/training.asl.json`` (Initialize run -> Train epoch -> Evaluate epoch ->
+More epochs? -> Export model) and ``statemachine/epoch.asl.json`` (Plan epoch -> per step a Map
+over the cursor's micro-batches whose items are built like the Map's ``ItemSelector`` ->
+Update weights -> More steps?). A "Continue in a new execution" goes straight back to
+"Train step" with the same cursor, which is what the continuation execution does.
+
+Every event is a plain dict, as Step Functions delivers it; every result is passed on as-is.
+With ``retry=True`` each task is invoked twice with the same event (what a Step Functions retry
+after a lost response does) and both results must be equal.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from stepnet.engine.runtime import LambdaContext
+from trainer.handlers import (
+    backward,
+    evaluate,
+    finalize,
+    forward,
+    gradients,
+    initialize,
+    loss,
+    plan,
+    update,
+)
+
+Event = dict[str, Any]
+Handler = Callable[[Event, Any], Event]
+
+HANDLERS: dict[str, Handler] = {
+    "Initialize": initialize.handler,
+    "Plan": plan.handler,
+    "Forward": forward.handler,
+    "Loss": loss.handler,
+    "Backward": backward.handler,
+    "Gradients": gradients.handler,
+    "Update": update.handler,
+    "Evaluate": evaluate.handler,
+    "Finalize": finalize.handler,
+}
+
+
+def invoke(name: str, event: Event) -> Event:
+    """One Lambda invocation of the handler ``name`` with a fresh context."""
+    return HANDLERS[name](event, LambdaContext(function_name=f"stepnet-{name}"))
+
+
+def microbatch_task(cursor: Event, microbatch: int) -> Event:
+    """One Map item, exactly as the "Train step" state's ``ItemSelector`` builds it."""
+    return {
+        "run_id": cursor["run_id"],
+        "epoch": cursor["epoch"],
+        "step": cursor["step"],
+        "version": cursor["version"],
+        "microbatch": microbatch,
+        "layer": 1,
+        "layers": cursor["layers"],
+        "mode": cursor["mode"],
+    }
+
+
+@dataclass
+class Pipeline:
+    """Runs one training through the handlers and records what happened."""
+
+    threads: int = 0  # > 0: a step's micro-batches run concurrently in this many threads
+    retry: bool = False  # invoke every task twice with the same event
+    calls: Counter[str] = field(default_factory=Counter)
+    cursors: list[Event] = field(default_factory=list)  # every cursor Plan / Update returned
+    progress: list[Event] = field(default_factory=list)  # Initialize's and Evaluate's results
+    losses: list[float] = field(default_factory=list)  # the micro-batch losses Loss reported
+
+    def task(self, name: str, event: Event) -> Event:
+        self.calls[name] += 1
+        result = invoke(name, event)
+        if self.retry:
+            again = invoke(name, event)
+            assert again == result, f"a retried {name} returned {again}, first {result}"
+        return result
+
+    def microbatch(self, task: Event) -> Event:
+        """One Map iteration: "Fused or per layer?" and the states after it."""
+        if task["mode"] == "fused":
+            return self.task("Gradients", task)
+        while task["layer"] <= task["layers"]:  # "Forward done?"
+            task = self.task("Forward", task)
+        task = self.task("Loss", task)
+        self.losses.append(task["loss"])
+        while task["layer"] >= 1:  # "Backward done?"
+            task = self.task("Backward", task)
+        return task
+
+    def train_step(self, cursor: Event) -> Event:
+        """ "Train step" (the Map) then "Update weights": returns the next cursor."""
+        items = [microbatch_task(cursor, m) for m in cursor["microbatches"]]
+        if self.threads:
+            with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                list(pool.map(self.microbatch, items))  # re-raises a failed iteration
+        else:
+            for item in items:
+                self.microbatch(item)
+        cursor = self.task("Update", cursor)
+        self.cursors.append(cursor)
+        return cursor
+
+    def train_epoch(self, run: Event) -> Event:
+        """One Epoch execution (and its continuations); returns its final cursor."""
+        start = {"run_id": run["run_id"], "epoch": run["epoch"], "version": run["version"]}
+        cursor = self.task("Plan", start)
+        self.cursors.append(cursor)
+        while True:
+            cursor = self.train_step(cursor)
+            if cursor["done"]:  # "More steps?" -> "Epoch trained"
+                return cursor
+            # chunk_full: "Continue in a new execution", which goes straight to "Train step"
+
+    def train(self, config: Event, execution_name: str) -> Event:
+        """The Training execution: returns Finalize's result (the run summary)."""
+        run = self.task("Initialize", {"config": config, "execution_name": execution_name})
+        self.progress.append(run)
+        while True:
+            cursor = self.train_epoch(run)
+            end = {"run_id": run["run_id"], "epoch": run["epoch"], "version": cursor["version"]}
+            run = self.task("Evaluate", end)
+            self.progress.append(run)
+            if run["done"]:  # "More epochs?"
+                break
+        return self.task("Finalize", {"run_id": run["run_id"], "version": run["version"]})

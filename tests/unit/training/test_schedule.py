@@ -1,0 +1,197 @@
+"""trainer.training.schedule: how an epoch is shuffled, cut into steps and chunked into executions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from trainer.contract.names import HISTORY_EVENT_BUDGET
+from trainer.training.schedule import (
+    epoch_order,
+    events_per_step,
+    init_rng,
+    step_layout,
+    steps_per_execution,
+)
+
+# --- step_layout ---------------------------------------------------------------------------------
+
+LAYOUTS = [(1, 1, 1), (10, 3, 2), (96, 32, 3), (100, 32, 3), (150, 32, 3), (7, 10, 4), (5, 1, 5)]
+
+
+@pytest.mark.parametrize(("n_train", "batch_size", "workers"), LAYOUTS)
+def test_step_layout_covers_every_index_exactly_once_in_order(
+    n_train: int, batch_size: int, workers: int
+) -> None:
+    # When
+    layout = step_layout(n_train, batch_size, workers)
+
+    # Then: the slices, read step by step and worker by worker, tile range(n_train)
+    covered = [i for step in layout.steps for start, stop in step for i in range(start, stop)]
+    assert covered == list(range(n_train))
+    assert layout.n_steps == math.ceil(n_train / (batch_size * workers))
+    for step in layout.steps:
+        assert 1 <= len(step) <= workers
+        assert all(stop > start for start, stop in step)
+
+
+@pytest.mark.parametrize(("n_train", "batch_size", "workers"), LAYOUTS)
+def test_every_step_but_the_last_has_workers_full_micro_batches(
+    n_train: int, batch_size: int, workers: int
+) -> None:
+    # When
+    layout = step_layout(n_train, batch_size, workers)
+
+    # Then
+    for step in range(layout.n_steps - 1):
+        assert layout.sizes(step) == [batch_size] * workers
+    assert sum(layout.sizes(layout.n_steps - 1)) == n_train - (layout.n_steps - 1) * (
+        batch_size * workers
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_train", "batch_size", "workers", "last"),
+    [
+        (96, 32, 3, [32, 32, 32]),  # no short step
+        (100, 32, 3, [4]),  # one short micro-batch
+        (150, 32, 3, [32, 22]),  # fewer micro-batches, the last one short
+        (160, 32, 3, [32, 32]),  # fewer micro-batches, all full
+        (7, 10, 4, [7]),  # a single short step
+    ],
+)
+def test_the_last_step_may_be_short(
+    n_train: int, batch_size: int, workers: int, last: list[int]
+) -> None:
+    # When
+    layout = step_layout(n_train, batch_size, workers)
+
+    # Then
+    assert layout.sizes(layout.n_steps - 1) == last
+
+
+def test_micro_batch_slices_are_contiguous_and_in_worker_order() -> None:
+    # When
+    layout = step_layout(10, 3, 2)
+
+    # Then
+    assert layout.steps == (((0, 3), (3, 6)), ((6, 9), (9, 10)))
+
+
+@pytest.mark.parametrize(("n_train", "batch_size", "workers"), [(0, 1, 1), (5, 0, 1), (5, 1, 0)])
+def test_step_layout_rejects_empty_arguments(n_train: int, batch_size: int, workers: int) -> None:
+    # When / Then
+    with pytest.raises(ValueError, match="must all be ≥ 1"):
+        step_layout(n_train, batch_size, workers)
+
+
+# --- epoch_order ---------------------------------------------------------------------------------
+
+
+def test_epoch_order_is_a_permutation() -> None:
+    # When
+    order = epoch_order(500, seed=7, epoch=1)
+
+    # Then
+    assert order.dtype == np.int64
+    assert sorted(order.tolist()) == list(range(500))
+
+
+def test_epoch_order_is_deterministic_by_seed_and_epoch() -> None:
+    # When
+    first = epoch_order(500, seed=7, epoch=3)
+    again = epoch_order(500, seed=7, epoch=3)
+
+    # Then
+    np.testing.assert_array_equal(first, again)
+
+
+def test_epoch_order_differs_across_epochs_and_seeds() -> None:
+    # When
+    orders = {
+        (seed, epoch): epoch_order(500, seed=seed, epoch=epoch).tolist()
+        for seed in (0, 7)
+        for epoch in (1, 2, 3)
+    }
+
+    # Then: all six orders are different
+    assert len({tuple(order) for order in orders.values()}) == 6
+
+
+def test_epoch_order_uses_the_documented_stream() -> None:
+    # Given: the stream documented in trainer.training.schedule, which the initial weights do not share
+    expected = np.random.default_rng([7, 2]).permutation(100)
+
+    # When
+    order = epoch_order(100, seed=7, epoch=2)
+
+    # Then
+    np.testing.assert_array_equal(order, expected)
+    assert init_rng(7).permutation(100).tolist() != epoch_order(100, seed=7, epoch=1).tolist()
+
+
+@pytest.mark.parametrize("epoch", [0, -1])
+def test_epoch_order_rejects_epochs_below_one(epoch: int) -> None:
+    # When / Then
+    with pytest.raises(ValueError, match="epochs are numbered from 1"):
+        epoch_order(10, seed=0, epoch=epoch)
+
+
+# --- the history event budget ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["per_layer", "fused"])
+@pytest.mark.parametrize(("workers", "layers"), [(1, 1), (3, 2), (4, 2), (10, 5), (40, 8)])
+def test_steps_per_execution_fills_but_never_exceeds_the_budget(
+    workers: int, layers: int, mode: str
+) -> None:
+    # When
+    per_step = events_per_step(workers=workers, layers=layers, mode=mode)
+    steps = steps_per_execution(workers=workers, layers=layers, mode=mode)
+
+    # Then
+    assert steps >= 1
+    assert per_step * steps <= HISTORY_EVENT_BUDGET
+    assert per_step * (steps + 1) > HISTORY_EVENT_BUDGET  # the largest such chunk
+
+
+def test_events_per_step_grows_with_workers_and_layers() -> None:
+    # When
+    count = {
+        (workers, layers, mode): events_per_step(workers=workers, layers=layers, mode=mode)
+        for workers in (1, 2, 3)
+        for layers in (1, 2, 3)
+        for mode in ("per_layer", "fused")
+    }
+
+    # Then: per_layer costs more than fused and more with every layer; fused ignores layers;
+    # each worker adds the same number of events
+    for workers in (1, 2, 3):
+        for layers in (1, 2):
+            per_layer, deeper = (
+                count[workers, layers, "per_layer"],
+                count[workers, layers + 1, "per_layer"],
+            )
+            assert count[workers, layers, "fused"] < per_layer < deeper
+            assert count[workers, layers, "fused"] == count[workers, layers + 1, "fused"]
+    for layers in (1, 2, 3):
+        for mode in ("per_layer", "fused"):
+            one, two, three = (count[w, layers, mode] for w in (1, 2, 3))
+            assert two - one == three - two > 0
+
+
+@pytest.mark.parametrize(("workers", "layers"), [(40, 64), (40, 36), (28, 64)])
+def test_a_step_too_large_for_one_execution_is_refused(workers: int, layers: int) -> None:
+    # Given a step whose events alone exceed an execution's budget in per-layer mode
+    assert events_per_step(workers=workers, layers=layers, mode="per_layer") > HISTORY_EVENT_BUDGET
+
+    # When / Then the schedule refuses it rather than planning a failing execution
+    with pytest.raises(ValueError, match="does not fit"):
+        steps_per_execution(workers=workers, layers=layers, mode="per_layer")
+    # and fused mode fits with room to spare
+    fused = steps_per_execution(workers=workers, layers=layers, mode="fused")
+    assert fused * events_per_step(workers=workers, layers=layers, mode="fused") <= (
+        HISTORY_EVENT_BUDGET
+    )
