@@ -20,6 +20,7 @@ from infra.bundling import lambda_code
 from infra.nag import acknowledge, wildcard_resource_finding
 from infra.storage import Storage
 from trainer.contract import names
+from trainer.contract.environment import FunctionEnvironment
 
 # The newest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 wants the newest), for
 # which numpy and pydantic-core publish manylinux aarch64 wheels.
@@ -94,14 +95,13 @@ class Functions(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         code = lambda_code(RUNTIME)
-        environment = {
-            names.ENV_RUNS_TABLE: storage.runs_table.table_name,
-            names.ENV_TENSORS_TABLE: storage.tensors_table.table_name,
-            names.ENV_BUCKET: storage.bucket.bucket_name,
-            names.ENV_SCRATCH_TTL_HOURS: str(scratch_ttl_hours),
-            names.ENV_SERVICE_NAME: names.SERVICE_NAME,
-            names.ENV_LOG_LEVEL: log_level,
-        }
+        environment = FunctionEnvironment(
+            runs_table=storage.runs_table.table_name,
+            tensors_table=storage.tensors_table.table_name,
+            bucket=storage.bucket.bucket_name,
+            scratch_ttl_hours=scratch_ttl_hours,
+            log_level=log_level,
+        ).to_env()
         self.by_logical: dict[str, lambda_.Function] = {
             logical: self._function(
                 logical, spec, prefix=prefix, code=code, environment=environment, storage=storage

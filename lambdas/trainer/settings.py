@@ -1,4 +1,9 @@
-"""The handlers' environment, validated once per container (misconfiguration fails fast)."""
+"""What a handler's container is configured with: its environment, validated once, and the store
+built from it (misconfiguration fails fast, with the variables named).
+
+The local engine and the tests may :func:`install` a store of their own (for example one with a
+meter observing it); handlers always ask :func:`store`.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +12,46 @@ from functools import lru_cache
 
 import boto3
 from botocore.config import Config
-from pydantic import BaseModel, Field, ValidationError
 
-from trainer.contract import names
+from trainer.contract.environment import FunctionEnvironment
 from trainer.store import Store
 
-
-class Settings(BaseModel):
-    runs_table: str = Field(min_length=3)
-    tensors_table: str = Field(min_length=3)
-    bucket: str = Field(min_length=3)
-    scratch_ttl_hours: int = Field(default=names.SCRATCH_TTL_HOURS, ge=1)
-
-    @classmethod
-    def from_environment(cls) -> Settings:
-        variables = {
-            "runs_table": names.ENV_RUNS_TABLE,
-            "tensors_table": names.ENV_TENSORS_TABLE,
-            "bucket": names.ENV_BUCKET,
-            "scratch_ttl_hours": names.ENV_SCRATCH_TTL_HOURS,
-        }
-        values = {field: os.environ[env] for field, env in variables.items() if env in os.environ}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as error:
-            missing = [variables[str(e["loc"][0])] for e in error.errors()]
-            raise RuntimeError(
-                f"the function's environment is incomplete or invalid: {', '.join(missing)} "
-                "(the stack and the local engine set them from trainer.contract.names)"
-            ) from None
+_installed: Store | None = None
 
 
 @lru_cache(maxsize=1)
+def environment() -> FunctionEnvironment:
+    """This container's environment, validated on first use."""
+    return FunctionEnvironment.from_env(os.environ)
+
+
 def store() -> Store:
-    """The store for this container, built once (boto3 clients are thread-safe)."""
-    settings = Settings.from_environment()
+    """The store for this container: the installed one, else built once from the environment
+    (boto3 clients are thread-safe)."""
+    global _installed
+    if _installed is None:
+        _installed = build_store(environment())
+    return _installed
+
+
+def build_store(env: FunctionEnvironment) -> Store:
+    """A store over DynamoDB and S3 (whatever endpoint boto3 is configured for)."""
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50)
     return Store.from_clients(
         boto3.client("dynamodb", config=config),
         boto3.client("s3", config=config),
-        runs_table=settings.runs_table,
-        tensors_table=settings.tensors_table,
-        bucket=settings.bucket,
-        scratch_ttl_seconds=settings.scratch_ttl_hours * 3600,
+        runs_table=env.runs_table,
+        tensors_table=env.tensors_table,
+        bucket=env.bucket,
+        scratch_ttl_seconds=env.scratch_ttl_hours * 3600,
+        inline_limit=env.inline_limit_bytes,
     )
+
+
+def install(new_store: Store | None) -> None:
+    """Use ``new_store`` for every handler from now on; ``None`` forgets the store and the
+    environment (the next call reads both again)."""
+    global _installed
+    _installed = new_store
+    if new_store is None:
+        environment.cache_clear()

@@ -26,6 +26,7 @@ from stepnet.engine.provision import create_tables_and_bucket
 from stepnet.engine.runtime import LambdaRuntime
 from trainer import dal, settings
 from trainer.contract import names
+from trainer.contract.environment import FunctionEnvironment
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -43,14 +44,7 @@ def resource_names(stack_name: str) -> dict[str, str]:
 
 def function_environment(resources: dict[str, str]) -> dict[str, str]:
     """The environment every function gets, as in the stack."""
-    return {
-        names.ENV_RUNS_TABLE: resources["runs_table"],
-        names.ENV_TENSORS_TABLE: resources["tensors_table"],
-        names.ENV_BUCKET: resources["bucket"],
-        names.ENV_SCRATCH_TTL_HOURS: str(names.SCRATCH_TTL_HOURS),
-        names.ENV_SERVICE_NAME: names.SERVICE_NAME,
-        names.ENV_LOG_LEVEL: "WARNING",
-    }
+    return FunctionEnvironment(**resources, log_level="WARNING").to_env()
 
 
 def substitutions(function_arns: dict[str, str], machine_arns: dict[str, str]) -> dict[str, str]:
@@ -246,5 +240,5 @@ def _placeholder_zip() -> bytes:
 
 
 def _reset_handler_caches() -> None:
-    settings.store.cache_clear()
+    settings.install(None)
     dal.clear_caches()

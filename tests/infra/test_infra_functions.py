@@ -7,6 +7,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.functions import FUNCTION_SPECS, RUNTIME
 from trainer.contract import names
+from trainer.contract.environment import VARIABLES
 
 pytestmark = pytest.mark.infra
 
@@ -85,12 +86,14 @@ def test_environment_names_the_tables_bucket_and_service(
         {
             "Environment": {
                 "Variables": {
-                    names.ENV_RUNS_TABLE: {"Ref": tables[names.RUNS_PK]},
-                    names.ENV_TENSORS_TABLE: {"Ref": tables[names.TENSORS_PK]},
-                    names.ENV_BUCKET: {"Ref": data_bucket},
-                    names.ENV_SCRATCH_TTL_HOURS: "24",
-                    names.ENV_SERVICE_NAME: names.SERVICE_NAME,
-                    names.ENV_LOG_LEVEL: "INFO",
+                    VARIABLES["runs_table"]: {"Ref": tables[names.RUNS_PK]},
+                    VARIABLES["tensors_table"]: {"Ref": tables[names.TENSORS_PK]},
+                    VARIABLES["bucket"]: {"Ref": data_bucket},
+                    VARIABLES["scratch_ttl_hours"]: "24",
+                    VARIABLES["inline_limit_bytes"]: str(names.INLINE_LIMIT_BYTES),
+                    VARIABLES["history_event_budget"]: str(names.HISTORY_EVENT_BUDGET),
+                    VARIABLES["service_name"]: names.SERVICE_NAME,
+                    VARIABLES["log_level"]: "INFO",
                 }
             }
         },

@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from stepnet.engine.provision import create_tables_and_bucket
 from trainer.contract import names
+from trainer.contract.environment import FunctionEnvironment
 from trainer.store import Store
 
 REGION = "us-east-1"
@@ -52,10 +53,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsAccount]:
         "tensors_table": f"{prefix}-tensors",
         "bucket": f"{prefix}-test-bucket",
     }
-    monkeypatch.setenv(names.ENV_RUNS_TABLE, account["runs_table"])
-    monkeypatch.setenv(names.ENV_TENSORS_TABLE, account["tensors_table"])
-    monkeypatch.setenv(names.ENV_BUCKET, account["bucket"])
-    monkeypatch.setenv(names.ENV_SCRATCH_TTL_HOURS, str(24 * names.SCRATCH_EXPIRY_DAYS))
+    for name, value in FunctionEnvironment(**account).to_env().items():
+        monkeypatch.setenv(name, value)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
@@ -78,12 +77,12 @@ def store(aws: AwsAccount) -> Store:
 @pytest.fixture
 def handler_env(aws: AwsAccount) -> Iterator[AwsAccount]:
     """The mocked account for tests that invoke handlers: the handlers' cached store
-    (``trainer.settings.store``) and cached run configs (``trainer.dal``) are dropped before
+    (``trainer.settings.store()``) and cached run configs (``trainer.dal``) are dropped before
     and after the test, so no test sees another test's clients or configs."""
     from trainer import dal, settings
 
-    settings.store.cache_clear()
+    settings.install(None)
     dal.clear_caches()
     yield aws
-    settings.store.cache_clear()
+    settings.install(None)
     dal.clear_caches()

@@ -6,14 +6,8 @@ key attribute, environment variable, function and state machine name is spelled 
 
 from typing import Final
 
-# --- Environment variables every handler reads (validated once in trainer.settings) ---------
-ENV_RUNS_TABLE: Final = "STEPNET_RUNS_TABLE"
-ENV_TENSORS_TABLE: Final = "STEPNET_TENSORS_TABLE"
-ENV_BUCKET: Final = "STEPNET_BUCKET"
-ENV_SCRATCH_TTL_HOURS: Final = "STEPNET_SCRATCH_TTL_HOURS"
-ENV_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
-ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
-SERVICE_NAME: Final = "stepnet"
+SERVICE_NAME: Final = "stepnet"  # Powertools' service name (logs, metrics)
+# The environment variables themselves: trainer.contract.environment.
 
 # --- DynamoDB: runs table ---------------------------------------------------------------------
 # One partition per run; the sort key names the record ("config", "status", "epoch#0003").
@@ -34,6 +28,16 @@ S3_SCRATCH_PREFIX: Final = "tensors/scratch/"  # expired by a lifecycle rule
 SCRATCH_EXPIRY_DAYS: Final = 1
 # Scratch items in the tensors table expire (DynamoDB TTL) this long after they are written.
 SCRATCH_TTL_HOURS: Final = 24 * SCRATCH_EXPIRY_DAYS
+
+# --- Tensor bundles: inline in DynamoDB, or spilled to S3 ---------------------------------------
+# Encoded bundles above this many bytes are spilled to S3, with a pointer item in DynamoDB. The
+# threshold is where S3 becomes cheaper (us-east-1, on-demand): an inline write costs 1 WRU per KB
+# ($0.625/M), a spilled one an S3 PUT ($0.005/1k, the price of 8 WRU) plus a 1-WRU pointer, so
+# from ~9 KB on S3 wins; reads shift it a little (4 KB per RRU inline, a GET plus a pointer read
+# spilled). A deployment may raise it (up to MAX_INLINE_LIMIT_BYTES, under DynamoDB's 400 KB
+# item limit) to trade dollars for the latency of S3 requests.
+INLINE_LIMIT_BYTES: Final = 10 * 1024
+MAX_INLINE_LIMIT_BYTES: Final = 390_000
 
 # --- Lambda functions: logical name -> handler module -----------------------------------------
 HANDLERS: Final = {

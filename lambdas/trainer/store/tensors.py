@@ -22,8 +22,11 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from trainer.contract.names import (
+    INLINE_LIMIT_BYTES,
+    MAX_INLINE_LIMIT_BYTES,
     S3_SCRATCH_PREFIX,
     S3_TENSORS_PREFIX,
+    SCRATCH_TTL_HOURS,
     TENSORS_PK,
     TENSORS_TTL_ATTRIBUTE,
 )
@@ -37,16 +40,8 @@ from trainer.store.errors import (
 
 Bundle = Mapping[str, np.ndarray]
 
-# Encoded bundles above this many bytes are spilled to S3, with a pointer item in DynamoDB. The
-# threshold is where S3 becomes cheaper (us-east-1, on-demand): an inline write costs 1 WRU per KB
-# ($0.625/M), a spilled one an S3 PUT ($0.005/1k, the price of 8 WRU) plus a 1-WRU pointer, so
-# from ~9 KB on S3 wins; reads shift it a little (4 KB per RRU inline, a GET plus a pointer read
-# spilled). A deployment may raise it (up to MAX_INLINE_LIMIT_BYTES, under DynamoDB's 400 KB
-# item limit) to trade dollars for the latency of S3 requests.
-INLINE_LIMIT_BYTES: Final = 10 * 1024
-MAX_INLINE_LIMIT_BYTES: Final = 390_000
 DEFAULT_CACHE_BYTES: Final = 256 * 1024 * 1024
-DEFAULT_SCRATCH_TTL_SECONDS: Final = 86_400
+DEFAULT_SCRATCH_TTL_SECONDS: Final = SCRATCH_TTL_HOURS * 3600
 # An S3 key is at most 1024 bytes and spilled scratch bundles live under the scratch prefix.
 MAX_KEY_BYTES: Final = 1024 - len(S3_SCRATCH_PREFIX.encode())
 

@@ -1,0 +1,72 @@
+"""The functions' environment: one typed model, written by the stack and the engine, read by the
+handlers.
+
+``FunctionEnvironment.to_env()`` gives the variables the stack (``infra/functions.py``) and the
+local engine (``stepnet/engine/account.py``) set on every function; ``from_env()`` validates them
+once per container (``trainer.settings``). A variable is named here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trainer.contract import names
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# What each field is called in the environment.
+VARIABLES: Final[Mapping[str, str]] = {
+    "runs_table": "STEPNET_RUNS_TABLE",
+    "tensors_table": "STEPNET_TENSORS_TABLE",
+    "bucket": "STEPNET_BUCKET",
+    "scratch_ttl_hours": "STEPNET_SCRATCH_TTL_HOURS",
+    "inline_limit_bytes": "STEPNET_INLINE_LIMIT_BYTES",
+    "history_event_budget": "STEPNET_HISTORY_EVENT_BUDGET",
+    "service_name": "POWERTOOLS_SERVICE_NAME",
+    "log_level": "POWERTOOLS_LOG_LEVEL",
+}
+
+
+class MisconfiguredError(RuntimeError):
+    """The function's environment is incomplete or invalid (a deployment mistake)."""
+
+
+class FunctionEnvironment(BaseModel):
+    """Every function's environment (the same for all of them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runs_table: str = Field(min_length=3, max_length=255)
+    tensors_table: str = Field(min_length=3, max_length=255)
+    bucket: str = Field(min_length=3, max_length=63)
+    scratch_ttl_hours: int = Field(default=names.SCRATCH_TTL_HOURS, ge=1)
+    inline_limit_bytes: int = Field(
+        default=names.INLINE_LIMIT_BYTES, ge=0, le=names.MAX_INLINE_LIMIT_BYTES
+    )
+    history_event_budget: int = Field(
+        default=names.HISTORY_EVENT_BUDGET, ge=1, lt=names.HISTORY_EVENT_LIMIT
+    )
+    service_name: str = names.SERVICE_NAME
+    log_level: LogLevel = "INFO"
+
+    def to_env(self) -> dict[str, str]:
+        """The variables, as strings, for a function's configuration."""
+        return {VARIABLES[field]: str(value) for field, value in self.model_dump().items()}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> FunctionEnvironment:
+        """Validate ``environ`` (``os.environ``); the error names each bad variable."""
+        values = {field: environ[var] for field, var in VARIABLES.items() if var in environ}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = ", ".join(
+                f"{VARIABLES[str(e['loc'][0])]} ({e['msg']})" for e in error.errors()
+            )
+            raise MisconfiguredError(
+                f"the function's environment is incomplete or invalid: {problems} "
+                "(the stack and the local engine set it from trainer.contract.environment)"
+            ) from None
