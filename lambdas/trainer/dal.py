@@ -1,8 +1,8 @@
-"""The training state in the store, by key: weights, optimizer state, data, schedules, scratch.
+"""The training's data in the store, by key: weights, optimizer state, data, schedules, scratch.
 
-Thin typed wrappers over ``trainer.store`` so handlers read like the algorithm. Weights, optimizer
-state, prepared data and schedules are immutable (written once, conditionally); activations,
-gradients and micro-batches are scratch (TTL).
+The data access layer: every store call a handler makes goes through here, typed, so handlers
+read like the algorithm. Weights, optimizer state, prepared data and schedules are immutable
+(written once, conditionally); activations, gradients and micro-batches are scratch (TTL).
 """
 
 from __future__ import annotations
@@ -15,22 +15,19 @@ import numpy as np
 from trainer.config import RunConfig, parse_config
 from trainer.contract.names import S3_RUNS_PREFIX
 from trainer.data.prepare import PreparedData
-from trainer.messages import Cursor, MicroBatchTask
+from trainer.messages import Cursor, EpochMetrics, MicroBatchTask
+from trainer.nn.params import LayerParams, flatten, unflatten
 from trainer.store import Store, keys
 from trainer.training import exports
 from trainer.training.schedule import StepLayout
 from trainer.training.step import OptState, Params
 
-_configs: dict[tuple[int, str], RunConfig] = {}
+GRADIENT_PREFIX = "d"  # gradient bundles name their arrays dW, db (fused: dW1, db1, …)
 
 
 def run_config(store: Store, run_id: str) -> RunConfig:
-    """The run's validated config, read once per store: a run's config is immutable."""
-    cache_key = (id(store), run_id)
-    config = _configs.get(cache_key)
-    if config is None:
-        config = _configs[cache_key] = parse_config(store.runs.get_config_json(run_id))
-    return config
+    """The run's validated config (the store caches the immutable record)."""
+    return parse_config(store.runs.get_config_json(run_id))
 
 
 def dataset_info(store: Store, run_id: str) -> dict[str, Any]:
@@ -41,19 +38,16 @@ def load_params(store: Store, run_id: str, version: int, layers: int) -> Params:
     bundles = store.tensors.get_many(
         [keys.weights_key(run_id, version, layer) for layer in range(1, layers + 1)]
     )
-    return [(bundle["W"], bundle["b"]) for bundle in bundles]
+    return [LayerParams.from_dict(bundle) for bundle in bundles]
 
 
-def load_layer(
-    store: Store, run_id: str, version: int, layer: int
-) -> tuple[np.ndarray, np.ndarray]:
-    bundle = store.tensors.get(keys.weights_key(run_id, version, layer))
-    return bundle["W"], bundle["b"]
+def load_layer(store: Store, run_id: str, version: int, layer: int) -> LayerParams:
+    return LayerParams.from_dict(store.tensors.get(keys.weights_key(run_id, version, layer)))
 
 
 def save_params(store: Store, run_id: str, version: int, params: Params) -> None:
-    for layer, (W, b) in enumerate(params, start=1):
-        store.tensors.put(keys.weights_key(run_id, version, layer), {"W": W, "b": b})
+    for layer, weights in enumerate(params, start=1):
+        store.tensors.put(keys.weights_key(run_id, version, layer), weights.as_dict())
 
 
 def load_optimizer(store: Store, run_id: str, version: int, layers: int) -> list[OptState]:
@@ -62,10 +56,10 @@ def load_optimizer(store: Store, run_id: str, version: int, layers: int) -> list
     )
 
 
-def save_optimizer(store: Store, run_id: str, version: int, states: list[OptState]) -> None:
-    for layer, state in enumerate(states, start=1):
+def save_optimizer(store: Store, run_id: str, version: int, moments: list[OptState]) -> None:
+    for layer, moment in enumerate(moments, start=1):
         # an optimizer without state (sgd) still gets an item, so every version is complete
-        store.tensors.put(keys.optimizer_key(run_id, version, layer), state)
+        store.tensors.put(keys.optimizer_key(run_id, version, layer), moment)
 
 
 def save_schedule(store: Store, run_id: str, epoch: int, sizes: np.ndarray) -> None:
@@ -96,6 +90,10 @@ def epoch_metrics(store: Store, run_id: str) -> list[dict[str, Any]]:
     return store.runs.list_epoch_metrics(run_id)
 
 
+def save_epoch_metrics(store: Store, run_id: str, metrics: EpochMetrics) -> None:
+    store.runs.put_epoch_metrics(run_id, metrics.epoch, metrics.row())
+
+
 def create_run(store: Store, config: RunConfig, prepared: PreparedData) -> None:
     """Record the run, its prepared data and dataset facts (each write is idempotent)."""
     store.runs.create_run(config.run_id, config.to_json())
@@ -114,6 +112,10 @@ def create_run(store: Store, config: RunConfig, prepared: PreparedData) -> None:
         },
     )
     store.runs.set_status(config.run_id, "RUNNING")
+
+
+def finish_run(store: Store, run_id: str, model_uri: str) -> None:
+    store.runs.set_status(run_id, "SUCCEEDED", model_uri=model_uri)
 
 
 def save_microbatches(
@@ -178,47 +180,34 @@ def load_output_gradient(store: Store, task: MicroBatchTask, layer: int) -> np.n
     )["dZ"]
 
 
-def save_gradient(
-    store: Store, task: MicroBatchTask, layer: int, dW: np.ndarray, db: np.ndarray
-) -> str:
+def save_gradient(store: Store, task: MicroBatchTask, layer: int, grad: LayerParams) -> str:
     key = keys.gradient_key(task.run_id, task.version, task.microbatch, layer)
-    store.tensors.put(key, {"dW": dW, "db": db}, immutable=False)
+    store.tensors.put(key, grad.as_dict(GRADIENT_PREFIX), immutable=False)
     return key
 
 
-def save_network_gradients(
-    store: Store, task: MicroBatchTask, grads: list[tuple[np.ndarray, np.ndarray]]
-) -> str:
+def save_network_gradients(store: Store, task: MicroBatchTask, grads: list[LayerParams]) -> str:
     """Fused mode: every layer's gradients of one micro-batch in one bundle (one write)."""
-    bundle = {}
-    for layer, (dW, db) in enumerate(grads, start=1):
-        bundle[f"dW{layer}"], bundle[f"db{layer}"] = dW, db
     key = keys.gradients_key(task.run_id, task.version, task.microbatch)
-    store.tensors.put(key, bundle, immutable=False)
+    store.tensors.put(key, flatten(grads, GRADIENT_PREFIX), immutable=False)
     return key
 
 
-def load_gradients(
-    store: Store, cursor: Cursor, n_microbatches: int
-) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+def load_gradients(store: Store, cursor: Cursor, n_microbatches: int) -> list[list[LayerParams]]:
     """The step's gradients, ``[micro-batch][layer] -> (dW, db)``, in worker order: one bundle
     per micro-batch in fused mode, one per layer and micro-batch in per-layer mode."""
-    layers = range(1, cursor.layers + 1)
     if cursor.mode == "fused":
         bundles = store.tensors.get_many(
             [keys.gradients_key(cursor.run_id, cursor.version, m) for m in range(n_microbatches)]
         )
-        return [[(b[f"dW{layer}"], b[f"db{layer}"]) for layer in layers] for b in bundles]
+        return [unflatten(bundle, cursor.layers, GRADIENT_PREFIX) for bundle in bundles]
     wanted = [
         keys.gradient_key(cursor.run_id, cursor.version, microbatch, layer)
         for microbatch in range(n_microbatches)
-        for layer in layers
+        for layer in range(1, cursor.layers + 1)
     ]
-    bundles = store.tensors.get_many(wanted)
-    return [
-        [(b["dW"], b["db"]) for b in bundles[m * cursor.layers : (m + 1) * cursor.layers]]
-        for m in range(n_microbatches)
-    ]
+    grads = [LayerParams.from_dict(b, GRADIENT_PREFIX) for b in store.tensors.get_many(wanted)]
+    return [grads[m * cursor.layers : (m + 1) * cursor.layers] for m in range(n_microbatches)]
 
 
 def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, list[dict[str, Any]]]:
@@ -242,8 +231,3 @@ def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, li
 
 def model_prefix(run_id: str) -> str:
     return f"{S3_RUNS_PREFIX}{run_id}/model/"
-
-
-def clear_caches() -> None:
-    """Forget cached configs (a test or a local engine starting a fresh account)."""
-    _configs.clear()

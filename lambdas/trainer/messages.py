@@ -1,4 +1,5 @@
-"""Typed events and results of the handlers: what travels through Step Functions state.
+"""Typed messages of the handlers (their inputs and results): what travels through Step Functions
+state, and the per-epoch metrics rows.
 
 Only small scalars and keys travel; tensors stay in the store. Every model forbids unknown fields
 so that a drift between the ASL files and the handlers fails loudly.
@@ -13,18 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainer.config import Mode
 
 
-class _Event(BaseModel):
+class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class InitializeEvent(_Event):
+class InitializeRequest(_Message):
     """Input of ``Initialize``: the user's run config as given to the Training execution."""
 
     config: dict[str, Any]
     execution_name: str
 
 
-class RunProgress(_Event):
+class RunProgress(_Message):
     """Result of ``Initialize`` and ``Evaluate``: where the run stands before the next epoch."""
 
     run_id: str
@@ -36,7 +37,7 @@ class RunProgress(_Event):
     metrics: dict[str, float | int] | None = None
 
 
-class EpochStart(_Event):
+class EpochStart(_Message):
     """Input of ``Plan``."""
 
     run_id: str
@@ -44,7 +45,7 @@ class EpochStart(_Event):
     version: int
 
 
-class Cursor(_Event):
+class Cursor(_Message):
     """The position of an epoch execution: the next step to train and how to train it.
 
     ``microbatches`` lists the next step's micro-batch indices (the Map's items);
@@ -69,7 +70,7 @@ class Cursor(_Event):
     chunk_full: bool
 
 
-class MicroBatchTask(_Event):
+class MicroBatchTask(_Message):
     """Input of ``Forward``, ``Loss``, ``Backward`` and ``Gradients``: one micro-batch of one step,
     at one layer (1-based). Each handler returns the task for the next state (``layer`` moved on)
     plus ``key``, the store key it wrote."""
@@ -86,7 +87,7 @@ class MicroBatchTask(_Event):
     loss: float | None = Field(default=None, description="the micro-batch's loss, set by Loss")
 
 
-class EpochEnd(_Event):
+class EpochEnd(_Message):
     """Input of ``Evaluate``: the epoch just trained and the weights version it ended on."""
 
     run_id: str
@@ -94,12 +95,28 @@ class EpochEnd(_Event):
     version: int
 
 
-class FinalizeEvent(_Event):
+class FinalizeRequest(_Message):
     run_id: str
     version: int
 
 
-class RunSummary(_Event):
+class EpochMetrics(_Message):
+    """One row of ``metrics.json``: the data loss (no L2) of the epoch's final weights on the
+    whole training and validation parts, the validation accuracy for classification, and the
+    weights version the epoch ended on (the pipeline records it; the reference leaves it out)."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float | None = None
+    version: int | None = None
+
+    def row(self) -> dict[str, float | int]:
+        """The row as written to ``metrics.json`` (absent fields left out)."""
+        return self.model_dump(exclude_none=True)
+
+
+class RunSummary(_Message):
     """Result of ``Finalize`` and so of the Training execution."""
 
     run_id: str

@@ -13,7 +13,7 @@ from functools import lru_cache
 import boto3
 from botocore.config import Config
 
-from trainer.contract.environment import FunctionEnvironment
+from trainer.contract.environment import FunctionEnvironment, Limits
 from trainer.store import Store
 
 _installed: Store | None = None
@@ -23,6 +23,13 @@ _installed: Store | None = None
 def environment() -> FunctionEnvironment:
     """This container's environment, validated on first use."""
     return FunctionEnvironment.from_env(os.environ)
+
+
+@lru_cache(maxsize=1)
+def limits() -> Limits:
+    """The tunable limits (history budget, inline limit, scratch TTL): set in the environment or
+    the contract's defaults, so logic that needs one runs anywhere (the cost model, tests)."""
+    return Limits.from_env(os.environ)
 
 
 def store() -> Store:
@@ -55,3 +62,4 @@ def install(new_store: Store | None) -> None:
     _installed = new_store
     if new_store is None:
         environment.cache_clear()
+        limits.cache_clear()

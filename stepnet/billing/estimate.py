@@ -45,7 +45,7 @@ import numpy as np
 from stepnet.billing import prices
 from trainer.config import RunConfig
 from trainer.contract import names
-from trainer.contract.names import TENSORS_PK, TENSORS_TTL_ATTRIBUTE
+from trainer.contract.names import HISTORY_EVENT_BUDGET, TENSORS_PK, TENSORS_TTL_ATTRIBUTE
 from trainer.store import codec, keys
 from trainer.store.tensors import (
     BATCH_GET_LIMIT,
@@ -493,6 +493,7 @@ class Shapes:
     workers: int
     weights: tuple[dict[str, ArraySpec], ...]  # per layer {"W", "b"}
     optimizer: tuple[dict[str, ArraySpec], ...]  # per layer, as the optimizer stores it
+    history_event_budget: int = HISTORY_EVENT_BUDGET  # the deployment's (see Limits)
 
     @property
     def layers(self) -> int:
@@ -521,7 +522,14 @@ class Shapes:
         return sum(a * b for a, b in itertools.pairwise(sizes))
 
 
-def shapes_for(config: RunConfig, n_train: int, n_val: int, n_features: int) -> Shapes:
+def shapes_for(
+    config: RunConfig,
+    n_train: int,
+    n_val: int,
+    n_features: int,
+    *,
+    history_event_budget: int = HISTORY_EVENT_BUDGET,
+) -> Shapes:
     params, states = initial_state(config, n_features)
     return Shapes(
         run_id=config.run_id,
@@ -534,6 +542,7 @@ def shapes_for(config: RunConfig, n_train: int, n_val: int, n_features: int) -> 
         workers=config.workers,
         weights=tuple(bundle_spec({"W": W, "b": b}) for W, b in params),
         optimizer=tuple(bundle_spec(state) for state in states),
+        history_event_budget=history_event_budget,
     )
 
 
@@ -544,7 +553,12 @@ def transitions_per_microbatch(layers: int, mode: str) -> int:
 
 def epoch_parts(shapes: Shapes, mode: str) -> int:
     """Epoch executions one epoch takes (continuations after each step budget)."""
-    chunk = steps_per_execution(workers=shapes.workers, layers=shapes.layers, mode=mode)
+    chunk = steps_per_execution(
+        workers=shapes.workers,
+        layers=shapes.layers,
+        mode=mode,
+        budget=shapes.history_event_budget,
+    )
     return -(-shapes.steps // chunk)
 
 

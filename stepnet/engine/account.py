@@ -24,7 +24,7 @@ from stepnet.client import StackResources
 from stepnet.engine import patches
 from stepnet.engine.provision import create_tables_and_bucket
 from stepnet.engine.runtime import LambdaRuntime
-from trainer import dal, settings
+from trainer import settings
 from trainer.contract import names
 from trainer.contract.environment import FunctionEnvironment
 
@@ -241,4 +241,3 @@ def _placeholder_zip() -> bytes:
 
 def _reset_handler_caches() -> None:
     settings.install(None)
-    dal.clear_caches()

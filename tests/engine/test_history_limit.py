@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.limits import tuned_limits
 
 from stepnet.datasets import synthetic_classification, write_npz
 from stepnet.local import run_local
@@ -77,13 +78,13 @@ def test_an_epoch_of_1100_steps_stays_far_below_the_history_limit(account, tmp_p
     assert difference <= 1e-6
 
 
-def test_a_small_budget_splits_epochs_and_keeps_the_weights(account, tmp_path, monkeypatch) -> None:
+def test_a_small_budget_splits_epochs_and_keeps_the_weights(account, tmp_path) -> None:
     # Given a step budget of 5 steps per execution (the real one is ~120 for this network)
-    monkeypatch.setattr(schedule, "HISTORY_EVENT_BUDGET", 5 * 167)
     config = parse_config(digits_config(run_id="parts", epochs=2, workers=4))
 
     # When
-    run = run_local(config, tmp_path, account=account)
+    with tuned_limits(history_event_budget=5 * 167):
+        run = run_local(config, tmp_path, account=account)
 
     # Then each 12-step epoch ran as three executions: epoch, part-02, part-03
     assert run.succeeded, run.description

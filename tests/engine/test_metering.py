@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.limits import tuned_limits
 
 from stepnet.billing import estimate
 from stepnet.billing.meter import Meter
 from stepnet.client import epoch_counts
 from stepnet.datasets import synthetic_classification, write_npz
 from stepnet.local import run_local
-from trainer import settings
 from trainer.config import parse_config
 from trainer.training import schedule
 
@@ -69,20 +69,15 @@ def metered_run(request, account, dataset: Path) -> dict[str, Any]:
     mode = request.param
     config = _config(dataset, mode)
     budget = 2 * schedule.events_per_step(workers=config.workers, layers=config.n_layers, mode=mode)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(schedule, "HISTORY_EVENT_BUDGET", budget)
-        settings.store().tensors.inline_limit = INLINE_LIMIT
-        try:
-            with Meter(account) as meter:
-                run = run_local(config, None, account=account)
-        finally:
-            settings.store().tensors.inline_limit = estimate.INLINE_LIMIT_BYTES
-        shapes = estimate.shapes_for(config, n_train=80, n_val=20, n_features=6)
-        model = estimate.model_epoch(shapes, mode, inline_limit=INLINE_LIMIT)
-        fixed = estimate.model_run_fixed(
-            shapes, config, uploaded_bytes=0, inline_limit=INLINE_LIMIT
-        )
-        parts = estimate.epoch_parts(shapes, mode)
+    limits = tuned_limits(history_event_budget=budget, inline_limit_bytes=INLINE_LIMIT)
+    with limits, Meter(account) as meter:
+        run = run_local(config, None, account=account)
+    shapes = estimate.shapes_for(
+        config, n_train=80, n_val=20, n_features=6, history_event_budget=budget
+    )
+    model = estimate.model_epoch(shapes, mode, inline_limit=INLINE_LIMIT)
+    fixed = estimate.model_run_fixed(shapes, config, uploaded_bytes=0, inline_limit=INLINE_LIMIT)
+    parts = estimate.epoch_parts(shapes, mode)
     return {
         "mode": mode,
         "config": config,

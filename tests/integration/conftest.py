@@ -76,13 +76,11 @@ def store(aws: AwsAccount) -> Store:
 
 @pytest.fixture
 def handler_env(aws: AwsAccount) -> Iterator[AwsAccount]:
-    """The mocked account for tests that invoke handlers: the handlers' cached store
-    (``trainer.settings.store()``) and cached run configs (``trainer.dal``) are dropped before
-    and after the test, so no test sees another test's clients or configs."""
-    from trainer import dal, settings
+    """The mocked account for tests that invoke handlers: the handlers' store
+    (``trainer.settings.store()``, with its cached configs and tensors) is dropped before and
+    after the test, so no test sees another test's clients or records."""
+    from trainer import settings
 
     settings.install(None)
-    dal.clear_caches()
     yield aws
     settings.install(None)
-    dal.clear_caches()

@@ -9,7 +9,7 @@ once per container (``trainer.settings``). A variable is named here and nowhere 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,14 +34,11 @@ class MisconfiguredError(RuntimeError):
     """The function's environment is incomplete or invalid (a deployment mistake)."""
 
 
-class FunctionEnvironment(BaseModel):
-    """Every function's environment (the same for all of them)."""
+class Limits(BaseModel):
+    """The limits a deployment (or a test) may tune; each has the contract's default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    runs_table: str = Field(min_length=3, max_length=255)
-    tensors_table: str = Field(min_length=3, max_length=255)
-    bucket: str = Field(min_length=3, max_length=63)
     scratch_ttl_hours: int = Field(default=names.SCRATCH_TTL_HOURS, ge=1)
     inline_limit_bytes: int = Field(
         default=names.INLINE_LIMIT_BYTES, ge=0, le=names.MAX_INLINE_LIMIT_BYTES
@@ -49,6 +46,22 @@ class FunctionEnvironment(BaseModel):
     history_event_budget: int = Field(
         default=names.HISTORY_EVENT_BUDGET, ge=1, lt=names.HISTORY_EVENT_LIMIT
     )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Limits:
+        """The limits set in ``environ``, defaults for the rest."""
+        fields = cls.model_fields.keys()
+        return _validated(
+            cls, {f: environ[VARIABLES[f]] for f in fields if VARIABLES[f] in environ}
+        )
+
+
+class FunctionEnvironment(Limits):
+    """Every function's environment (the same for all of them)."""
+
+    runs_table: str = Field(min_length=3, max_length=255)
+    tensors_table: str = Field(min_length=3, max_length=255)
+    bucket: str = Field(min_length=3, max_length=63)
     service_name: str = names.SERVICE_NAME
     log_level: LogLevel = "INFO"
 
@@ -60,13 +73,18 @@ class FunctionEnvironment(BaseModel):
     def from_env(cls, environ: Mapping[str, str]) -> FunctionEnvironment:
         """Validate ``environ`` (``os.environ``); the error names each bad variable."""
         values = {field: environ[var] for field, var in VARIABLES.items() if var in environ}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{VARIABLES[str(e['loc'][0])]} ({e['msg']})" for e in error.errors()
-            )
-            raise MisconfiguredError(
-                f"the function's environment is incomplete or invalid: {problems} "
-                "(the stack and the local engine set it from trainer.contract.environment)"
-            ) from None
+        return _validated(cls, values)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _validated(model: type[Model], values: Mapping[str, str]) -> Model:
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        problems = ", ".join(f"{VARIABLES[str(e['loc'][0])]} ({e['msg']})" for e in error.errors())
+        raise MisconfiguredError(
+            f"the function's environment is incomplete or invalid: {problems} "
+            "(the stack and the local engine set it from trainer.contract.environment)"
+        ) from None

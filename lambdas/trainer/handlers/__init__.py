@@ -1,7 +1,5 @@
-"""Thin Lambda handlers: parse the event, load tensors, call the math, store, return keys."""
+"""Thin Lambda handlers: each is ``run(store, message) -> message`` behind :func:`lambda_edge`.
 
-from aws_lambda_powertools import Logger
-
-from trainer.contract.names import SERVICE_NAME
-
-logger = Logger(service=SERVICE_NAME)
+``run`` holds the logic (load tensors, call the math, store, return keys) and takes any
+:class:`~trainer.store.Store`, so tests, the local engine and the cost model call it directly.
+"""

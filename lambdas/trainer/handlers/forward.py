@@ -1,20 +1,19 @@
 """Forward pass of one layer for one micro-batch: A_l = act_l(A_{l-1} @ W_l + b_l)."""
 
-from typing import Any
-
-from trainer import dal, settings
-from trainer.handlers import logger
+from trainer import dal
+from trainer.handlers._edge import lambda_edge
 from trainer.messages import MicroBatchTask
 from trainer.nn import forward_layer
+from trainer.store import Store
 
 
-@logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    task = MicroBatchTask.model_validate(event)
-    store = settings.store()
+def run(store: Store, task: MicroBatchTask) -> MicroBatchTask:
     config = dal.run_config(store, task.run_id)
     A_prev = dal.load_layer_input(store, task, task.layer)
     W, b = dal.load_layer(store, task.run_id, task.version, task.layer)
     A = forward_layer(A_prev, W, b, config.model.layers[task.layer - 1].activation)
     key = dal.save_activation(store, task, task.layer, A)
-    return task.model_copy(update={"layer": task.layer + 1, "key": key}).model_dump()
+    return task.model_copy(update={"layer": task.layer + 1, "key": key})
+
+
+handler = lambda_edge(run, MicroBatchTask)

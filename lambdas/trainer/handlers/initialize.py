@@ -1,24 +1,20 @@
 """Initialize a run: validate the config and dataset, store the prepared data, weights v0."""
 
-from typing import Any
-
-from trainer import dal, settings
+from trainer import dal
 from trainer.config import check_execution_name, parse_config
 from trainer.data.prepare import prepare
 from trainer.data.readers import read_dataset
 from trainer.data.sources import read_source
-from trainer.handlers import logger
-from trainer.messages import InitializeEvent
+from trainer.handlers._edge import lambda_edge, logger
+from trainer.messages import InitializeRequest, RunProgress
+from trainer.store import Store
 from trainer.training.cursor import run_progress
 from trainer.training.step import initial_state
 
 
-@logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    request = InitializeEvent.model_validate(event)
+def run(store: Store, request: InitializeRequest) -> RunProgress:
     config = parse_config({"run_id": request.execution_name} | request.config)
     check_execution_name(config, request.execution_name)
-    store = settings.store()
     data, name = read_source(store, config.dataset.source)
     X, y = read_dataset(data, name, config.dataset.label)
     prepared = prepare(
@@ -30,4 +26,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     dal.save_params(store, config.run_id, 0, params)
     dal.save_optimizer(store, config.run_id, 0, optimizer)
     logger.info("run initialized", run_id=config.run_id, n_train=len(prepared.X_train))
-    return run_progress(config, next_epoch=1, version=0).model_dump()
+    return run_progress(config, next_epoch=1, version=0)
+
+
+handler = lambda_edge(run, InitializeRequest)

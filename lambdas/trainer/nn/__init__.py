@@ -7,7 +7,7 @@ Notation: layer l computes ``Z_l = A_{l-1} @ W_l + b_l`` and ``A_l = g_l(Z_l)`` 
 Everything keeps float32 as float32; everything also works in float64 (gradient checks).
 """
 
-from trainer.nn._types import Array, LayerGrads, LayerParams
+from trainer.nn._types import Array
 from trainer.nn.activations import ACTIVATIONS, activate, derivative_from_output
 from trainer.nn.initializers import init_layer, init_network
 from trainer.nn.layers import dense_backward, dense_forward
@@ -21,6 +21,7 @@ from trainer.nn.network import (
     predict,
 )
 from trainer.nn.optimizers import OPTIMIZERS, OptimizerSpec, apply_update, init_state
+from trainer.nn.params import LayerParams, flatten, unflatten
 from trainer.nn.regularization import l2_gradient, l2_penalty
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "LOSSES",
     "OPTIMIZERS",
     "Array",
-    "LayerGrads",
     "LayerParams",
     "OptimizerSpec",
     "activate",
@@ -39,6 +39,7 @@ __all__ = [
     "dense_backward",
     "dense_forward",
     "derivative_from_output",
+    "flatten",
     "forward_layer",
     "init_layer",
     "init_network",
@@ -49,4 +50,5 @@ __all__ = [
     "microbatch_gradients",
     "output_gradient",
     "predict",
+    "unflatten",
 ]

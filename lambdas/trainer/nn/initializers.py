@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from trainer.nn._types import Array, LayerParams
+from trainer.nn._types import Array
+from trainer.nn.params import LayerParams
 
 INIT_SCHEMES: tuple[str, ...] = ("he", "xavier")
 
@@ -49,7 +50,7 @@ def init_layer(
     std = math.sqrt(2.0 / n_in) if scheme == "he" else math.sqrt(2.0 / (n_in + n_out))
     W: Array = (rng.standard_normal((n_in, n_out)) * std).astype(dtype)
     b: Array = np.zeros(n_out, dtype=dtype)
-    return W, b
+    return LayerParams(W, b)
 
 
 def init_network(

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import overload
 
-from trainer.nn._types import Array, LayerGrads, LayerParams
+from trainer.nn._types import Array, LayerTuple
 from trainer.nn.activations import activate, derivative_from_output
 from trainer.nn.layers import dense_backward, dense_forward
 from trainer.nn.losses import loss_value, output_gradient
+from trainer.nn.params import LayerParams
 from trainer.nn.regularization import l2_gradient
 
 
@@ -71,7 +72,7 @@ def backward_layer(
     return dW, db, dA_prev * derivative_from_output(prev_activation, A_prev)
 
 
-def _check_layers(params: Sequence[LayerParams], activations: Sequence[str]) -> None:
+def _check_layers(params: Sequence[LayerTuple], activations: Sequence[str]) -> None:
     if len(params) == 0 or len(params) != len(activations):
         raise ValueError(
             f"need one activation per layer and at least one layer; got {len(params)} "
@@ -80,12 +81,12 @@ def _check_layers(params: Sequence[LayerParams], activations: Sequence[str]) -> 
 
 
 def microbatch_gradients(
-    params: Sequence[LayerParams],
+    params: Sequence[LayerTuple],
     activations: Sequence[str],
     loss: str,
     X: Array,
     Y: Array,
-) -> tuple[float, list[LayerGrads]]:
+) -> tuple[float, list[LayerParams]]:
     """Mean data loss of one micro-batch and its gradient w.r.t. every layer's ``(W, b)``.
 
     Runs :func:`forward_layer` for l = 1..L (keeping ``A_0 = X, ..., A_L``), then
@@ -110,19 +111,19 @@ def microbatch_gradients(
         A.append(forward_layer(A[-1], W, b, activation))
     value = loss_value(loss, A[-1], Y)
     dZ = output_gradient(loss, activations[-1], A[-1], Y)
-    grads: list[LayerGrads] = []
+    grads: list[LayerParams] = []
     for layer in range(len(params), 1, -1):  # layers L..2: propagate dZ to the layer below
         dW, db, dZ = backward_layer(dZ, A[layer - 1], params[layer - 1][0], activations[layer - 2])
-        grads.append((dW, db))
+        grads.append(LayerParams(dW, db))
     dW, db, _ = backward_layer(dZ, A[0], params[0][0], None)  # layer 1: A_0 is X
-    grads.append((dW, db))
+    grads.append(LayerParams(dW, db))
     grads.reverse()
     return value, grads
 
 
 def aggregate_gradients(
-    per_worker: Sequence[Sequence[LayerGrads]], sizes: Sequence[int]
-) -> list[LayerGrads]:
+    per_worker: Sequence[Sequence[LayerTuple]], sizes: Sequence[int]
+) -> list[LayerParams]:
     """Example-weighted mean of the workers' micro-batch gradients.
 
     ``g = Σ_w (n_w / N) g_w`` with ``N = Σ_w n_w``, for every layer's dW and db. The sum starts
@@ -158,7 +159,7 @@ def aggregate_gradients(
         return acc
 
     return [
-        (
+        LayerParams(
             weighted_sum([g[layer][0] for g in per_worker]),
             weighted_sum([g[layer][1] for g in per_worker]),
         )
@@ -167,8 +168,8 @@ def aggregate_gradients(
 
 
 def add_l2(
-    grads: Sequence[LayerGrads], params: Sequence[LayerParams], lam: float
-) -> list[LayerGrads]:
+    grads: Sequence[LayerTuple], params: Sequence[LayerTuple], lam: float
+) -> list[LayerParams]:
     """Add the L2 gradient to every weight gradient: ``dLdW_l + λ W_l`` (biases untouched).
 
     Args:
@@ -182,11 +183,14 @@ def add_l2(
     if len(grads) != len(params):
         raise ValueError(f"got gradients for {len(grads)} layers but {len(params)} layers")
     if lam == 0:
-        return list(grads)
-    return [(dW + l2_gradient(W, lam), db) for (dW, db), (W, _) in zip(grads, params, strict=True)]
+        return [LayerParams(dW, db) for dW, db in grads]
+    return [
+        LayerParams(dW + l2_gradient(W, lam), db)
+        for (dW, db), (W, _) in zip(grads, params, strict=True)
+    ]
 
 
-def predict(params: Sequence[LayerParams], activations: Sequence[str], X: Array) -> Array:
+def predict(params: Sequence[LayerTuple], activations: Sequence[str], X: Array) -> Array:
     """Network output ``A_L`` for the input X of shape (n_ex, n_features); shape (n_ex, n_L).
 
     Runs :func:`forward_layer` for l = 1..L, exactly as :func:`microbatch_gradients` does.

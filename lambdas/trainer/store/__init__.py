@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from trainer.contract.names import INLINE_LIMIT_BYTES
 from trainer.store import codec, errors, keys
 from trainer.store.errors import (
     CodecError,
@@ -29,12 +30,7 @@ from trainer.store.errors import (
 )
 from trainer.store.objects import ObjectNotFoundError, ObjectStore
 from trainer.store.runs import RunStore
-from trainer.store.tensors import (
-    DEFAULT_CACHE_BYTES,
-    DEFAULT_SCRATCH_TTL_SECONDS,
-    INLINE_LIMIT_BYTES,
-    TensorStore,
-)
+from trainer.store.tensors import DEFAULT_CACHE_BYTES, DEFAULT_SCRATCH_TTL_SECONDS, TensorStore
 
 
 @dataclass(frozen=True)

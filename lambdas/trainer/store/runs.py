@@ -90,6 +90,7 @@ class RunStore:
         self._ddb = dynamodb_client
         self.table = table
         self._clock = clock
+        self._configs: dict[str, str] = {}  # write-once records, so safe to keep
 
     def _now(self) -> str:
         moment = datetime.fromtimestamp(self._clock(), UTC)
@@ -110,11 +111,15 @@ class RunStore:
             raise RunExistsError(run_id)
 
     def get_config_json(self, run_id: str) -> str:
-        """The run's config JSON, exactly as given to :meth:`create_run`."""
-        item = self._get(run_id, CONFIG_RECORD)
-        if item is None:
-            raise RunNotFoundError(run_id)
-        return str(item[CONFIG]["S"])
+        """The run's config JSON, exactly as given to :meth:`create_run`; read once per store
+        (a run's config never changes)."""
+        config = self._configs.get(run_id)
+        if config is None:
+            item = self._get(run_id, CONFIG_RECORD)
+            if item is None:
+                raise RunNotFoundError(run_id)
+            config = self._configs[run_id] = str(item[CONFIG]["S"])
+        return config
 
     def run_exists(self, run_id: str) -> bool:
         return self._get(_check_run_id(run_id), CONFIG_RECORD) is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from trainer.config import RunConfig
+from trainer.contract.names import HISTORY_EVENT_BUDGET
 from trainer.messages import Cursor, RunProgress
 from trainer.training.schedule import steps_per_execution
 
@@ -28,9 +29,19 @@ def _microbatches(schedule: np.ndarray, step: int) -> list[int]:
     return [int(w) for w in np.flatnonzero(schedule[step] > 0)]
 
 
-def first_cursor(config: RunConfig, epoch: int, version: int, schedule: np.ndarray) -> Cursor:
-    """The cursor of an epoch's first step. ``schedule``: (steps, workers) micro-batch sizes."""
-    chunk = steps_per_execution(workers=config.workers, layers=config.n_layers, mode=config.mode)
+def first_cursor(
+    config: RunConfig,
+    epoch: int,
+    version: int,
+    schedule: np.ndarray,
+    *,
+    budget: int = HISTORY_EVENT_BUDGET,
+) -> Cursor:
+    """The cursor of an epoch's first step. ``schedule``: (steps, workers) micro-batch sizes;
+    ``budget``: history events one epoch execution may use (see ``steps_per_execution``)."""
+    chunk = steps_per_execution(
+        workers=config.workers, layers=config.n_layers, mode=config.mode, budget=budget
+    )
     return Cursor(
         run_id=config.run_id,
         epoch=epoch,

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from trainer.config import RunConfig
+from trainer.messages import EpochMetrics
+from trainer.nn.params import flatten
 
 MODEL_NPZ = "model.npz"
 MODEL_JSON = "model.json"
@@ -28,12 +30,8 @@ METRICS_JSON = "metrics.json"
 
 def model_npz_bytes(params: Sequence[tuple[np.ndarray, np.ndarray]]) -> bytes:
     """The weights as an uncompressed ``.npz`` with ``W1, b1, …``."""
-    arrays: dict[str, np.ndarray] = {}
-    for index, (W, b) in enumerate(params, start=1):
-        arrays[f"W{index}"] = W
-        arrays[f"b{index}"] = b
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    np.savez(buffer, **flatten(params))  # type: ignore[arg-type]
     return buffer.getvalue()
 
 
@@ -64,11 +62,11 @@ def metrics_document(run_id: str, epochs: Sequence[dict[str, Any]]) -> dict[str,
 def epoch_metrics(
     epoch: int, train_loss: float, val_loss: float, val_accuracy: float | None
 ) -> dict[str, Any]:
-    """One row of ``metrics.json``."""
-    row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
-    if val_accuracy is not None:
-        row["val_accuracy"] = val_accuracy
-    return row
+    """One row of ``metrics.json`` (see :class:`trainer.messages.EpochMetrics`)."""
+    metrics = EpochMetrics(
+        epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy
+    )
+    return dict(metrics.row())
 
 
 def json_bytes(document: dict[str, Any]) -> bytes:

@@ -83,13 +83,15 @@ def events_per_step(*, workers: int, layers: int, mode: str) -> int:
     return workers * per_microbatch + 11
 
 
-def steps_per_execution(*, workers: int, layers: int, mode: str) -> int:
+def steps_per_execution(
+    *, workers: int, layers: int, mode: str, budget: int = HISTORY_EVENT_BUDGET
+) -> int:
     """How many steps one epoch execution may run before it continues in a new execution, so
-    that no execution history approaches Step Functions' 25,000-event limit."""
-    steps = HISTORY_EVENT_BUDGET // events_per_step(workers=workers, layers=layers, mode=mode)
+    that its history stays within ``budget`` events, far from Step Functions' 25,000 limit."""
+    steps = budget // events_per_step(workers=workers, layers=layers, mode=mode)
     if steps < 1:
         raise ValueError(
             f"one step of {workers} workers × {layers} layers in {mode} mode does not fit an "
-            f"execution's {HISTORY_EVENT_BUDGET}-event budget (the run config rejects this)"
+            f"execution's {budget}-event budget (the run config rejects this)"
         )
     return steps

@@ -13,6 +13,7 @@ import numpy as np
 
 from trainer.config import RunConfig
 from trainer.nn import (
+    LayerParams,
     OptimizerSpec,
     add_l2,
     aggregate_gradients,
@@ -24,7 +25,7 @@ from trainer.nn import (
 )
 from trainer.training.schedule import init_rng
 
-Params = list[tuple[np.ndarray, np.ndarray]]
+Params = list[LayerParams]
 OptState = dict[str, np.ndarray]
 
 
@@ -53,15 +54,15 @@ def initial_state(config: RunConfig, n_features: int) -> tuple[Params, list[OptS
     """Weights and optimizer state of version 0, drawn from ``init_rng(seed)``."""
     params = init_network(config.model.init, layer_sizes(config, n_features), init_rng(config.seed))
     spec = optimizer_spec(config)
-    states = [init_state(spec, {"W": W, "b": b}) for W, b in params]
+    states = [init_state(spec, layer.as_dict()) for layer in params]
     return params, states
 
 
 def apply_step(
     config: RunConfig,
-    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    params: Sequence[LayerParams],
     states: Sequence[OptState],
-    per_worker: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]],
+    per_worker: Sequence[Sequence[LayerParams]],
     sizes: Sequence[int],
     version: int,
 ) -> tuple[Params, list[OptState]]:
@@ -76,16 +77,16 @@ def apply_step(
     spec = optimizer_spec(config)
     new_params: Params = []
     new_states: list[OptState] = []
-    for (W, b), (dW, db), state in zip(params, grads, states, strict=True):
-        p, s = apply_update(spec, {"W": W, "b": b}, {"W": dW, "b": db}, state, version)
-        new_params.append((p["W"], p["b"]))
+    for layer, grad, state in zip(params, grads, states, strict=True):
+        p, s = apply_update(spec, LayerParams(*layer).as_dict(), grad.as_dict(), state, version)
+        new_params.append(LayerParams.from_dict(p))
         new_states.append(s)
     return new_params, new_states
 
 
 def evaluate(
     config: RunConfig,
-    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    params: Sequence[LayerParams],
     X: np.ndarray,
     Y: np.ndarray,
     batch_rows: int = 8192,

@@ -13,7 +13,7 @@ import pytest
 from support.pipeline_driver import invoke
 
 from stepnet.datasets import npz_bytes, synthetic_classification
-from trainer import dal, settings
+from trainer import settings
 from trainer.config import ConfigError, parse_config
 from trainer.data.errors import DatasetError
 from trainer.store import RunExistsError, keys
@@ -252,15 +252,15 @@ def test_a_second_run_with_the_same_id_and_another_config_is_refused(handler_env
     config_json = store.runs.get_config_json(RUN)
     weights = store.tensors.get(keys.weights_key(RUN, 0, 1))["W"].copy()
     items = table_items(handler_env, handler_env.tensors_table)
-    dal.clear_caches()
+    settings.install(None)  # the second attempt runs in a fresh container
 
     # When: another seed and learning rate under the same run id
     second = document(source, seed=99, optimizer={"name": "sgd", "learning_rate": 0.5})
     with pytest.raises(RunExistsError, match=f"a run with id '{RUN}' already exists"):
         initialize(second)
 
-    # Then: the first run is intact
-    store.tensors.clear_cache()
+    # Then: the first run is intact (read through a store with nothing cached)
+    store = settings.store()
     assert store.runs.get_config_json(RUN) == config_json
     assert parse_config(config_json) == parse_config(first)
     np.testing.assert_array_equal(store.tensors.get(keys.weights_key(RUN, 0, 1))["W"], weights)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.limits import tuned_limits
 from support.pipeline_driver import Pipeline, invoke, microbatch_task
 
 from stepnet.datasets import synthetic_regression, write_npz
@@ -262,16 +263,15 @@ def test_a_long_epoch_continues_in_parts_with_the_same_weights(
     handler_env: Any,
     regression_source: str,
     references: dict[str, Reference],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given: a history budget of two steps, so the 5-step epochs continue in new executions
     per_step = events_per_step(workers=3, layers=2, mode="per_layer")
-    monkeypatch.setattr("trainer.training.schedule.HISTORY_EVENT_BUDGET", 2 * per_step)
     document = regression_document(regression_source)
 
     # When
     pipeline = Pipeline()
-    pipeline.train(document, execution_name="reg-pipeline")
+    with tuned_limits(history_event_budget=2 * per_step):
+        pipeline.train(document, execution_name="reg-pipeline")
 
     # Then: each epoch was cut into parts 1, 2, 3 after steps 2 and 4
     full = [(c["epoch"], c["step"], c["part"], c["continuation_name"]) for c in pipeline.cursors]
