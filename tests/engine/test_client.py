@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from stepnet.cli import main
-from stepnet.reference import load_weights, train
-from tests.engine.conftest import digits_config, max_weight_difference
+from stepnet.reference import train
+from tests.engine.conftest import digits_config, load_weights, max_weight_difference
 from trainer.config import parse_config
 
 pytestmark = pytest.mark.engine
