@@ -71,7 +71,9 @@ def test_epoch_and_continuation_names() -> None:
 
 @pytest.mark.parametrize("epoch", [1, 3, 12, 999])
 @pytest.mark.parametrize("part", [None, 2, 10])
-def test_parse_epoch_name_reads_back_what_the_formatters_write(epoch: int, part: int | None) -> None:
+def test_parse_epoch_name_reads_back_what_the_formatters_write(
+    epoch: int, part: int | None
+) -> None:
     # Given an epoch execution, or one of its continuations
     name = epoch_name(RUN, epoch) if part is None else continuation_name(RUN, epoch, part)
 
