@@ -97,7 +97,7 @@ class StepnetClient:
 
     def __init__(self, resources: StackResources, endpoint_url: str | None = None) -> None:
         self.resources = resources
-        kwargs: dict[str, Any] = {"region_name": resources.region}
+        kwargs: dict[str, str] = {"region_name": resources.region}
         if endpoint_url:
             kwargs["endpoint_url"] = endpoint_url
         self.sfn = boto3.client("stepfunctions", **kwargs)
@@ -195,15 +195,6 @@ class StepnetClient:
             (out_dir / name).write_bytes(data)
             written.append(out_dir / name)
         return written
-
-    def history(self, execution_arn: str) -> list[HistoryEvent]:
-        events: list[HistoryEvent] = []
-        pages = self.sfn.get_paginator("get_execution_history").paginate(
-            executionArn=execution_arn, PaginationConfig={"PageSize": 1000}
-        )
-        for page in pages:
-            events.extend(page["events"])
-        return events
 
     def run_executions(self, run_id: str) -> Iterator[tuple[str, str]]:
         """(name, arn) of the Training execution and every epoch execution of the run."""

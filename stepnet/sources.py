@@ -28,7 +28,7 @@ def is_local(source: str) -> bool:
     return source not in BUILTIN_FILES and not source.startswith("s3://")
 
 
-def local_path(source: str, base: Path = Path()) -> Path:
+def _local_path(source: str, base: Path = Path()) -> Path:
     """The file a local ``source`` names, relative to ``base`` unless absolute or ``~/…``."""
     return base / Path(source).expanduser()
 
@@ -43,7 +43,7 @@ def read_local(source: str, base: Path = Path()) -> tuple[bytes, str]:
             f"dataset.source: {source} is in S3 and this command reads local files; "
             "download it first"
         )
-    path = local_path(source, base)
+    path = _local_path(source, base)
     if not path.is_file():
         raise DatasetError(f"dataset.source: no file at {path}")
     return path.read_bytes(), path.name
@@ -68,7 +68,7 @@ def shape_of(source: str, base: Path = Path()) -> tuple[int, int]:
         return _npz_shape(io.BytesIO(data), name)
     if source.startswith("s3://"):
         raise DatasetError(f"dataset.source: {source} is in S3; its shape cannot be read here")
-    path = local_path(source, base)
+    path = _local_path(source, base)
     if not path.is_file():
         raise DatasetError(f"dataset.source: no file at {path}")
     suffix = path.suffix.lower()
