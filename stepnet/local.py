@@ -103,8 +103,9 @@ def run_local(
 
 class _UpdateCounter:
     """Optimizer updates since construction, read off the engine's invocation counter of the
-    Update function. The run's own records say no more while it runs (the cursor travels in the
-    execution, and only whole epochs are recorded), and this costs no request."""
+    Update function: the one signal that costs nothing. The cursor travels in the execution and
+    only whole epochs get a run record; the weights versions in the tensors table would tell,
+    but polling them adds store requests to the account being run (and metered)."""
 
     def __init__(self, account: LocalAccount) -> None:
         self._invocations = account.runtime.invocations
