@@ -33,7 +33,6 @@ import io
 import itertools
 import json
 import math
-import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -42,15 +41,22 @@ from typing import Any, Final
 
 import numpy as np
 
+from stepnet import sources
 from stepnet.billing import prices
 from trainer.config import RunConfig
 from trainer.contract import names
-from trainer.contract.names import HISTORY_EVENT_BUDGET, TENSORS_PK, TENSORS_TTL_ATTRIBUTE
+from trainer.contract.names import (
+    HISTORY_EVENT_BUDGET,
+    INLINE_LIMIT_BYTES,
+    TENSORS_PK,
+    TENSORS_TTL_ATTRIBUTE,
+)
+from trainer.data.errors import DatasetError
+from trainer.data.prepare import split_sizes
 from trainer.store import codec, keys
 from trainer.store.tensors import (
     BATCH_GET_LIMIT,
     DIGEST,
-    INLINE_LIMIT_BYTES,
     NBYTES,
     PAYLOAD,
     S3_KEY,
@@ -1086,55 +1092,17 @@ class EstimateError(ValueError):
     """The estimate needs something it cannot read; the message says what to pass."""
 
 
-def _npz_shapes(data: bytes | Path) -> dict[str, tuple[int, ...]]:
-    source = io.BytesIO(data) if isinstance(data, bytes) else data
-    found: dict[str, tuple[int, ...]] = {}
-    with zipfile.ZipFile(source) as archive:
-        for name in ("X.npy", "y.npy"):
-            if name not in archive.namelist():
-                continue
-            with archive.open(name) as member:
-                version = np.lib.format.read_magic(member)
-                read = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, _, _ = read(member)
-                found[name.removesuffix(".npy")] = tuple(shape)
-    return found
-
-
 def dataset_shape(config: RunConfig, base: Path = Path()) -> tuple[int, int]:
     """(examples, features) of the config's dataset, read from its header (or CSV lines)."""
-    from trainer.data.sources import BUILTIN_FILES, read_builtin
-
     source = config.dataset.source
-    if source in BUILTIN_FILES:
-        shape = _npz_shapes(read_builtin(source)[0])["X"]
-        return int(shape[0]), int(shape[1])
     if source.startswith("s3://"):
         raise EstimateError(
             f"dataset.source is {source}: the estimate reads no S3; pass n_train and n_features"
         )
-    path = (base / source).expanduser()
-    if not path.is_file():
-        raise EstimateError(f"dataset.source: no file at {path}; pass n_train and n_features")
-    if path.suffix.lower() == ".npz":
-        found = _npz_shapes(path)
-        if "X" not in found or len(found["X"]) != 2:
-            raise EstimateError(f"{path}: no 2-D array X; pass n_train and n_features")
-        return int(found["X"][0]), int(found["X"][1])
-    with path.open() as handle:
-        header = handle.readline()
-        rows = sum(1 for line in handle if line.strip())
-    return rows, len(header.split(",")) - 1
-
-
-def split_sizes(n: int, validation_fraction: float) -> tuple[int, int]:
-    """(n_train, n_val) as ``trainer.data.split_indices`` cuts ``n`` examples."""
-    n_val = max(1, round(n * validation_fraction))
-    return n - n_val, n_val
+    try:
+        return sources.shape_of(source, base)
+    except DatasetError as error:
+        raise EstimateError(f"{error}; pass n_train and n_features") from None
 
 
 def estimate(

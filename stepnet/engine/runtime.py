@@ -14,12 +14,11 @@ import threading
 import time
 import traceback
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-Handler = Callable[[dict[str, Any], Any], Any]
 _request_ids = itertools.count(1)
 
 
@@ -39,6 +38,10 @@ class LambdaContext:
         return 900_000
 
 
+Handler = Callable[[dict[str, Any], LambdaContext], Any]
+"""A Lambda handler: the JSON event and the context in, a JSON-serializable payload out."""
+
+
 @dataclass
 class _Fault:
     error_type: str
@@ -55,7 +58,7 @@ class LambdaRuntime:
         self._faults: dict[str, _Fault] = {}
         self._lock = threading.Lock()
         self.invocations: Counter[str] = Counter()
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)  # handler time per function
 
     def register(self, function_name: str, handler_path: str) -> None:
         self._handlers[function_name] = handler_path
