@@ -27,19 +27,11 @@ from stepnet.engine.runtime import LambdaRuntime
 from trainer import dal, settings
 from trainer.contract import names
 from trainer.contract.environment import FunctionEnvironment
+from trainer.contract.storage import DATA_BUCKET, RUNS_TABLE, TENSORS_TABLE
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 STATEMACHINE_DIR = Path(__file__).resolve().parents[2] / "statemachine"
-
-
-def resource_names(stack_name: str) -> dict[str, str]:
-    """The physical names the stack gives its tables and bucket."""
-    return {
-        "runs_table": f"{stack_name}-runs",
-        "tensors_table": f"{stack_name}-tensors",
-        "bucket": f"{stack_name}-data-{ACCOUNT_ID}",
-    }
 
 
 def function_environment(resources: dict[str, str]) -> dict[str, str]:
@@ -142,15 +134,13 @@ class LocalAccount:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
 
     def _deploy(self) -> StackResources:
-        resources = resource_names(self.stack_name)
-        create_tables_and_bucket(
-            self.client("dynamodb"),
-            self.client("s3"),
-            runs_table=resources["runs_table"],
-            tensors_table=resources["tensors_table"],
-            bucket=resources["bucket"],
-        )
-        environment = function_environment(resources)
+        physical = {
+            "runs_table": RUNS_TABLE.physical_name(self.stack_name),
+            "tensors_table": TENSORS_TABLE.physical_name(self.stack_name),
+            "bucket": DATA_BUCKET.physical_name(self.stack_name, ACCOUNT_ID),
+        }
+        create_tables_and_bucket(self.client("dynamodb"), self.client("s3"), **physical)
+        environment = function_environment(physical)
         os.environ.update(environment)  # in-process handlers read the functions' environment
         _reset_handler_caches()
         role = self._role()
@@ -173,7 +163,7 @@ class LocalAccount:
             stack_name=self.stack_name,
             region=REGION,
             training_arn=machine_arns["Training"],
-            **resources,
+            **physical,
         )
         self._stack_outputs(resources)
         return resources
