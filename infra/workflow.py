@@ -1,7 +1,7 @@
 """The state machines, loaded from the ASL files in statemachine/.
 
 The files are the source of truth. Every `${Name}` placeholder is filled through
-`definition_substitutions`: `${<Logical>FunctionArn}` with a function of names.HANDLERS,
+`definition_substitutions`: `${<Logical>FunctionArn}` with a function of FUNCTIONS,
 `${<Logical>StateMachineArn}` with another machine of names.STATE_MACHINES. A role cannot be
 inferred from a file, so the grants are derived from it here: a machine may invoke exactly the
 functions it names, and may start exactly the machines its `states:startExecution` tasks start
@@ -26,6 +26,7 @@ from constructs import Construct
 
 from infra.nag import acknowledge, wildcard_resource_finding
 from trainer.contract import names
+from trainer.contract.functions import FUNCTIONS
 
 PLACEHOLDER: Final = re.compile(r"\$\{(\w+)\}")
 FUNCTION_ARN: Final = "FunctionArn"
@@ -50,7 +51,7 @@ class References:
     awaited: frozenset[str]  # those of them it waits for (.sync, .sync:2)
 
 
-def _named(placeholder: str, suffix: str, known: Mapping[str, str]) -> str | None:
+def _named(placeholder: str, suffix: str, known: Mapping[str, object]) -> str | None:
     """The logical name in `<Logical><suffix>`, if it is one of `known`."""
     logical = placeholder.removesuffix(suffix)
     return logical if placeholder.endswith(suffix) and logical in known else None
@@ -61,7 +62,7 @@ def read_references(logical: str, path: Path) -> References:
     functions: set[str] = set()
     machines: set[str] = set()
     for name in set(PLACEHOLDER.findall(text)):
-        function = _named(name, FUNCTION_ARN, names.HANDLERS)
+        function = _named(name, FUNCTION_ARN, FUNCTIONS)
         machine = _named(name, STATE_MACHINE_ARN, names.STATE_MACHINES)
         if function:
             functions.add(function)
@@ -75,7 +76,7 @@ def read_references(logical: str, path: Path) -> References:
         else:
             raise ValueError(
                 f"{path}: unknown placeholder ${{{name}}}; expected ${{<Logical>{FUNCTION_ARN}}} "
-                f"for {sorted(names.HANDLERS)} or ${{<Logical>{STATE_MACHINE_ARN}}} for "
+                f"for {sorted(FUNCTIONS)} or ${{<Logical>{STATE_MACHINE_ARN}}} for "
                 f"{sorted(names.STATE_MACHINES)}"
             )
     started: set[str] = set()

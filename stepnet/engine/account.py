@@ -15,7 +15,7 @@ import warnings
 import zipfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import boto3
 from moto import mock_aws
@@ -27,16 +27,20 @@ from stepnet.engine.runtime import LambdaRuntime
 from trainer import dal, settings
 from trainer.contract import names
 from trainer.contract.environment import FunctionEnvironment
+from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec
 from trainer.contract.storage import DATA_BUCKET, RUNS_TABLE, TENSORS_TABLE
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 STATEMACHINE_DIR = Path(__file__).resolve().parents[2] / "statemachine"
+# The one setting the engine chooses differently from the stack's default (INFO): its handlers
+# run in the caller's process (the CLI, a test), whose output their INFO lines would flood.
+LOG_LEVEL: Final = "WARNING"
 
 
 def function_environment(resources: dict[str, str]) -> dict[str, str]:
     """The environment every function gets, as in the stack."""
-    return FunctionEnvironment(**resources, log_level="WARNING").to_env()
+    return FunctionEnvironment(**resources, log_level=LOG_LEVEL).to_env()
 
 
 def substitutions(function_arns: dict[str, str], machine_arns: dict[str, str]) -> dict[str, str]:
@@ -127,8 +131,8 @@ class LocalAccount:
         from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
         backend = stepfunctions_parser_backends[ACCOUNT_ID][REGION]
-        events: list[dict[str, Any]] = backend.get_execution_history(execution_arn)["events"]
-        return events
+        events: list[Any] = backend.get_execution_history(execution_arn)["events"]
+        return [dict(event) for event in events]
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
@@ -145,8 +149,8 @@ class LocalAccount:
         _reset_handler_caches()
         role = self._role()
         function_arns = {
-            logical: self._function(logical, handler, role, environment)
-            for logical, handler in names.HANDLERS.items()
+            logical: self._function(logical, spec, role, environment)
+            for logical, spec in FUNCTIONS.items()
         }
         machine_arns: dict[str, str] = {}
         for logical, file_name in names.STATE_MACHINES.items():  # children first
@@ -200,23 +204,27 @@ class LocalAccount:
                 }
             ],
         }
-        return self.client("iam").create_role(
-            RoleName=f"{self.stack_name}-local", AssumeRolePolicyDocument=json.dumps(trust)
-        )["Role"]["Arn"]
+        return str(
+            self.client("iam").create_role(
+                RoleName=f"{self.stack_name}-local", AssumeRolePolicyDocument=json.dumps(trust)
+            )["Role"]["Arn"]
+        )
 
-    def _function(self, logical: str, handler: str, role: str, environment: dict[str, str]) -> str:
+    def _function(
+        self, logical: str, spec: FunctionSpec, role: str, environment: dict[str, str]
+    ) -> str:
         name = names.function_name(self.stack_name, logical)
-        self.runtime.register(name, handler)
+        self.runtime.register(name, spec.handler)
         response = self.client("lambda").create_function(
             FunctionName=name,
-            Runtime="python3.12",
-            Architectures=["arm64"],
+            Runtime=LAMBDA_RUNTIME,
+            Architectures=[LAMBDA_ARCHITECTURE],
             Role=role,
-            Handler=handler,
+            Handler=spec.handler,
             Code={"ZipFile": _placeholder_zip()},
             Environment={"Variables": environment},
-            MemorySize=names.FUNCTION_SIZES[logical][0],
-            Timeout=names.FUNCTION_SIZES[logical][1],
+            MemorySize=spec.memory_mb,
+            Timeout=spec.timeout_s,
         )
         return str(response["FunctionArn"])
 

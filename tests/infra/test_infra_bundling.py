@@ -8,7 +8,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from infra.bundling import bundle_lambda, lambda_code
 from infra.functions import PYTHON_VERSION, RUNTIME
-from trainer.contract import names
+from trainer.contract.functions import FUNCTIONS, handler_module
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -40,8 +40,8 @@ def test_bundle_holds_aarch64_numpy_and_the_trainer_package(tmp_path: Path) -> N
         tag.startswith(f"{CP_TAG}-{CP_TAG}-manylinux") and tag.endswith("_aarch64") for tag in tags
     )
     # and every handler module ships, without bytecode or tests
-    for handler in names.HANDLERS.values():
-        module = handler.rsplit(".", 1)[0]
+    for logical in FUNCTIONS:
+        module = handler_module(logical)
         assert (asset / (module.replace(".", "/") + ".py")).is_file(), module
     assert (asset / "pydantic_core").is_dir()
     assert (asset / "aws_lambda_powertools").is_dir()
@@ -62,7 +62,7 @@ def test_cdk_bundles_the_asset_locally(tmp_path: Path) -> None:
         "Function",
         runtime=RUNTIME,
         architecture=lambda_.Architecture.ARM_64,
-        handler=names.HANDLERS["Forward"],
+        handler=FUNCTIONS["Forward"].handler,
         code=lambda_code(RUNTIME),
     )
 

@@ -5,9 +5,10 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.functions import FUNCTION_SPECS, RUNTIME
+from infra.functions import ARCHITECTURE, RUNTIME, sized_specs
 from trainer.contract import names
 from trainer.contract.environment import VARIABLES
+from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 
 pytestmark = pytest.mark.infra
 
@@ -17,12 +18,12 @@ def _functions_by_name(template: Template) -> dict[str, dict[str, Any]]:
     return {f["Properties"]["FunctionName"]: f["Properties"] for f in functions.values()}
 
 
-def test_spec_table_sizes_exactly_the_handlers() -> None:
-    # Given / When / Then
-    assert set(FUNCTION_SPECS) == set(names.HANDLERS)
-    assert {logical: spec.handler for logical, spec in FUNCTION_SPECS.items()} == dict(
-        names.HANDLERS
-    )
+def test_without_overrides_the_specs_are_the_contracts() -> None:
+    # Given / When
+    specs = sized_specs()
+
+    # Then
+    assert specs == dict(FUNCTIONS)
 
 
 def test_one_function_per_handler_named_from_the_stack(template: Template, stack: Any) -> None:
@@ -31,22 +32,22 @@ def test_one_function_per_handler_named_from_the_stack(template: Template, stack
     functions = _functions_by_name(template)
 
     # Then
-    template.resource_count_is("AWS::Lambda::Function", len(names.HANDLERS))
+    template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS))
     assert {name: f["Handler"] for name, f in functions.items()} == {
-        names.function_name(stack.stack_name, logical): handler
-        for logical, handler in names.HANDLERS.items()
+        names.function_name(stack.stack_name, logical): spec.handler
+        for logical, spec in FUNCTIONS.items()
     }
 
 
 def test_functions_run_python_on_arm64_with_active_tracing(template: Template) -> None:
     # Given the synthesized stack
     # When / Then
-    assert RUNTIME.name == "python3.14"
+    assert (RUNTIME.name, ARCHITECTURE.name) == (LAMBDA_RUNTIME, LAMBDA_ARCHITECTURE)
     template.all_resources_properties(
         "AWS::Lambda::Function",
         {
             "Architectures": ["arm64"],
-            "Runtime": RUNTIME.name,
+            "Runtime": "python3.14",
             "TracingConfig": {"Mode": "Active"},
         },
     )
@@ -58,7 +59,7 @@ def test_functions_are_sized_by_the_spec_table(template: Template, stack: Any) -
     functions = _functions_by_name(template)
 
     # Then
-    for logical, spec in FUNCTION_SPECS.items():
+    for logical, spec in FUNCTIONS.items():
         function = functions[names.function_name(stack.stack_name, logical)]
         assert (function["MemorySize"], function["Timeout"]) == (spec.memory_mb, spec.timeout_s)
 
@@ -89,7 +90,7 @@ def test_environment_names_the_tables_bucket_and_service(
                     VARIABLES["runs_table"]: {"Ref": tables[names.RUNS_PK]},
                     VARIABLES["tensors_table"]: {"Ref": tables[names.TENSORS_PK]},
                     VARIABLES["bucket"]: {"Ref": data_bucket},
-                    VARIABLES["scratch_ttl_hours"]: "24",
+                    VARIABLES["scratch_ttl_hours"]: str(names.SCRATCH_TTL_HOURS),
                     VARIABLES["inline_limit_bytes"]: str(names.INLINE_LIMIT_BYTES),
                     VARIABLES["history_event_budget"]: str(names.HISTORY_EVENT_BUDGET),
                     VARIABLES["service_name"]: names.SERVICE_NAME,
@@ -113,8 +114,8 @@ def test_context_overrides_memory_and_timeout_of_one_function(make_stack: Any) -
     cost = functions[names.function_name(stack.stack_name, "Loss")]
     assert (forward["MemorySize"], forward["Timeout"]) == (3008, 600)
     assert (cost["MemorySize"], cost["Timeout"]) == (
-        FUNCTION_SPECS["Loss"].memory_mb,
-        FUNCTION_SPECS["Loss"].timeout_s,
+        FUNCTIONS["Loss"].memory_mb,
+        FUNCTIONS["Loss"].timeout_s,
     )
 
 
@@ -133,6 +134,21 @@ def test_context_overrides_are_validated(
     # When / Then
     with pytest.raises(ValueError, match=message):
         make_stack(overrides)
+
+
+def test_context_sets_the_scratch_ttl_and_the_log_level(make_stack: Any) -> None:
+    # Given deployment options the contract has defaults for
+    overrides = {"scratch_ttl_hours": "48", "log_level": "DEBUG"}
+
+    # When
+    stack = make_stack(overrides)
+    functions = _functions_by_name(Template.from_stack(stack))
+
+    # Then
+    for function in functions.values():
+        variables = function["Environment"]["Variables"]
+        assert variables[VARIABLES["scratch_ttl_hours"]] == "48"
+        assert variables[VARIABLES["log_level"]] == "DEBUG"
 
 
 def test_function_roles_use_no_managed_policy_and_reach_only_the_stack_storage(
