@@ -1,5 +1,5 @@
 """The Lambda functions, all made from the contract's one spec table
-(`trainer.contract.functions.FUNCTIONS`): handler, size, runtime and architecture.
+(`trainer.contract.functions.FUNCTIONS`): handler, size, runtime, architecture and IAM grants.
 
 Sizing can be changed per deployment through CDK context, without editing code:
 `npx cdk deploy -c 'memory={"Forward": 2048}' -c 'timeout={"Forward": 300}'` or the same keys in
@@ -30,8 +30,10 @@ from trainer.contract.functions import (
     MEMORY_LIMITS_MB,
     TIMEOUT_LIMITS_S,
     FunctionSpec,
+    Grants,
 )
 
+LIST_BUCKET: Final = "s3:ListBucket"
 LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
 
 
@@ -158,34 +160,38 @@ class Functions(Construct):
             log_group=log_group,
         )
         log_group.grant_write(role)
-        storage.runs_table.grant_read_write_data(role)
-        storage.tensors_table.grant_read_write_data(role)
-        objects = storage.bucket.arn_for_objects("*")
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "s3:GetObject",
-                    "s3:PutObject",
-                    "s3:DeleteObject",
-                    "s3:AbortMultipartUpload",
-                ],
-                resources=[objects],
-            )
-        )
-        role.add_to_principal_policy(
-            # Lets a missing key read as 404 rather than 403, and lets handlers list a prefix.
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[storage.bucket.bucket_arn])
-        )
+        grant_storage(role, logical, spec.grants, storage)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
             reason="X-Ray PutTraceSegments and PutTelemetryRecords (active tracing) support no "
             "resource-level permissions.",
         )
+        return function
+
+
+def grant_storage(role: iam.Role, logical: str, grants: Grants, storage: Storage) -> None:
+    """Exactly the table and bucket actions of the function's contract grants."""
+    for table, actions in grants.table_actions().items():
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=[storage.tables[table].table_arn])
+        )
+    for prefix, object_actions in grants.object_actions().items():
+        objects = storage.bucket.arn_for_objects(f"{prefix}*")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(object_actions), resources=[objects])
+        )
         acknowledge(
             role,
             wildcard_resource_finding(role, objects),
-            reason="Tensor bundles, datasets and models are objects under keys chosen at run "
-            "time; the grant is limited to the stack's own bucket and to object reads/writes.",
+            reason=f"{logical} may {' and '.join(object_actions)} objects whose keys are chosen at run "
+            f"time (run ids, versions, datasets) under {prefix or 'any key'!r} of the stack's "
+            "own bucket, and nothing else there.",
         )
-        return function
+    if grants.lists_bucket:
+        # Not to list anything: without s3:ListBucket S3 answers 403, not 404, for a missing
+        # key, and the store reads a 404 as "not there" (an expired scratch bundle, a dataset
+        # URI that names nothing); see trainer.contract.functions.Grants.lists_bucket.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=[LIST_BUCKET], resources=[storage.bucket.bucket_arn])
+        )

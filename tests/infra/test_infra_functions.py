@@ -1,9 +1,11 @@
-"""The Lambda functions: one per handler, arm64, sized by the spec table or by context."""
+"""The Lambda functions: one per handler, arm64, sized by the spec table or by context, each
+role allowed exactly its function's grants."""
 
+import json
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Template
 
 from infra.functions import ARCHITECTURE, RUNTIME, sized_specs
 from trainer.contract import names
@@ -151,45 +153,92 @@ def test_context_sets_the_scratch_ttl_and_the_log_level(make_stack: Any) -> None
         assert variables[VARIABLES["log_level"]] == "DEBUG"
 
 
-def test_function_roles_use_no_managed_policy_and_reach_only_the_stack_storage(
-    template: Template, resources: dict[str, Any]
+def _allowed(resources: dict[str, Any], role: str) -> set[tuple[str, str]]:
+    """Every (action, resource) the role's policies allow, the resource as JSON."""
+    allowed = set()
+    for resource in resources.values():
+        if (
+            resource["Type"] != "AWS::IAM::Policy"
+            or {"Ref": role} not in resource["Properties"]["Roles"]
+        ):
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"]
+            targets = statement["Resource"]
+            for action in actions if isinstance(actions, list) else [actions]:
+                for target in targets if isinstance(targets, list) else [targets]:
+                    allowed.add((action, json.dumps(target, sort_keys=True)))
+    return allowed
+
+
+@pytest.mark.parametrize("logical", list(FUNCTIONS))
+def test_each_role_is_allowed_exactly_its_functions_grants(
+    logical: str, stack: Any, resources: dict[str, Any], logical_id_named: Any
 ) -> None:
-    # Given the functions' roles
-    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in _functions_by_name_raw(resources)}
-    tables = [lid for lid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
+    # Given the function's role, and the contract's grants spelled as IAM
+    function_id = logical_id_named(
+        "AWS::Lambda::Function", "FunctionName", names.function_name(stack.stack_name, logical)
+    )
+    role = resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    tables = {
+        next(
+            k["AttributeName"] for k in r["Properties"]["KeySchema"] if k["KeyType"] == "HASH"
+        ): lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::DynamoDB::Table"
+    }
+    table_ids = {"runs": tables[names.RUNS_PK], "tensors": tables[names.TENSORS_PK]}
+    bucket = next(
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::S3::Bucket" and "LoggingConfiguration" in r["Properties"]
+    )
+    grants = FUNCTIONS[logical].grants
+    bucket_arn = {"Fn::GetAtt": [bucket, "Arn"]}
+    expected = {
+        (action, json.dumps({"Fn::GetAtt": [table_ids[table], "Arn"]}, sort_keys=True))
+        for table, actions in grants.tables.items()
+        for action in actions
+    } | {
+        (action, json.dumps({"Fn::Join": ["", [bucket_arn, f"/{prefix}*"]]}, sort_keys=True))
+        for prefix, actions in grants.objects.items()
+        for action in actions
+    }
+    if grants.lists_bucket:
+        expected.add(("s3:ListBucket", json.dumps(bucket_arn, sort_keys=True)))
 
-    # When / Then
-    for role in roles:
-        assert "ManagedPolicyArns" not in resources[role]["Properties"]
-        template.has_resource_properties(
-            "AWS::IAM::Policy",
-            {
-                "Roles": [{"Ref": role}],
-                "PolicyDocument": {
-                    "Statement": Match.array_with(
-                        [
-                            Match.object_like(
-                                {
-                                    "Action": Match.array_with(
-                                        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
-                                    ),
-                                    "Resource": [{"Fn::GetAtt": [t, "Arn"]} for t in tables],
-                                }
-                            ),
-                            Match.object_like(
-                                {
-                                    "Action": Match.array_with(["s3:GetObject", "s3:PutObject"]),
-                                    "Resource": {
-                                        "Fn::Join": ["", [Match.any_value(), "/*"]],
-                                    },
-                                }
-                            ),
-                        ]
-                    )
-                },
-            },
-        )
+    # When (its log group and X-Ray are the same for every function)
+    storage = {
+        (action, target)
+        for action, target in _allowed(resources, role)
+        if not action.startswith(("logs:", "xray:"))
+    }
+
+    # Then
+    assert "ManagedPolicyArns" not in resources[role]["Properties"]
+    assert storage == expected
 
 
-def _functions_by_name_raw(resources: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+def test_no_role_may_delete_or_scan(resources: dict[str, Any]) -> None:
+    # Given every function role's allowed actions
+    roles = {
+        r["Properties"]["Role"]["Fn::GetAtt"][0]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+
+    # When
+    actions = {action for role in roles for action, _ in _allowed(resources, role)}
+
+    # Then (no handler deletes, scans, updates in place or writes in batches)
+    assert actions.isdisjoint(
+        {
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+            "dynamodb:DeleteItem",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+            "dynamodb:BatchWriteItem",
+        }
+    )
