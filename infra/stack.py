@@ -1,6 +1,5 @@
 """StepnetStack: storage, the Lambda functions and the state machines, wired together."""
 
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Stack
@@ -8,7 +7,6 @@ from constructs import Construct
 
 from infra.functions import Functions, sized_specs
 from infra.outputs import add_outputs
-from infra.paths import STATEMACHINE_DIR
 from infra.storage import Storage
 from infra.workflow import Workflow
 
@@ -21,14 +19,7 @@ SCRATCH_TTL_HOURS_CONTEXT = "scratch_ttl_hours"  # lifetime of scratch items in 
 
 
 class StepnetStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        definitions_dir: Path = STATEMACHINE_DIR,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         context = self.node.try_get_context
         scratch_ttl_hours = context(SCRATCH_TTL_HOURS_CONTEXT)
@@ -43,10 +34,6 @@ class StepnetStack(Stack):
             log_level=context(LOG_LEVEL_CONTEXT),
         )
         workflow = Workflow(
-            self,
-            "Workflow",
-            prefix=self.stack_name,
-            functions=functions.by_logical,
-            definitions_dir=definitions_dir,
+            self, "Workflow", prefix=self.stack_name, functions=functions.by_logical
         )
         add_outputs(self, training=workflow.state_machines["Training"], storage=storage)

@@ -1,8 +1,11 @@
 """An emulated AWS account shaped exactly like the deployed stack.
 
-Same table, bucket, function and state machine names (from ``trainer.contract.names``), the same
-environment for the functions, the same ASL files with the same substitutions. Code that talks to
-"an account" through boto3 — the CLI, the tests — cannot tell which one it has.
+Built from the contract the stack is built from (``trainer.contract``): the same function names,
+handlers, sizes, runtime and environment (``functions``, ``environment``), the same table keys,
+TTL and bucket lifecycle rules (``storage``), the same ASL files, created in the same order with
+the same substitutions (``statemachines``). Code that talks to "an account" through boto3 — the
+CLI, the tests — cannot tell which one it has. ``tests/engine/test_engine_matches_stack.py``
+compares this account with the synthesized stack.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import os
 import warnings
 import zipfile
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any, Final
 
 import boto3
@@ -28,11 +30,18 @@ from trainer import dal, settings
 from trainer.contract import names
 from trainer.contract.environment import FunctionEnvironment
 from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec
+from trainer.contract.statemachines import (
+    STATE_MACHINES,
+    creation_order,
+    definition_text,
+    read_references,
+    render,
+    substitutions,
+)
 from trainer.contract.storage import DATA_BUCKET, RUNS_TABLE, TENSORS_TABLE
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
-STATEMACHINE_DIR = Path(__file__).resolve().parents[2] / "statemachine"
 # The one setting the engine chooses differently from the stack's default (INFO): its handlers
 # run in the caller's process (the CLI, a test), whose output their INFO lines would flood.
 LOG_LEVEL: Final = "WARNING"
@@ -41,24 +50,6 @@ LOG_LEVEL: Final = "WARNING"
 def function_environment(resources: dict[str, str]) -> dict[str, str]:
     """The environment every function gets, as in the stack."""
     return FunctionEnvironment(**resources, log_level=LOG_LEVEL).to_env()
-
-
-def substitutions(function_arns: dict[str, str], machine_arns: dict[str, str]) -> dict[str, str]:
-    """Placeholder → value, exactly as the stack's ``definition_substitutions``."""
-    values = {f"{logical}FunctionArn": arn for logical, arn in function_arns.items()}
-    values |= {f"{logical}StateMachineArn": arn for logical, arn in machine_arns.items()}
-    return values
-
-
-def render_definition(path: Path, values: dict[str, str]) -> str:
-    """The ASL file with every ``${Name}`` placeholder filled; unknown placeholders fail."""
-    import re
-
-    text = path.read_text()
-    missing = sorted(set(re.findall(r"\$\{(\w+)\}", text)) - set(values))
-    if missing:
-        raise KeyError(f"{path.name}: no substitution for {missing}")
-    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
 
 
 class LocalAccount:
@@ -153,15 +144,13 @@ class LocalAccount:
             for logical, spec in FUNCTIONS.items()
         }
         machine_arns: dict[str, str] = {}
-        for logical, file_name in names.STATE_MACHINES.items():  # children first
-            definition = render_definition(
-                STATEMACHINE_DIR / file_name, substitutions(function_arns, machine_arns)
-            )
+        for logical in creation_order():  # children first: a parent is given their ARNs
+            values = substitutions(read_references(logical), function_arns, machine_arns)
             machine_arns[logical] = self.client("stepfunctions").create_state_machine(
                 name=names.state_machine_name(self.stack_name, logical),
-                definition=definition,
+                definition=render(definition_text(logical), values),
                 roleArn=role,
-                type="STANDARD",
+                type=STATE_MACHINES[logical].type,
             )["stateMachineArn"]
         resources = StackResources(
             stack_name=self.stack_name,

@@ -3,7 +3,8 @@
 One module so that the emulated account cannot drift from the deployed one: every key
 attribute, object prefix, limit and resource name pattern is spelled here once. What is built
 from them lives beside it: the functions (``functions.py``), their environment
-(``environment.py``) and the tables and the bucket (``storage.py``).
+(``environment.py``), the tables and the bucket (``storage.py``) and the state machines
+(``statemachines.py``).
 """
 
 from typing import Final
@@ -41,14 +42,6 @@ SCRATCH_TTL_HOURS: Final = 24 * SCRATCH_EXPIRY_DAYS
 # item limit) to trade dollars for the latency of S3 requests.
 INLINE_LIMIT_BYTES: Final = 10 * 1024
 MAX_INLINE_LIMIT_BYTES: Final = 390_000
-
-
-# --- State machines: logical name -> ASL file under statemachine/ ------------------------------
-# Children first: a machine's ARN is substituted into its parent's definition.
-STATE_MACHINES: Final = {
-    "Epoch": "epoch.asl.json",  # one execution per epoch (continues itself past a step budget)
-    "Training": "training.asl.json",  # initialize, then one Epoch child per epoch, evaluate
-}
 
 
 # Names the stack and the local engine give things, from a prefix (the stack name).
