@@ -1,5 +1,6 @@
 """The Lambda asset, bundled with pip and no Docker: aarch64 wheels for the runtime's Python."""
 
+from importlib import metadata
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -8,6 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from infra.bundling import bundle_lambda, lambda_code
 from infra.functions import PYTHON_VERSION, RUNTIME
+from infra.paths import LAMBDAS_DIR
 from trainer.contract.functions import FUNCTIONS, handler_module
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
@@ -73,3 +75,19 @@ def test_cdk_bundles_the_asset_locally(tmp_path: Path) -> None:
     (asset,) = [path for path in tmp_path.glob("asset.*") if path.is_dir()]
     assert (asset / "trainer" / "__init__.py").is_file()
     assert (asset / "numpy" / "__init__.py").is_file()
+
+
+def test_the_bundle_pins_exactly_the_versions_the_tests_run() -> None:
+    # Given the requirements the asset is bundled from
+    pins = dict(
+        line.split("==")
+        for line in (LAMBDAS_DIR / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+
+    # When
+    tested = {name: metadata.version(name) for name in pins}
+
+    # Then (re-pin, and check that cp314 aarch64 wheels exist: lambdas/requirements.txt)
+    assert pins == tested
+    assert {"numpy", "pydantic", "pydantic-core", "aws-lambda-powertools"} <= set(pins)
