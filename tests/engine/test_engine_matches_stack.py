@@ -140,7 +140,7 @@ def test_every_function_gets_the_same_environment(
 
         # Then the same variables, the same values but for the engine's one deliberate choice,
         # and tokens exactly where the stack names its own tables and bucket
-        assert sorted(engine_env) == sorted(stack_env), logical
+        assert set(engine_env) == set(stack_env), logical
         assert differing <= {VARIABLES["log_level"]}, (
             logical,
             {name: (literal[name], engine_env.get(name)) for name in differing},
