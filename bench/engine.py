@@ -32,10 +32,11 @@ from stepnet.engine import LocalAccount
 from stepnet.local import run_local
 from trainer.config import RunConfig
 from trainer.contract import names
+from trainer.contract.functions import functions_in
 from trainer.training.cursor import epoch_name, parse_epoch_name
 
 _STEP_LIMIT: dict[str, int | None] = {"steps": None}
-MICROBATCH_FUNCTIONS = ("Forward", "Loss", "Backward", "Gradients")
+MICROBATCH_FUNCTIONS = functions_in("microbatch")
 STOP_MESSAGE = "bench: epoch stopped after the measured steps"
 
 

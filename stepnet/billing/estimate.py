@@ -45,6 +45,7 @@ from stepnet import sources
 from stepnet.billing import prices
 from trainer.config import RunConfig
 from trainer.contract import names
+from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, functions_in
 from trainer.contract.names import (
     HISTORY_EVENT_BUDGET,
     INLINE_LIMIT_BYTES,
@@ -67,11 +68,10 @@ from trainer.training.step import initial_state
 # --- the deployment this model prices ----------------------------------------------------------
 
 # Memory per function, MB: the sizes the stack and the local engine give the functions
-# (trainer.contract.names.FUNCTION_SIZES, the one table they share); 1024 MB for any it leaves out.
+# (trainer.contract.functions.FUNCTIONS, the one table they share).
 FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
-    logical: names.FUNCTION_SIZES.get(logical, (1024, 0))[0] for logical in names.HANDLERS
+    logical: spec.memory_mb for logical, spec in FUNCTIONS.items()
 }
-LAMBDA_ARCHITECTURE: Final = "arm64"
 # Express bills the memory the execution uses in 64 MB steps; states that carry only keys stay
 # in the first step. Duration is billed in 100 ms steps.
 EXPRESS_MEMORY_MB: Final = 64
@@ -79,8 +79,10 @@ EXPRESS_DURATION_STEP_S: Final = 0.1
 EXPRESS_MAX_SECONDS: Final = 300.0
 
 MODES: Final = ("per_layer", "fused")
-EPOCH_FUNCTIONS: Final = ("Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "Evaluate")
-RUN_FUNCTIONS: Final = ("Initialize", "Finalize")
+EPOCH_FUNCTIONS: Final = tuple(
+    logical for logical in FUNCTIONS if logical not in functions_in("run")
+)
+RUN_FUNCTIONS: Final = functions_in("run")
 TRAINING_TRANSITIONS_PER_EPOCH: Final = 3  # Train epoch, Evaluate epoch, More epochs?
 TRAINING_TRANSITIONS_PER_RUN: Final = 2  # Initialize run, Export model
 KB: Final = 1024

@@ -121,6 +121,10 @@ class RunStore:
             config = self._configs[run_id] = str(item[CONFIG]["S"])
         return config
 
+    def clear_cache(self) -> None:
+        """Forget the configs read so far (as a new Lambda container would)."""
+        self._configs.clear()
+
     def run_exists(self, run_id: str) -> bool:
         return self._get(_check_run_id(run_id), CONFIG_RECORD) is not None
 
