@@ -8,7 +8,6 @@ cdk.json. Memory is in MB (128-10240; 1769 MB is one full vCPU), timeout in seco
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, Final
 
 from aws_cdk import Duration, RemovalPolicy
@@ -23,14 +22,14 @@ from infra.storage import Storage
 from trainer.contract import names
 from trainer.contract.environment import FunctionEnvironment, LogLevel
 from trainer.contract.functions import (
-    FUNCTIONS,
     LAMBDA_ARCHITECTURE,
     LAMBDA_PYTHON_VERSION,
     LAMBDA_RUNTIME,
-    MEMORY_LIMITS_MB,
-    TIMEOUT_LIMITS_S,
     FunctionSpec,
     Grants,
+    Size,
+    size_overrides,
+    sized_functions,
 )
 
 LIST_BUCKET: Final = "s3:ListBucket"
@@ -61,35 +60,18 @@ PYTHON_VERSION: Final = LAMBDA_PYTHON_VERSION  # what pip targets when it bundle
 def sized_specs(
     *, memory: Mapping[str, int] | str | None = None, timeout: Mapping[str, int] | str | None = None
 ) -> dict[str, FunctionSpec]:
-    """FUNCTIONS with the context overrides applied (`-c` passes them as JSON strings)."""
-    memory_mb = _overrides("memory", memory, MEMORY_LIMITS_MB)
-    timeout_s = _overrides("timeout", timeout, TIMEOUT_LIMITS_S)
-    return {
-        logical: replace(
-            spec,
-            memory_mb=memory_mb.get(logical, spec.memory_mb),
-            timeout_s=timeout_s.get(logical, spec.timeout_s),
-        )
-        for logical, spec in FUNCTIONS.items()
-    }
+    """FUNCTIONS with the context overrides applied (`-c` passes them as JSON strings), checked
+    by the contract's one rule (`trainer.contract.functions.size_overrides`), which
+    `stepnet local --function-memory/--function-timeout` follows too."""
+    return sized_functions(
+        memory_mb=_overrides("memory", memory), timeout_s=_overrides("timeout", timeout)
+    )
 
 
-def _overrides(key: str, value: Any, limits: tuple[int, int]) -> dict[str, int]:
-    if value is None:
-        return {}
+def _overrides(size: Size, value: Any) -> dict[str, int]:
     if isinstance(value, str):
         value = json.loads(value)
-    if not isinstance(value, Mapping):
-        raise ValueError(f'context "{key}" must map function names to integers, got {value!r}')
-    low, high = limits
-    for logical, amount in value.items():
-        if logical not in FUNCTIONS:
-            raise ValueError(
-                f'context "{key}": unknown function {logical!r}; known: {sorted(FUNCTIONS)}'
-            )
-        if isinstance(amount, bool) or not isinstance(amount, int) or not low <= amount <= high:
-            raise ValueError(f'context "{key}": {logical} must be an integer in [{low}, {high}]')
-    return dict(value)
+    return size_overrides(size, value, source=f'context "{size}"')
 
 
 class Functions(Construct):

@@ -12,7 +12,7 @@ Pure (stdlib only): importable by the Lambdas, the engine and the CDK app alike.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from trainer.contract import names
@@ -29,6 +29,11 @@ LAMBDA_PYTHON_VERSION: Final = LAMBDA_RUNTIME.removeprefix("python")  # "3.14", 
 # Lambda's limits on the two sizes a spec (or a deployment's override) sets.
 MEMORY_LIMITS_MB: Final = (128, 10_240)
 TIMEOUT_LIMITS_S: Final = (1, 900)
+Size = Literal["memory", "timeout"]
+SIZE_LIMITS: Final[Mapping[Size, tuple[int, int]]] = {
+    "memory": MEMORY_LIMITS_MB,
+    "timeout": TIMEOUT_LIMITS_S,
+}
 
 # --- where a function runs --------------------------------------------------------------------
 Loop = Literal["run", "epoch", "microbatch"]
@@ -272,3 +277,52 @@ def functions_in(loop: Loop, mode: Mode | None = None) -> tuple[str, ...]:
 def handler_module(logical: str) -> str:
     """The module a function's handler lives in, e.g. ``trainer.handlers.forward``."""
     return FUNCTIONS[logical].handler.rsplit(".", 1)[0]
+
+
+# --- sizes overridden for one deployment or one run -------------------------------------------
+
+
+class SizeOverrideError(ValueError):
+    """An override names no function, or sizes one outside Lambda's limits."""
+
+
+def size_overrides(
+    size: Size, overrides: Mapping[str, object] | None, *, source: str
+) -> dict[str, int]:
+    """``overrides`` (logical function name -> MB or seconds) checked against :data:`FUNCTIONS`
+    and Lambda's limits for ``size``: the one rule for the stack's CDK context
+    (``-c memory={...}``) and ``stepnet local --function-memory NAME=MB``. ``source`` names
+    where the overrides came from in the error (``context "memory"``, ``--function-memory``)."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise SizeOverrideError(f"{source} must map function names to integers, got {overrides!r}")
+    low, high = SIZE_LIMITS[size]
+    checked: dict[str, int] = {}
+    for logical, amount in overrides.items():
+        if logical not in FUNCTIONS:
+            raise SizeOverrideError(
+                f"{source}: unknown function {logical!r}; known: {sorted(FUNCTIONS)}"
+            )
+        if isinstance(amount, bool) or not isinstance(amount, int) or not low <= amount <= high:
+            unit = "MB" if size == "memory" else "seconds"
+            raise SizeOverrideError(
+                f"{source}: {logical} must be an integer in [{low}, {high}] ({unit}), "
+                f"got {amount!r}"
+            )
+        checked[logical] = amount
+    return checked
+
+
+def sized_functions(
+    *, memory_mb: Mapping[str, int] | None = None, timeout_s: Mapping[str, int] | None = None
+) -> dict[str, FunctionSpec]:
+    """:data:`FUNCTIONS` with checked overrides (:func:`size_overrides`) applied."""
+    return {
+        logical: replace(
+            spec,
+            memory_mb=(memory_mb or {}).get(logical, spec.memory_mb),
+            timeout_s=(timeout_s or {}).get(logical, spec.timeout_s),
+        )
+        for logical, spec in FUNCTIONS.items()
+    }
