@@ -164,7 +164,9 @@ def measure_local(
     model = estimate.model_epoch(shapes, mode)
     if steps is not None and steps >= shapes.steps:
         steps = None  # the whole epoch is no longer than the steps asked for
-    with LocalAccount() as account:
+    # threads: the meter and the profiler observe the handlers from inside this process, and the
+    # step limit is this module's global, which a worker process would not see
+    with LocalAccount(isolation="threads") as account:
         if steps is not None:
             update = names.function_name(account.stack_name, "Update")
             account.runtime.register(update, f"{__name__}.update_with_step_limit")

@@ -6,6 +6,12 @@ TTL and bucket lifecycle rules (``storage``), the same ASL files, created in the
 the same substitutions (``statemachines``). Code that talks to "an account" through boto3 — the
 CLI, the tests — cannot tell which one it has. ``tests/engine/test_engine_matches_stack.py``
 compares this account with the synthesized stack.
+
+Like a deployment, an account may size its functions differently (``memory_mb``, ``timeout_s``:
+the stack's ``memory`` and ``timeout`` context, by the same rule) and tune the functions' limits
+(``limits``: history budget, inline limit, scratch TTL). The functions run in worker processes
+held to those sizes (``isolation="processes"``, the default) or in this process
+(``"threads"``): :mod:`stepnet.engine.runtime`.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import logging
 import os
 import warnings
 import zipfile
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import Any, Final
 
 import boto3
@@ -25,11 +32,17 @@ from moto import mock_aws
 from stepnet.client import StackResources
 from stepnet.engine import patches
 from stepnet.engine.provision import create_tables_and_bucket
-from stepnet.engine.runtime import LambdaRuntime
+from stepnet.engine.runtime import Isolation, LambdaRuntime
 from trainer import settings
 from trainer.contract import names
 from trainer.contract.environment import FunctionEnvironment
-from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec
+from trainer.contract.functions import (
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_RUNTIME,
+    FunctionSpec,
+    size_overrides,
+    sized_functions,
+)
 from trainer.contract.statemachines import (
     STATE_MACHINES,
     creation_order,
@@ -42,28 +55,53 @@ from trainer.contract.storage import DATA_BUCKET, RUNS_TABLE, TENSORS_TABLE
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
-# The one setting the engine chooses differently from the stack's default (INFO): its handlers
-# run in the caller's process (the CLI, a test), whose output their INFO lines would flood.
+CREDENTIALS: Final = {  # any will do; moto checks none
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+# The one setting the engine chooses differently from the stack's default (INFO): its handlers'
+# output goes to the caller's terminal (the CLI, a test), which their INFO lines would flood.
 LOG_LEVEL: Final = "WARNING"
 
 
-def function_environment(resources: dict[str, str]) -> dict[str, str]:
-    """The environment every function gets, as in the stack."""
-    return FunctionEnvironment(**resources, log_level=LOG_LEVEL).to_env()
+def function_environment(resources: dict[str, str], **limits: int) -> dict[str, str]:
+    """The environment every function gets, as in the stack (``limits``: any field of
+    :class:`~trainer.contract.environment.Limits` a deployment tunes)."""
+    return FunctionEnvironment(**resources, log_level=LOG_LEVEL, **limits).to_env()
 
 
 class LocalAccount:
     """Context manager: an emulated account with the whole stack deployed into it.
 
-    In-process by default (moto intercepts boto3 in this process). With ``port``, moto runs as a
-    server on 127.0.0.1:PORT so that other processes — the AWS CLI, ``stepnet --endpoint-url`` —
-    talk to it; the handlers still run in this process.
+    moto intercepts boto3 in this process; with a ``port`` it runs as a server on 127.0.0.1:PORT
+    instead, so that other processes — the AWS CLI, ``stepnet --endpoint-url`` — talk to the
+    account too. ``isolation="processes"`` (the default): every function runs in warm worker
+    processes held to its memory and timeout (``memory_mb``, ``timeout_s``: overrides per
+    logical function name, checked like the stack's context), whose AWS API calls come back to
+    this process's moto over their channels. ``isolation="threads"``: the handlers run in this
+    process, unmeasured and unlimited (for in-process instruments such as the meter).
     """
 
-    def __init__(self, stack_name: str = names.DEFAULT_STACK_NAME, port: int | None = None):
+    def __init__(
+        self,
+        stack_name: str = names.DEFAULT_STACK_NAME,
+        port: int | None = None,
+        *,
+        isolation: Isolation = "processes",
+        memory_mb: Mapping[str, int] | None = None,
+        timeout_s: Mapping[str, int] | None = None,
+        limits: Mapping[str, int] | None = None,
+    ):
         self.stack_name = stack_name
         self.port = port
-        self.runtime = LambdaRuntime()
+        self.isolation = isolation
+        self.functions = sized_functions(
+            memory_mb=size_overrides("memory", memory_mb, source="memory_mb"),
+            timeout_s=size_overrides("timeout", timeout_s, source="timeout_s"),
+        )
+        self.limits = dict(limits or {})
+        self.runtime = LambdaRuntime(isolation)
         self._exit = ExitStack()
         self.resources: StackResources | None = None
 
@@ -72,48 +110,88 @@ class LocalAccount:
         return None if self.port is None else f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LocalAccount:
+        try:
+            return self._enter()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _enter(self) -> LocalAccount:
         patches.apply()
         # the interpreter logs every caught state error at ERROR; the histories keep them
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
-        env = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "MOTO_ACCOUNT_ID": ACCOUNT_ID,
-        }
-        if self.port is not None:
-            env |= {"AWS_ENDPOINT_URL": self.endpoint_url or "", "MOTO_PORT": str(self.port)}
-        self._saved_env = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
+        self._saved_env: dict[str, str | None] = {}
+        self._set_env(CREDENTIALS | {"AWS_DEFAULT_REGION": REGION, "MOTO_ACCOUNT_ID": ACCOUNT_ID})
         if self.port is None:
             self._exit.enter_context(
                 mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             )
         else:
-            self._start_server(self.port)
+            self.port = self._start_server(self.port)
+            self._set_env(
+                {"AWS_ENDPOINT_URL": self.endpoint_url or "", "MOTO_PORT": str(self.port)}
+            )
+        # the sandboxes' AWS API calls come to this process's moto over their channels
+        self.runtime.transport = serve_aws_call
+        self.runtime.engine_environment = CREDENTIALS | {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+        self._exit.callback(self.runtime.close)  # before moto stops (callbacks run last first)
         self.resources = self._deploy()
         patches.set_runtime(self.runtime)
         return self
 
-    def _start_server(self, port: int) -> None:
+    def _set_env(self, values: Mapping[str, str]) -> None:
+        for key in values:
+            self._saved_env.setdefault(key, os.environ.get(key))
+        os.environ.update(values)
+
+    def _start_server(self, port: int) -> int:
         from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
         default_user_config["stepfunctions"]["execute_state_machine"] = True
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         self._exit.callback(server.stop)
+        return server.get_host_and_port()[1]
 
     def __exit__(self, *exc: object) -> None:
         patches.set_runtime(None)
         self._exit.close()
         _reset_handler_caches()
-        for key, value in self._saved_env.items():
+        for key, value in getattr(self, "_saved_env", {}).items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+    @contextmanager
+    def tuned(self, **limits: int) -> Iterator[None]:
+        """Change the functions' limits (fields of :class:`~trainer.contract.environment.Limits`,
+        e.g. ``history_event_budget``) while the block runs, the way a deployment does: a new
+        environment in every function's configuration, so new sandboxes."""
+        previous = dict(self.limits)
+        self._configure(previous | limits)
+        try:
+            yield
+        finally:
+            self._configure(previous)
+
+    def _configure(self, limits: Mapping[str, int]) -> None:
+        self.limits = dict(limits)
+        environment = function_environment(self._physical, **self.limits)
+        for logical, spec in self.functions.items():
+            name = names.function_name(self.stack_name, logical)
+            self.runtime.register(name, spec.handler, environment=environment)
+            self.client("lambda").update_function_configuration(
+                FunctionName=name, Environment={"Variables": environment}
+            )
+        if self.isolation == "threads":
+            self._set_env(environment)
+            _reset_handler_caches()
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         """An execution's events as ``get_execution_history`` returns them, read from the
@@ -135,13 +213,15 @@ class LocalAccount:
             "bucket": DATA_BUCKET.physical_name(self.stack_name, ACCOUNT_ID),
         }
         create_tables_and_bucket(self.client("dynamodb"), self.client("s3"), **physical)
-        environment = function_environment(physical)
-        os.environ.update(environment)  # in-process handlers read the functions' environment
-        _reset_handler_caches()
+        self._physical = physical
+        environment = function_environment(physical, **self.limits)
+        if self.isolation == "threads":  # handlers in this process read its environment
+            self._set_env(environment)
+            _reset_handler_caches()
         role = self._role()
         function_arns = {
             logical: self._function(logical, spec, role, environment)
-            for logical, spec in FUNCTIONS.items()
+            for logical, spec in self.functions.items()
         }
         machine_arns: dict[str, str] = {}
         for logical in creation_order():  # children first: a parent is given their ARNs
@@ -203,7 +283,14 @@ class LocalAccount:
         self, logical: str, spec: FunctionSpec, role: str, environment: dict[str, str]
     ) -> str:
         name = names.function_name(self.stack_name, logical)
-        self.runtime.register(name, spec.handler)
+        self.runtime.register(
+            name,
+            spec.handler,
+            memory_mb=spec.memory_mb,
+            timeout_s=spec.timeout_s,
+            environment=environment,
+            label=logical,
+        )
         response = self.client("lambda").create_function(
             FunctionName=name,
             Runtime=LAMBDA_RUNTIME,
@@ -218,11 +305,37 @@ class LocalAccount:
         return str(response["FunctionArn"])
 
 
+def serve_aws_call(
+    method: str, url: str, headers: list[tuple[str, str]], body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """Answer one AWS API call of a sandbox with this process's moto, as its HTTP server would
+    (the same dispatch moto's in-process mock uses, without the HTTP)."""
+    from botocore.awsrequest import AWSPreparedRequest
+    from botocore.compat import HTTPHeaders
+    from moto.core.models import botocore_stubber
+
+    request_headers = HTTPHeaders()
+    for key, value in headers:
+        request_headers[key] = value
+    request = AWSPreparedRequest(
+        method=method, url=url, headers=request_headers, body=body, stream_output=False
+    )
+    try:
+        answered = botocore_stubber.process_request(request)
+    except Exception as exc:  # a bug in the emulator: an internal error, as a service has them
+        return 500, {}, f"the local engine's moto failed: {exc!r}".encode()
+    if answered is None:
+        return 404, {}, f"the local engine does not emulate {url}".encode()
+    status, answer_headers, answer = answered
+    payload = answer.encode() if isinstance(answer, str) else bytes(answer or b"")
+    return int(status), {str(k): str(v) for k, v in answer_headers.items()}, payload
+
+
 def _placeholder_zip() -> bytes:
-    """moto stores a code package; the code itself runs in-process from the installed tree."""
+    """moto stores a code package; the engine runs the installed tree's handlers."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "stepnet handlers run in-process in the local engine\n")
+        archive.writestr("README.txt", "the local engine runs the installed stepnet handlers\n")
     return buffer.getvalue()
 
 

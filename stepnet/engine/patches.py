@@ -3,15 +3,21 @@
 Pinned to the moto versions they were written against (``SUPPORTED_MOTO``); ``apply()`` fails
 loudly on any other version, and ``tests/engine/test_patches.py`` checks each patch's effect.
 
-1. Lambda code runs in-process (moto would start a Docker container): both the interpreter's
-   ``lambda:invoke`` integration and moto's Lambda ``Invoke`` API call ``LambdaRuntime``.
+1. Lambda code runs in the engine's runtime (moto would start a Docker container): both the
+   interpreter's ``lambda:invoke`` integration and moto's Lambda ``Invoke`` API call
+   ``LambdaRuntime`` (worker processes, or this process's threads).
 2. ``states:startExecution.sync:2`` works: moto 5.2.5 passes the ASL's PascalCase parameters
    (``StateMachineArn``, ``Input``, ``Name``) to botocore unchanged and reads the camelCase response
    as PascalCase. The patch maps parameter names to botocore's and the response back.
 3. Speed: JSONPath expressions parsed once (moto builds a new jsonpath-ng parser, lexer and
    LR tables for every path it evaluates: most of its time per state), one cached boto3 client
    per (service, region) instead of a new client per Task, and a short poll interval while a
-   parent waits for a child execution.
+   parent waits for a child execution — a poll that reads the child's status from the emulator
+   and calls ``DescribeExecution`` only once the child has ended (moto calls it through boto3
+   every time: a tenth of the engine's CPU while epochs run in worker processes).
+4. Speed of moto's server (``stepnet serve``): the backend a request's host maps to is looked up
+   once per host (moto lists its own package directory for every request, under a lock all
+   requests share).
 """
 
 from __future__ import annotations
@@ -85,14 +91,16 @@ def apply() -> None:
         check_version()
         _patch_lambda_invocation()
         _patch_sfn_sync2()
+        _patch_sync2_wait()
         _patch_boto_clients()
         _patch_json_path_parsing()
+        _patch_server_dispatch()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
         _state.applied = True
 
 
-# --- 1. Lambda in-process --------------------------------------------------------------------
+# --- 1. Lambda in the engine's runtime -----------------------------------------------------------
 
 
 def _runtime_for(function_name: str) -> LambdaRuntime | None:
@@ -148,7 +156,7 @@ def _event(payload: Any) -> Any:
     return payload
 
 
-# --- 2. startExecution.sync:2 ------------------------------------------------------------------
+# --- 2. startExecution.sync:2 --------------------------------------------------------------------
 
 
 def _lower_first(name: str) -> str:
@@ -191,7 +199,51 @@ def _patch_sfn_sync2() -> None:
     cls._normalise_response = normalise_response  # type: ignore[method-assign]
 
 
-# --- 3. cached clients ---------------------------------------------------------------------------
+def _patch_sync2_wait() -> None:
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    cls = state_task_service_sfn.StateTaskServiceSfn
+    original = cls._build_sync2_resolver
+
+    def build_sync2_resolver(
+        self: Any,
+        env: Any,
+        resource_runtime_part: Any,
+        normalised_parameters: dict[str, Any],
+        state_credentials: StateCredentials,
+    ) -> Any:
+        arn = env.stack[-1]["ExecutionArn"]  # the StartExecution output the original pops
+        resolve = original(
+            self, env, resource_runtime_part, normalised_parameters, state_credentials
+        )
+        if resolve is None:
+            return None
+        found: list[Any] = []
+
+        def resolve_once_ended() -> Any:
+            if not found:
+                found.extend(_execution(arn))
+            if found and found[0].exec_status in (None, ExecutionStatus.RUNNING):
+                return None
+            return resolve()  # ended (or not found): DescribeExecution, as moto does
+
+        return resolve_once_ended
+
+    # mypy forbids assigning to a method; replacing it is the patch
+    cls._build_sync2_resolver = build_sync2_resolver  # type: ignore[method-assign]
+
+
+def _execution(arn: str) -> list[Any]:
+    """The emulator's execution of ``arn`` (``arn:aws:states:REGION:ACCOUNT:execution:…``), if
+    it has it."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    region, account = arn.split(":")[3:5]
+    backend = stepfunctions_parser_backends[account][region]
+    return [e for e in backend._get_executions() if e.exec_arn == arn][:1]
+
+
+# --- 3. speed: cached clients --------------------------------------------------------------------
 
 _clients: dict[tuple[str, str, bool, str], Any] = {}  # a boto3 client (untyped) per key
 
@@ -228,7 +280,7 @@ def _patch_boto_clients() -> None:
 _lock_clients = threading.Lock()
 
 
-# --- 4. JSONPath parsed once --------------------------------------------------------------------
+# --- 3. speed: JSONPath parsed once --------------------------------------------------------------
 
 JSON_PATH_CACHE_SIZE = 4096
 
@@ -239,3 +291,22 @@ def _patch_json_path_parsing() -> None:
     # re-exporting it, hence attr-defined.
     json_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
     result_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.parse)  # type: ignore[attr-defined]
+
+
+# --- 4. moto's server: one backend lookup per host -----------------------------------------------
+
+
+def _patch_server_dispatch() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+        # a pure function of the host and moto's fixed URL patterns; callers hold self.lock
+        if host not in found:
+            found[host] = original(self, host)
+        return found[host]
+
+    # mypy forbids assigning to a method; replacing it is the patch
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.limits import tuned_limits
 
 from stepnet.datasets import synthetic_classification, write_npz
 from stepnet.local import run_local
@@ -79,11 +78,12 @@ def test_an_epoch_of_1100_steps_stays_far_below_the_history_limit(account, tmp_p
 
 
 def test_a_small_budget_splits_epochs_and_keeps_the_weights(account, tmp_path) -> None:
-    # Given a step budget of 5 steps per execution (the real one is ~120 for this network)
+    # Given functions configured with a step budget of 5 steps per execution (the real one is
+    # ~120 for this network): their environment says so, as a deployment's would
     config = parse_config(digits_config(run_id="parts", epochs=2, workers=4))
 
     # When
-    with tuned_limits(history_event_budget=5 * 167):
+    with account.tuned(history_event_budget=5 * 167):
         run = run_local(config, tmp_path, account=account)
 
     # Then each 12-step epoch ran as three executions: epoch, part-02, part-03

@@ -11,6 +11,7 @@ request counts must be equal, capacity units within 2.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from stepnet.billing import estimate
 from stepnet.billing.meter import Meter
 from stepnet.client import epoch_counts
 from stepnet.datasets import synthetic_classification, write_npz
+from stepnet.engine import LocalAccount
 from stepnet.local import run_local
 from trainer.config import parse_config
 from trainer.training import schedule
@@ -55,6 +57,13 @@ def _config(path: Path, mode: str) -> Any:
             "mode": mode,
         }
     )
+
+
+@pytest.fixture(scope="module")
+def account() -> Iterator[LocalAccount]:
+    """The meter observes the handlers' store from inside this process: handlers in threads."""
+    with LocalAccount(isolation="threads") as local:
+        yield local
 
 
 @pytest.fixture(scope="module")
