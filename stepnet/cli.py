@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from rich.console import Console
 from rich.progress import (
@@ -25,6 +25,7 @@ from trainer.data.errors import DatasetError
 if TYPE_CHECKING:  # the commands import these when they run: moto is slow to import
     from stepnet.client import MetricsRow, StepnetClient
     from stepnet.local import LocalRun
+    from trainer.contract.functions import Size
 
 console = Console(soft_wrap=True)  # long paths and messages stay whole
 
@@ -108,9 +109,27 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_local(args: argparse.Namespace) -> int:
-    from stepnet.local import run_local
+def _size_overrides(flag: str, size: Size, values: list[str]) -> dict[str, int]:
+    """``NAME=AMOUNT`` flags checked by the contract's rule (the stack's context follows it too)."""
+    from trainer.contract.functions import SizeOverrideError, size_overrides
 
+    unit = "MB" if size == "memory" else "S"
+    parsed: dict[str, object] = {}
+    for value in values:
+        name, equals, amount = (part.strip() for part in value.partition("="))
+        if not equals or not name:
+            raise SizeOverrideError(f"{flag}: expected NAME={unit}, got {value!r}")
+        if name in parsed:
+            raise SizeOverrideError(f"{flag}: {name} is given twice")
+        parsed[name] = int(amount) if amount.lstrip("-").isdigit() else amount
+    return size_overrides(size, parsed, source=flag)
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from stepnet.local import USAGE_JSON, run_local
+
+    memory_mb = _size_overrides("--function-memory", "memory", args.function_memory)
+    timeout_s = _size_overrides("--function-timeout", "timeout", args.function_timeout)
     config = _load_config(args.config)
     out = Path(args.out) if args.out else Path("out") / config.run_id
     steps = _steps_per_epoch(config)
@@ -122,17 +141,63 @@ def cmd_local(args: argparse.Namespace) -> int:
             progress.advance(epochs)
 
         on_step = None if steps is None else _StepBar(progress, steps, config.epochs)
-        run = run_local(config, out, on_epoch=on_epoch, on_step=on_step)
+        run = run_local(
+            config,
+            out,
+            on_epoch=on_epoch,
+            on_step=on_step,
+            memory_mb=memory_mb,
+            timeout_s=timeout_s,
+        )
+    _usage_table(run)
+    console.print(f"usage: {out / USAGE_JSON}")
     if not run.succeeded:
         from stepnet.client import readable_cause
 
-        console.print(
-            f"[red]run {config.run_id} {run.description['status']}:[/] {readable_cause(run.description)}"
-        )
+        cause = readable_cause(run.description)
+        console.print(f"[red]run {config.run_id} {run.description['status']}:[/] {cause}")
+        for error_type, flag in _LIMITS.items():
+            if cause.startswith(error_type):
+                console.print(
+                    f"  a Lambda over its limit fails so on AWS too; size it with {flag} "
+                    "(this run) or the stack's context (a deployment, docs/deploy.md)"
+                )
         console.print(f"execution histories: {out / 'executions'}")
         return 1
     _summary(config, run, out)
     return 0
+
+
+# what a run failed of -> the flag that sizes the function
+_LIMITS: Final = {
+    "Runtime.OutOfMemory": "--function-memory NAME=MB",
+    "Sandbox.Timedout": "--function-timeout NAME=S",
+}
+
+
+def _usage_table(run: LocalRun) -> None:
+    """Per function: its sizes and the most its invocations used (``usage.json``)."""
+    table = Table(title="per function: sizes and the most one invocation used")
+    for column in ("function", "invocations", "memory MB", "max memory used MB", "timeout s",
+                   "max duration s"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "function" else "right")
+    for function, usage in run.usage.items():
+        used, duration = usage["max_memory_used_mb"], usage["max_duration_s"]
+        over_memory = used is not None and used > usage["memory_mb"]
+        over_time = duration is not None and duration >= usage["timeout_s"]
+        table.add_row(
+            function,
+            str(usage["invocations"]),
+            str(usage["memory_mb"]),
+            _flagged("-" if used is None else str(used), over_memory),
+            str(usage["timeout_s"]),
+            _flagged("-" if duration is None else f"{duration:.2f}", over_time),
+        )
+    console.print(table)
+
+
+def _flagged(text: str, over: bool) -> str:
+    return f"[bold red]{text}[/]" if over else text
 
 
 def _summary(config: RunConfig, run: LocalRun, out: Path) -> None:
@@ -274,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("local", help="train on the local engine: the real workflow, no AWS")
     p.add_argument("config")
     p.add_argument("--out", help="output folder (default out/<run_id>)")
+    p.add_argument(
+        "--function-memory", action="append", default=[], metavar="NAME=MB",
+        help="size a function's memory for this run, like the stack's memory context (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--function-timeout", action="append", default=[], metavar="NAME=S",
+        help="size a function's timeout for this run, like the stack's timeout context (repeatable)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_local)
 
     p = sub.add_parser("cost", help="what an epoch and a run would cost on AWS, before deploying")
@@ -309,10 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trainer.contract.functions import SizeOverrideError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (DatasetError, ConfigError) as error:
+    except (DatasetError, ConfigError, SizeOverrideError) as error:
         console.print(f"[red]error:[/] {error}")
         return 2
     except KeyboardInterrupt:

@@ -6,16 +6,19 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
 from stepnet.client import HistoryEvent, MetricsRow, StepnetClient, epoch_counts
 from stepnet.engine import LocalAccount
+from stepnet.engine.runtime import UsageReport
 from trainer.config import RunConfig
 from trainer.contract import names
 from trainer.training.cursor import parse_epoch_name
+
+USAGE_JSON = "usage.json"
 
 EpochCallback = Callable[[MetricsRow], None]
 """Called with each evaluated epoch's metrics row (``epoch``, ``train_loss``, ``val_loss``…)."""
@@ -41,6 +44,7 @@ class LocalRun:
     metrics: list[MetricsRow]
     per_epoch: list[EpochCounts] = field(default_factory=list)
     invocations: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, UsageReport] = field(default_factory=dict)  # per logical function name
     handler_seconds: float = 0.0
     wall_seconds: float = 0.0
     histories: dict[str, list[HistoryEvent]] = field(default_factory=dict)
@@ -58,21 +62,30 @@ def run_local(
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
     account: LocalAccount | None = None,
+    memory_mb: Mapping[str, int] | None = None,
+    timeout_s: Mapping[str, int] | None = None,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
     ``on_epoch(row)`` is called per evaluated epoch; ``on_step(updates_done)`` after each
-    optimizer update (the local engine can see every Lambda invocation).
+    optimizer update (the local engine can see every Lambda invocation). ``memory_mb`` and
+    ``timeout_s`` size functions (by logical name) for this run, as the stack's context does
+    for a deployment; they need the account to be made here. ``out_dir`` gets the model files
+    (if the run succeeded), the executions' histories and ``usage.json``
+    (:data:`LocalRun.usage`).
     """
     with contextlib.ExitStack() as stack:
         if account is None:
-            account = stack.enter_context(LocalAccount())
+            account = stack.enter_context(LocalAccount(memory_mb=memory_mb, timeout_s=timeout_s))
+        elif memory_mb or timeout_s:
+            raise ValueError("size the functions of a given account when making it")
         if account.resources is None:
             raise RuntimeError("run_local needs an account that is entered (with LocalAccount())")
         client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
         config = client.upload_dataset(config, base)
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
+        recording = stack.enter_context(account.runtime.recording())
         client.start(config)
         stop = threading.Event()
         if on_step is not None:
@@ -90,15 +103,25 @@ def run_local(
             invocations=dict(account.runtime.invocations),
             handler_seconds=sum(account.runtime.seconds.values()),
         )
+        physical = {f: names.function_name(account.stack_name, f) for f in account.functions}
+        recorded = recording.functions(list(physical.values()))
+        run.usage = {f: recorded[name].as_dict() for f, name in physical.items()}
         run.histories = {
             name: account.history(arn) for name, arn in client.run_executions(config.run_id)
         }
         run.per_epoch = _per_epoch_counts(config.run_id, run.histories)
         if out_dir is not None:
             _write_histories(out_dir / "executions", run.histories)
+            write_usage(out_dir / USAGE_JSON, run.usage)
             if run.succeeded:
                 client.fetch(config.run_id, out_dir)
         return run
+
+
+def write_usage(path: Path, usage: Mapping[str, UsageReport]) -> None:
+    """``usage.json``: per function, its sizes and the most its invocations used."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(usage), indent=1) + "\n")
 
 
 class _UpdateCounter:

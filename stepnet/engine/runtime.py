@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, TypedDict, get_args
 
 from stepnet.engine.sandbox import UNHANDLED, LambdaContext, error_payload
 from stepnet.engine.workers import (
@@ -50,6 +50,7 @@ __all__ = [
     "LambdaContext",
     "LambdaRuntime",
     "UsageRecorder",
+    "UsageReport",
 ]
 
 Isolation = Literal["processes", "threads"]
@@ -88,6 +89,19 @@ class Invocation:
     exceeded: Literal["memory", "timeout"] | None = None
 
 
+class UsageReport(TypedDict):
+    """A function's sizes and the most one of its invocations used, as Lambda's REPORT lines
+    have them (*Memory Size*, *Max Memory Used*, *Duration*): ``usage.json``'s rows. The maxima
+    are None for a function not invoked, and Max Memory Used where it is not measured
+    (``isolation="threads"``)."""
+
+    invocations: int
+    memory_mb: int
+    max_memory_used_mb: int | None
+    timeout_s: int
+    max_duration_s: float | None
+
+
 @dataclass
 class FunctionUsage:
     """A function's sizes and the most any of its invocations used."""
@@ -106,16 +120,14 @@ class FunctionUsage:
             )
         self.max_duration_s = max(self.max_duration_s or 0.0, invocation.duration_s)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "invocations": self.invocations,
-            "memory_mb": self.memory_mb,
-            "max_memory_used_mb": self.max_memory_used_mb,
-            "timeout_s": self.timeout_s,
-            "max_duration_s": (
-                None if self.max_duration_s is None else round(self.max_duration_s, 3)
-            ),
-        }
+    def as_dict(self) -> UsageReport:
+        return UsageReport(
+            invocations=self.invocations,
+            memory_mb=self.memory_mb,
+            max_memory_used_mb=self.max_memory_used_mb,
+            timeout_s=self.timeout_s,
+            max_duration_s=None if self.max_duration_s is None else round(self.max_duration_s, 3),
+        )
 
 
 class UsageRecorder:
