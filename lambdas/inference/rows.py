@@ -64,8 +64,8 @@ class Limits:
         max_input_bytes: the request body or input file, in bytes.
         max_cells: rows × d of the parsed input.
         max_output_cells: rows × (outputs + 1) of the result.
-        fix: how to split work that is too large, e.g. ``"send at most {rows} rows per
-            request"`` (``{rows}`` is filled in with the most rows that fit).
+        fix: how to split work that is too large, e.g. ``"send {at_most} rows per request"``
+            (``{at_most}`` becomes "at most 4,012", or "fewer" when only the bytes are known).
     """
 
     max_input_bytes: int
@@ -83,7 +83,8 @@ class Limits:
         if n_rows > most:
             raise InputError(
                 f"too large for one invocation: {n_rows:,} rows of {n_features} features "
-                f"(at most {most:,} rows for this model); " + self.fix.format(rows=f"{most:,}")
+                f"(at most {most:,} rows for this model); "
+                + self.fix.format(at_most=f"at most {most:,}")
             )
 
     def check_bytes(self, n_bytes: int, what: str) -> None:
@@ -91,7 +92,7 @@ class Limits:
         if n_bytes > self.max_input_bytes:
             raise InputError(
                 f"too large for one invocation: the {what} has {n_bytes:,} bytes, more than "
-                f"{self.max_input_bytes:,}; " + self.fix.format(rows="fewer")
+                f"{self.max_input_bytes:,}; " + self.fix.format(at_most="fewer")
             )
 
 
@@ -103,14 +104,14 @@ def online_limits() -> Limits:
         max_input_bytes=LAMBDA_SYNC_PAYLOAD_BYTES,
         max_cells=LAMBDA_SYNC_PAYLOAD_BYTES // 2,
         max_output_cells=ONLINE_MAX_OUTPUT_CELLS,
-        fix="send at most {rows} rows per request, or put them in a file under "
+        fix="send {at_most} rows per request, or put them in a file under "
         "inference/<pipeline>/in/ for batch predictions",
     )
 
 
 def batch_limits(memory_mb: int = DEFAULT_MEMORY_MB) -> Limits:
     """One batch file in a function of ``memory_mb``: at most memory / ``BATCH_BYTES_PER_CELL``
-    input numbers (1769 MB: 58 M, 73,965 rows of 784 features) and a file of at most a quarter
+    input numbers (1769 MB: 58 M, 73,936 rows of 784 features) and a file of at most a quarter
     of the memory (1769 MB: 442 MiB). The output (k + 1 short strings a row) is bounded by the
     same count."""
     memory = memory_mb * MiB
@@ -119,7 +120,7 @@ def batch_limits(memory_mb: int = DEFAULT_MEMORY_MB) -> Limits:
         max_input_bytes=memory // 4,
         max_cells=cells,
         max_output_cells=cells,
-        fix="split the file into files of at most {rows} rows (the limit follows the "
+        fix="split it into files of {at_most} rows (the limit follows the "
         f"function's memory, {memory_mb} MB)",
     )
 

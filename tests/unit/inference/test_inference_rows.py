@@ -179,15 +179,16 @@ def test_batch_limits_follow_the_function_memory() -> None:
 def test_too_many_rows_are_refused_before_parsing() -> None:
     # Given a limit of 2 rows
     limits = Limits(
-        max_input_bytes=10**6, max_cells=2 * D, max_output_cells=10**6, fix="split {rows}"
+        max_input_bytes=10**6, max_cells=2 * D, max_output_cells=10**6, fix="split: {at_most}"
     )
 
     # When / Then: CSV lines and the .npz header are counted before anything is parsed
     with pytest.raises(
-        InputError, match=r"3 rows of 3 features \(at most 2 rows for this model\); split 2"
+        InputError,
+        match=r"3 rows of 3 features \(at most 2 rows for this model\); split: at most 2$",
     ):
         parse_csv(b"a,b,c\n1,2,3\n1,2,3\nnot,even,numbers\n", D, K, limits)
     with pytest.raises(InputError, match="3 rows"):
         parse_npz(npz(X=np.zeros((3, 3))), D, K, limits)
-    with pytest.raises(InputError, match="the file has 1,000,001 bytes"):
+    with pytest.raises(InputError, match="the file has 1,000,001 bytes.*; split: fewer$"):
         parse_csv(b"x" * (10**6 + 1), D, K, limits)
