@@ -35,6 +35,7 @@ from inference.cache import ModelCache, ServedModel
 from inference.errors import InputError, ModelError, NoModelError
 from inference.keys import batch_input
 from inference.output import csv_bytes, prediction_document
+from inference.pointer import check_pipeline
 from inference.rows import batch_limits, online_limits, parse_file, parse_json_rows
 from inference.settings import InferenceEnvironment
 
@@ -92,11 +93,15 @@ def online(event: Event, context: Any = None) -> Response:
     """``POST /models/{pipeline}/predict``: see the module doc."""
     pipeline = str((event.get("pathParameters") or {}).get("pipeline", ""))
     try:
+        check_pipeline(pipeline)
+    except ValueError as error:
+        return _response(400, {"error": str(error)})
+    try:
         served = model_cache().get(pipeline)
         model = served.model
         X = parse_json_rows(_body(event), model.n_features, model.n_outputs, online_limits())
         prediction = model.predict(X)
-    except (InputError, ValueError) as error:  # ValueError: an invalid pipeline name
+    except InputError as error:
         return _response(400, {"error": str(error)})
     except NoModelError as error:
         return _response(404, {"error": str(error)})

@@ -117,9 +117,13 @@ class Model:
         """
         self._check_shape(X)
         out = np.empty(X.shape, dtype=np.float32)
+        block = np.empty((min(STANDARDIZE_ROWS, X.shape[0]), X.shape[1]), dtype=np.float64)
         for start in range(0, X.shape[0], STANDARDIZE_ROWS):
-            stop = start + STANDARDIZE_ROWS
-            out[start:stop] = ((X[start:stop] - self.mean) / self.std).astype(np.float32)
+            rows = X[start : start + STANDARDIZE_ROWS]
+            scratch = block[: rows.shape[0]]
+            np.subtract(rows, self.mean, out=scratch)  # X converted to float64 exactly
+            np.divide(scratch, self.std, out=scratch)
+            out[start : start + rows.shape[0]] = scratch  # the float32 cast, as astype does
         return out
 
     def predict(self, X: np.ndarray) -> Prediction:
