@@ -34,9 +34,11 @@ from stepnet.engine import LocalAccount
 from stepnet.local import run_local
 from trainer.config import RunConfig
 from trainer.contract import names, workflow
+from trainer.contract.functions import functions_in
+from trainer.training.cursor import epoch_name, parse_epoch_name
 
 _STEP_LIMIT: dict[str, int | None] = {"steps": None}
-MICROBATCH_FUNCTIONS = ("Forward", "Loss", "Backward", "Gradients")
+MICROBATCH_FUNCTIONS = functions_in("microbatch")
 STOP_MESSAGE = "bench: epoch stopped after the measured steps"
 
 
@@ -213,7 +215,8 @@ def measure_local(
         tops = [
             execution_seconds(events)
             for name, events in run.histories.items()
-            if name.startswith(f"{config.run_id}-epoch-") and "-part-" not in name
+            if (epoch := parse_epoch_name(config.run_id, name)) is not None
+            and name == epoch_name(config.run_id, epoch)  # the epoch's own, not a continuation
         ]
         factors = {name: 1 / epochs for name in workflow.EPOCH_FUNCTIONS}
         usage, local, handler = _scaled_usage(functions, factors, model, statistics.fmean(tops))

@@ -283,7 +283,7 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         "threads most)",
         f"- Prices: {first['prices']['source']} (recorded {first['prices']['recorded']}); "
         "the table is `stepnet/billing/prices.py`. Lambda memory per function from "
-        "`stepnet.billing.usage.FUNCTION_MEMORY_MB` (the stack's sizes, `trainer.contract.names.FUNCTION_SIZES`: "
+        "`stepnet.billing.usage.FUNCTION_MEMORY_MB` (the stack's sizes, `trainer.contract.functions.FUNCTIONS`: "
         + ", ".join(f"{name} {mb}" for name, mb in first.get("memory_mb", {}).items())
         + " MB), arm64.",
         "",

@@ -1,8 +1,9 @@
 """The Lambda asset: the `trainer` package plus its pip requirements, bundled without Docker.
 
-pip downloads manylinux aarch64 wheels for the Lambda runtime's Python, whatever Python runs the
-CDK app. Both platform tags are needed: numpy >= 2.3 only ships manylinux_2_28 wheels, and with
-the 2014 tag alone pip silently falls back to an older numpy.
+pip downloads manylinux wheels for the functions' architecture and the Lambda runtime's Python
+(`trainer.contract.functions`), whatever Python runs the CDK app. Both platform tags are needed:
+numpy >= 2.3 only ships manylinux_2_28 wheels, and with the 2014 tag alone pip silently falls
+back to an older numpy.
 """
 
 import shutil
@@ -16,10 +17,15 @@ from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 from infra.paths import LAMBDAS_DIR
+from trainer.contract.functions import LAMBDA_ARCHITECTURE
 
 PACKAGE: Final = "trainer"
 REQUIREMENTS: Final = LAMBDAS_DIR / "requirements.txt"
-PLATFORMS: Final = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
+# Lambda's architecture name -> the machine name in manylinux platform tags.
+MACHINES: Final = {"arm64": "aarch64", "x86_64": "x86_64"}
+PLATFORMS: Final = tuple(
+    f"{tag}_{MACHINES[LAMBDA_ARCHITECTURE]}" for tag in ("manylinux_2_28", "manylinux2014")
+)
 # Never shipped, and kept out of the asset hash so that running tests does not redeploy.
 EXCLUDED: Final = ("__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache")
 

@@ -6,14 +6,25 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from trainer.config import ConfigError, RunConfig, parse_config
 from trainer.data.errors import DatasetError
+
+if TYPE_CHECKING:  # the commands import these when they run: moto is slow to import
+    from stepnet.client import MetricsRow, StepnetClient
+    from stepnet.local import LocalRun
 
 console = Console(soft_wrap=True)  # long paths and messages stay whole
 
@@ -29,16 +40,54 @@ def _load_config(path: str) -> RunConfig:
         raise SystemExit(f"error: {path}: {error}") from None
 
 
-def _metric_line(row: dict[str, Any]) -> str:
+def _metric_line(row: MetricsRow) -> str:
     line = f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}"
     if "val_accuracy" in row:
         line += f"  val_accuracy {row['val_accuracy']:.4f}"
     return line
 
 
-def _steps_per_epoch(config: RunConfig, n_train: int) -> int:
-    per_step = config.batch_size * config.workers
-    return -(-n_train // per_step)
+def _steps_per_epoch(config: RunConfig) -> int | None:
+    """Optimizer steps per epoch, or None when the dataset's size cannot be told here.
+
+    Sized from the dataset file's header (:func:`stepnet.sources.shape_of`), before the run
+    starts, rather than from the run's dataset record once Initialize has written it: no
+    polling of the store and no reading of its record layout in the CLI, and a bar from the
+    first step. For any file Initialize accepts the number is the pipeline's own: the same
+    ``split_sizes`` as the split and the same ``step_layout`` as Plan. An ``s3://`` source, or a
+    file the run will reject anyway (it reports why), gets no step bar.
+    """
+    from stepnet.sources import shape_of
+    from trainer.data.prepare import split_sizes
+    from trainer.training.schedule import step_layout
+
+    try:
+        n, _ = shape_of(config.dataset.source)
+        n_train, _ = split_sizes(n, config.dataset.validation_fraction)
+        return step_layout(n_train, config.batch_size, config.workers).n_steps
+    except (DatasetError, ValueError):
+        return None
+
+
+class _StepBar:
+    """One bar for the current epoch's steps, fed the run's updates so far (``on_step``)."""
+
+    def __init__(self, progress: Progress, steps: int, epochs: int) -> None:
+        self.progress, self.steps, self.epochs = progress, steps, epochs
+        self.epoch = 0  # the epoch the bar shows (from 1), 0 before the first
+        self.task: TaskID | None = None
+
+    def __call__(self, done: int) -> None:
+        epoch, step = divmod(done, self.steps)
+        if self.task is None or epoch + 1 != self.epoch:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+                self.task = None
+            if epoch + 1 > self.epochs:
+                return
+            self.epoch = epoch + 1
+            self.task = self.progress.add_task(f"epoch {self.epoch} steps", total=self.steps)
+        self.progress.update(self.task, completed=step)
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
@@ -46,10 +95,10 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
     config = _load_config(args.config)
     data = prepare_dataset(config)
-    with _epoch_progress(config) as progress:
+    with _progress() as progress:
         task = progress.add_task("reference", total=config.epochs)
 
-        def on_epoch(row: dict[str, Any]) -> None:
+        def on_epoch(row: MetricsRow) -> None:
             progress.console.print(_metric_line(row))
             progress.advance(task)
 
@@ -64,34 +113,15 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     config = _load_config(args.config)
     out = Path(args.out) if args.out else Path("out") / config.run_id
-    with _epoch_progress(config) as progress:
+    steps = _steps_per_epoch(config)
+    with _progress() as progress:
         epochs = progress.add_task("epochs", total=config.epochs)
-        state: dict[str, Any] = {"epoch_task": None, "steps": None}
 
-        def on_epoch(row: dict[str, Any]) -> None:
+        def on_epoch(row: MetricsRow) -> None:
             progress.console.print(_metric_line(row))
             progress.advance(epochs)
 
-        def on_step(done: int) -> None:
-            steps = state["steps"]
-            if steps is None:
-                return
-            epoch, step = divmod(done, steps)
-            if state["epoch_task"] is None or epoch + 1 != state["epoch"]:
-                if state["epoch_task"] is not None:
-                    progress.remove_task(state["epoch_task"])
-                if epoch + 1 > config.epochs:
-                    return
-                state["epoch"] = epoch + 1
-                state["epoch_task"] = progress.add_task(f"epoch {epoch + 1} steps", total=steps)
-            progress.update(state["epoch_task"], completed=step)
-
-        from stepnet.reference import prepare_dataset
-
-        try:
-            state["steps"] = _steps_per_epoch(config, len(prepare_dataset(config).X_train))
-        except (DatasetError, OSError):
-            state["steps"] = None  # the run itself reports the dataset's problem
+        on_step = None if steps is None else _StepBar(progress, steps, config.epochs)
         run = run_local(config, out, on_epoch=on_epoch, on_step=on_step)
     if not run.succeeded:
         from stepnet.client import readable_cause
@@ -105,7 +135,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(config: RunConfig, run: Any, out: Path) -> None:
+def _summary(config: RunConfig, run: LocalRun, out: Path) -> None:
     table = Table(title=f"run {config.run_id}: per epoch")
     for column in (
         "epoch",
@@ -122,8 +152,7 @@ def _summary(config: RunConfig, run: Any, out: Path) -> None:
         )  # fmt: skip
     console.print(table)
     tasks = sum(run.invocations.values())
-    final = run.metrics[-1] if run.metrics else {}
-    console.print(_metric_line(final) if final else "no epochs")
+    console.print(_metric_line(run.metrics[-1]) if run.metrics else "no epochs")
     console.print(
         f"{tasks} Lambda tasks in {run.wall_seconds:.1f} s "
         f"({1000 * run.wall_seconds / max(tasks, 1):.1f} ms per task; handlers busy "
@@ -132,14 +161,14 @@ def _summary(config: RunConfig, run: Any, out: Path) -> None:
     console.print(f"[green]outputs in {out}[/] (model.npz, model.json, metrics.json, executions/)")
 
 
-def _epoch_progress(config: RunConfig) -> Progress:
+def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=False,
     )  # fmt: skip
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace) -> StepnetClient:
     from stepnet.client import StepnetClient, resources_from_stack
 
     resources = resources_from_stack(args.stack, args.region, args.endpoint_url)
@@ -163,7 +192,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     client = _client(args)
 
-    def on_epoch(row: dict[str, Any]) -> None:
+    def on_epoch(row: MetricsRow) -> None:
         console.print(_metric_line(row))
 
     description = client.watch(args.run_id, on_epoch=on_epoch, poll_seconds=args.poll)

@@ -6,25 +6,36 @@ stack's CloudFormation outputs) and ``stepnet local`` against the local engine's
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 
+from stepnet import sources
 from trainer.config import RunConfig
 from trainer.contract import names
-from trainer.data.errors import DatasetError
-from trainer.data.sources import BUILTIN_FILES
 from trainer.store import Store
 from trainer.training import exports
-from trainer.training.cursor import epoch_name
+from trainer.training.cursor import parse_epoch_name
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+HistoryEvent = dict[str, Any]
+"""One event of ``get_execution_history`` as boto3 returns it (``type``, ``timestamp``, …)."""
+MetricsRow = dict[str, Any]
+"""One epoch's row of ``metrics.json`` (``trainer.training.exports.epoch_metrics``)."""
+
+
+class HistoryCounts(TypedDict):
+    """What one execution's history did."""
+
+    transitions: int  # states entered
+    lambda_invocations: int  # Lambda tasks scheduled
+    events: int  # the history's length
 
 
 @dataclass(frozen=True)
@@ -41,9 +52,9 @@ class StackResources:
     @property
     def epoch_arn(self) -> str:
         """The Epoch machine's ARN, named like the Training machine's (same stack prefix)."""
-        training_name = names.state_machine_name(self.stack_name, "Training")
-        epoch_name_ = names.state_machine_name(self.stack_name, "Epoch")
-        return self.training_arn.removesuffix(training_name) + epoch_name_
+        training = names.state_machine_name(self.stack_name, "Training")
+        epoch = names.state_machine_name(self.stack_name, "Epoch")
+        return self.training_arn.removesuffix(training) + epoch
 
     def console_url(self, execution_arn: str) -> str:
         return (
@@ -86,7 +97,7 @@ class StepnetClient:
 
     def __init__(self, resources: StackResources, endpoint_url: str | None = None) -> None:
         self.resources = resources
-        kwargs: dict[str, Any] = {"region_name": resources.region}
+        kwargs: dict[str, str] = {"region_name": resources.region}
         if endpoint_url:
             kwargs["endpoint_url"] = endpoint_url
         self.sfn = boto3.client("stepfunctions", **kwargs)
@@ -102,26 +113,18 @@ class StepnetClient:
 
     def upload_dataset(self, config: RunConfig, base: Path = Path()) -> RunConfig:
         """A config whose dataset the functions can read: a local file goes to the bucket
-        (``datasets/<sha256 prefix>-<name>``, so re-uploads are idempotent)."""
-        source = config.dataset.source
-        if source in BUILTIN_FILES or source.startswith("s3://"):
+        (under :func:`stepnet.sources.upload_key`, so re-uploads are idempotent)."""
+        if not sources.is_local(config.dataset.source):
             return config
-        path = (base / source).expanduser()
-        if not path.is_file():
-            raise DatasetError(f"dataset.source: no file at {path}")
-        data = path.read_bytes()
-        key = f"{names.S3_DATASETS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{path.name}"
-        uri = self.store.objects.put_bytes(key, data)
+        data, name = sources.read_local(config.dataset.source, base)
+        uri = self.store.objects.put_bytes(sources.upload_key(data, name), data)
         dataset = config.dataset.model_copy(update={"source": uri})
         return config.model_copy(update={"dataset": dataset})
 
     def start(self, config: RunConfig) -> str:
         """Start the Training execution named after the run; returns its ARN."""
-        document = json.loads(config.to_json())
         response = self.sfn.start_execution(
-            stateMachineArn=self.resources.training_arn,
-            name=config.run_id,
-            input=json.dumps(document),
+            stateMachineArn=self.resources.training_arn, name=config.run_id, input=config.to_json()
         )
         return str(response["executionArn"])
 
@@ -143,20 +146,21 @@ class StepnetClient:
         ):
             for execution in page["executions"]:
                 name = execution["name"]
-                if name.startswith(f"{run_id}-epoch-"):
-                    epoch = int(name.removeprefix(f"{run_id}-epoch-")[:3])
+                epoch = parse_epoch_name(run_id, name)
+                if epoch is not None:
                     found.append(
                         EpochExecution(epoch, name, execution["executionArn"], execution["status"])
                     )
         return sorted(found, key=lambda e: e.name)
 
-    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+    def metrics(self, run_id: str) -> list[MetricsRow]:
+        """The run's evaluated epochs so far, in order."""
         return self.store.runs.list_epoch_metrics(run_id)
 
     def watch(
         self,
         run_id: str,
-        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        on_epoch: Callable[[MetricsRow], None] | None = None,
         poll_seconds: float = 1.0,
         timeout_seconds: float | None = None,
     ) -> dict[str, Any]:
@@ -192,15 +196,6 @@ class StepnetClient:
             written.append(out_dir / name)
         return written
 
-    def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        pages = self.sfn.get_paginator("get_execution_history").paginate(
-            executionArn=execution_arn, PaginationConfig={"PageSize": 1000}
-        )
-        for page in pages:
-            events.extend(page["events"])
-        return events
-
     def run_executions(self, run_id: str) -> Iterator[tuple[str, str]]:
         """(name, arn) of the Training execution and every epoch execution of the run."""
         yield run_id, self.execution_arn(run_id)
@@ -208,7 +203,7 @@ class StepnetClient:
             yield epoch.name, epoch.arn
 
 
-def epoch_counts(events: list[dict[str, Any]]) -> dict[str, int]:
+def epoch_counts(events: list[HistoryEvent]) -> HistoryCounts:
     """State transitions, Lambda invocations and events of one execution's history."""
     transitions = sum(1 for e in events if e["type"].endswith("StateEntered"))
     invocations = sum(
@@ -217,7 +212,9 @@ def epoch_counts(events: list[dict[str, Any]]) -> dict[str, int]:
         if e["type"] == "TaskScheduled"
         and e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"
     )
-    return {"transitions": transitions, "lambda_invocations": invocations, "events": len(events)}
+    return HistoryCounts(
+        transitions=transitions, lambda_invocations=invocations, events=len(events)
+    )
 
 
 def readable_cause(description: dict[str, Any]) -> str:
@@ -239,4 +236,12 @@ def readable_cause(description: dict[str, Any]) -> str:
     return str(cause)
 
 
-__all__ = ["StackResources", "StepnetClient", "epoch_counts", "epoch_name", "readable_cause"]
+__all__ = [
+    "HistoryCounts",
+    "HistoryEvent",
+    "MetricsRow",
+    "StackResources",
+    "StepnetClient",
+    "epoch_counts",
+    "readable_cause",
+]

@@ -1,47 +1,23 @@
-"""Datasets on the CLI side: the builtin datasets, .npz writing and synthetic generators.
+"""Datasets made on the CLI side: synthetic generators, and deterministic .npz writing.
 
-Never shipped to Lambda (it may use scikit-learn). The .npz files written here are exactly the
-format :func:`trainer.data.readers.read_npz` reads: arrays ``X`` (n, d) and ``y`` (n,) or (n, k).
+Never shipped to Lambda. The .npz files written here are exactly the format
+:func:`trainer.data.readers.read_npz` reads: arrays ``X`` (n, d) and ``y`` (n,) or (n, k).
+The builtin datasets ship inside the Lambda package (:mod:`trainer.data.sources`).
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from trainer.data.errors import DatasetError
 from trainer.data.readers import check_arrays
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # a fixed timestamp keeps the .npz bytes deterministic
-
-
-def _digits() -> Arrays:
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
-
-    X, y = load_digits(return_X_y=True)
-    return X.astype(np.float32), y.astype(np.int64)
-
-
-BUILTIN: dict[str, Callable[[], Arrays]] = {
-    "builtin:digits": _digits,  # 1797 8×8 handwritten digits: X (1797, 64) in 0..16, 10 classes
-}
-
-
-def builtin_arrays(source: str) -> Arrays:
-    """A builtin dataset by its source name: ``X`` (n, d) float32 and ``y`` (n,) int64."""
-    try:
-        load = BUILTIN[source]
-    except KeyError:
-        raise DatasetError(
-            f"dataset: unknown builtin dataset {source!r}; choose one of {sorted(BUILTIN)}"
-        ) from None
-    return load()
 
 
 def npz_bytes(X: np.ndarray, y: np.ndarray) -> bytes:
@@ -69,11 +45,6 @@ def write_npz(path: str | Path, X: np.ndarray, y: np.ndarray) -> Path:
     path = Path(path)
     path.write_bytes(npz_bytes(X, y))
     return path
-
-
-def builtin_npz_bytes(source: str) -> bytes:
-    """A builtin dataset as .npz bytes (what the CLI uploads); deterministic."""
-    return npz_bytes(*builtin_arrays(source))
 
 
 def synthetic_regression(

@@ -6,31 +6,48 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from stepnet.client import StepnetClient, epoch_counts, resources_from_stack
+from stepnet.client import HistoryEvent, MetricsRow, StepnetClient, epoch_counts
 from stepnet.engine import LocalAccount
-from stepnet.engine.account import REGION
 from trainer.config import RunConfig
+from trainer.contract import names
+from trainer.training.cursor import parse_epoch_name
+
+EpochCallback = Callable[[MetricsRow], None]
+"""Called with each evaluated epoch's metrics row (``epoch``, ``train_loss``, ``val_loss``…)."""
+StepCallback = Callable[[int], None]
+"""Called with the number of optimizer updates the run has done so far, across epochs."""
+
+
+class EpochCounts(TypedDict):
+    """One epoch's executions (the epoch's and its continuations') and what they did."""
+
+    epoch: int
+    executions: int
+    transitions: int
+    lambda_invocations: int
+    max_events: int  # the longest of the epoch's execution histories, in events
 
 
 @dataclass
 class LocalRun:
     """What a local training produced and what it took."""
 
-    description: dict[str, Any]
-    metrics: list[dict[str, Any]]
-    per_epoch: list[dict[str, Any]] = field(default_factory=list)
+    description: dict[str, Any]  # the Training execution's describe_execution
+    metrics: list[MetricsRow]
+    per_epoch: list[EpochCounts] = field(default_factory=list)
     invocations: dict[str, int] = field(default_factory=dict)
     handler_seconds: float = 0.0
     wall_seconds: float = 0.0
-    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    histories: dict[str, list[HistoryEvent]] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
-        return self.description["status"] == "SUCCEEDED"
+        return bool(self.description["status"] == "SUCCEEDED")
 
 
 def run_local(
@@ -38,8 +55,8 @@ def run_local(
     out_dir: Path | None,
     *,
     base: Path = Path(),
-    on_epoch: Any = None,
-    on_step: Any = None,
+    on_epoch: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
     account: LocalAccount | None = None,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
@@ -50,15 +67,17 @@ def run_local(
     with contextlib.ExitStack() as stack:
         if account is None:
             account = stack.enter_context(LocalAccount())
-        resources = resources_from_stack(account.stack_name, REGION, account.endpoint_url)
-        client = StepnetClient(resources, endpoint_url=account.endpoint_url)
+        if account.resources is None:
+            raise RuntimeError("run_local needs an account that is entered (with LocalAccount())")
+        client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
         config = client.upload_dataset(config, base)
         started = time.perf_counter()
+        updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         client.start(config)
         stop = threading.Event()
         if on_step is not None:
             threading.Thread(
-                target=_report_steps, args=(account, on_step, stop), daemon=True
+                target=_report_steps, args=(updates, on_step, stop), daemon=True
             ).start()
         try:
             description = client.watch(config.run_id, on_epoch=on_epoch, poll_seconds=0.5)
@@ -82,34 +101,43 @@ def run_local(
         return run
 
 
-def _report_steps(account: LocalAccount, on_step: Any, stop: threading.Event) -> None:
+class _UpdateCounter:
+    """Optimizer updates since construction, read off the engine's invocation counter of the
+    Update function: the one signal that costs nothing. The cursor travels in the execution and
+    only whole epochs get a run record; the weights versions in the tensors table would tell,
+    but polling them adds store requests to the account being run (and metered)."""
+
+    def __init__(self, account: LocalAccount) -> None:
+        self._invocations = account.runtime.invocations
+        self._name = names.function_name(account.stack_name, "Update")
+        self._start = self._invocations[self._name]
+
+    def done(self) -> int:
+        return self._invocations[self._name] - self._start
+
+
+def _report_steps(updates: _UpdateCounter, on_step: StepCallback, stop: threading.Event) -> None:
     seen = -1
     while not stop.wait(0.1):
-        done = sum(n for name, n in account.runtime.invocations.items() if name.endswith("-Update"))
+        done = updates.done()
         if done != seen:
             on_step(done)
             seen = done
 
 
-def _per_epoch_counts(
-    run_id: str, histories: dict[str, list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
+def _per_epoch_counts(run_id: str, histories: dict[str, list[HistoryEvent]]) -> list[EpochCounts]:
     """Transitions and Lambda invocations per epoch, over the epoch's execution and its parts."""
-    totals: dict[int, dict[str, Any]] = {}
+    totals: dict[int, EpochCounts] = {}
     for name, events in histories.items():
-        if not name.startswith(f"{run_id}-epoch-"):
+        epoch = parse_epoch_name(run_id, name)
+        if epoch is None:
             continue
-        epoch = int(name.removeprefix(f"{run_id}-epoch-")[:3])
         counts = epoch_counts(events)
         row = totals.setdefault(
             epoch,
-            {
-                "epoch": epoch,
-                "executions": 0,
-                "transitions": 0,
-                "lambda_invocations": 0,
-                "max_events": 0,
-            },
+            EpochCounts(
+                epoch=epoch, executions=0, transitions=0, lambda_invocations=0, max_events=0
+            ),
         )
         row["executions"] += 1
         row["transitions"] += counts["transitions"]
@@ -118,7 +146,7 @@ def _per_epoch_counts(
     return [totals[e] for e in sorted(totals)]
 
 
-def _write_histories(folder: Path, histories: dict[str, list[dict[str, Any]]]) -> None:
+def _write_histories(folder: Path, histories: dict[str, list[HistoryEvent]]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, events in histories.items():
         (folder / f"{name}.json").write_text(json.dumps(events, indent=1, default=str) + "\n")

@@ -1,8 +1,8 @@
 """The single-process reference trainer: the pipeline's schedule and math, in memory, no AWS.
 
 ``stepnet reference CONFIG --out DIR`` runs it. It calls the very functions the handlers call
-(``trainer.training``, ``trainer.nn``, ``trainer.training.schedule``), so the pipeline's weights must equal
-its weights step for step; tests assert it.
+(``trainer.training``, ``trainer.nn``, ``trainer.training.schedule``), so the pipeline's weights
+must equal its weights step for step; tests assert it.
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from stepnet.sources import read_local
 from trainer.config import RunConfig
-from trainer.data.errors import DatasetError
 from trainer.data.prepare import PreparedData, prepare
 from trainer.data.readers import read_dataset
-from trainer.data.sources import BUILTIN_FILES, read_builtin
 from trainer.nn import microbatch_gradients
 from trainer.training import exports
 from trainer.training.schedule import epoch_order, step_layout
@@ -37,22 +34,9 @@ class TrainedModel:
     version: int
 
 
-def read_local_source(source: str) -> tuple[bytes, str]:
-    """A dataset's bytes from ``builtin:…`` or a local path (the reference runs without AWS)."""
-    if source in BUILTIN_FILES:
-        return read_builtin(source)
-    if source.startswith("s3://"):
-        raise DatasetError(
-            f"dataset.source: the reference trainer reads local files; download {source} first"
-        )
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"dataset.source: no file at {path}")
-    return path.read_bytes(), path.name
-
-
 def prepare_dataset(config: RunConfig) -> PreparedData:
-    data, name = read_local_source(config.dataset.source)
+    """Read (builtin or local file), check, split and standardize the config's dataset."""
+    data, name = read_local(config.dataset.source)
     X, y = read_dataset(data, name, config.dataset.label)
     return prepare(
         X,
@@ -96,7 +80,11 @@ def train(
         if on_epoch is not None:
             on_epoch(row)
     model = exports.model_document(
-        config, mean=data.mean, std=data.std, classes=data.classes, version=version
+        config,
+        mean=data.mean.tolist(),  # (d,) float64 as Python floats: the same JSON numbers
+        std=data.std.tolist(),
+        classes=data.classes,
+        version=version,
     )
     return TrainedModel(params=params, model=model, metrics=metrics, version=version)
 
@@ -108,8 +96,3 @@ def write_outputs(out_dir: Path, trained: TrainedModel, run_id: str) -> None:
     (out_dir / exports.MODEL_JSON).write_bytes(exports.json_bytes(trained.model))
     document = exports.metrics_document(run_id, trained.metrics)
     (out_dir / exports.METRICS_JSON).write_bytes(exports.json_bytes(document))
-
-
-def load_weights(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}

@@ -27,8 +27,8 @@ from typing import Any, Final
 
 from stepnet.billing import prices
 from stepnet.billing.usage import FUNCTION_MEMORY_MB, StoreUsage, Usage
+from trainer.contract.functions import LAMBDA_ARCHITECTURE
 
-LAMBDA_ARCHITECTURE: Final = "arm64"
 # Express bills the memory the execution uses in 64 MB steps; states that carry only keys stay
 # in the first step. Duration is billed in 100 ms steps.
 EXPRESS_MEMORY_MB: Final = 64

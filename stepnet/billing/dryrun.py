@@ -51,7 +51,6 @@ metrics records, which Finalize reads back, are written uncharged with epoch 1's
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import io
 import json
@@ -67,15 +66,17 @@ from typing import Any, Final
 import numpy as np
 from pydantic import BaseModel
 
+from stepnet import sources
 from stepnet.billing.rules import ArraySpec, bundle_spec, encoded_bytes
 from stepnet.billing.usage import StoreCharges, StoreUsage
 from trainer import dal
 from trainer.config import RunConfig, parse_config
 from trainer.contract import names, workflow
+from trainer.contract.functions import FUNCTIONS, handler_module
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
-from trainer.data.prepare import split_indices
-from trainer.data.readers import read_dataset
-from trainer.data.sources import BUILTIN_FILES, read_builtin
+from trainer.data.errors import DatasetError
+from trainer.data.prepare import split_sizes
+from trainer.data.sources import BUILTIN_FILES
 from trainer.messages import (
     Cursor,
     EpochEnd,
@@ -346,62 +347,42 @@ class DatasetInput:
         uploads it); a stand-in of the given shape when ``n_train`` or ``n_features`` is given
         or the source is in S3 (which the estimate does not read)."""
         source = config.dataset.source
-        if n_train is None and n_features is None:
-            if source in BUILTIN_FILES:
-                return cls(source)
-            if source.startswith("s3://"):
-                raise EstimateError(
-                    f"dataset.source is {source}: the estimate reads no S3; "
-                    "pass n_train and n_features"
-                )
-            data, name = _read_local(source, base)
-            uri = object_uri(bucket, _upload_key(data, name))
-            return cls(uri, {uri: data})
-        if n_train is None or n_features is None:
-            n, d = _shape(config, base)
-            n_features = d if n_features is None else n_features
-            if n_train is None:
-                n_train = len(split_indices(n, config.dataset.validation_fraction, 0)[0])
-        if n_train < 1 or n_features < 1:
+        try:
+            if n_train is None and n_features is None:
+                if source in BUILTIN_FILES:
+                    return cls(source)
+                data, name = sources.read_local(source, base)
+                uri = object_uri(bucket, sources.upload_key(data, name))
+                return cls(uri, {uri: data})
+            if n_train is None or n_features is None:
+                n, d = sources.shape_of(source, base)
+                n_features = d if n_features is None else n_features
+                n_train = split_sizes(n, config.dataset.validation_fraction)[0]
+        except DatasetError as error:
+            raise EstimateError(f"{error}; pass n_train and n_features") from None
+        if n_train is None or n_train < 1 or n_features < 1:
             raise EstimateError(
                 f"need n_train >= 1 and n_features >= 1, got {n_train}, {n_features}"
             )
         data = stand_in(config, n_train, n_features)
         if source.startswith("s3://"):
             return cls(source, {source: data})
-        uri = object_uri(bucket, _upload_key(data, Path(source).name))
+        uri = object_uri(bucket, sources.upload_key(data, Path(source).name))
         return cls(uri, {uri: data})
 
 
-def _read_local(source: str, base: Path) -> tuple[bytes, str]:
-    path = (base / source).expanduser()
-    if not path.is_file():
-        raise EstimateError(f"dataset.source: no file at {path}; pass n_train and n_features")
-    return path.read_bytes(), path.name
-
-
-def _upload_key(data: bytes, name: str) -> str:
-    """Where ``stepnet start`` uploads a local dataset (``stepnet.client.upload_dataset``)."""
-    return f"{names.S3_DATASETS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{name}"
-
-
-def _shape(config: RunConfig, base: Path) -> tuple[int, int]:
-    """``(n, d)`` of the config's (readable) dataset."""
-    source = config.dataset.source
-    if source.startswith("s3://"):
-        raise EstimateError(
-            f"dataset.source is {source}: the estimate reads no S3; pass n_train and n_features"
-        )
-    data, name = read_builtin(source) if source in BUILTIN_FILES else _read_local(source, base)
-    X, _ = read_dataset(data, name, config.dataset.label)
-    return int(X.shape[0]), int(X.shape[1])
-
-
 def _examples_for(n_train: int, fraction: float) -> int:
-    """The smallest ``n`` whose validation split (``trainer.data.prepare.split_indices``)
-    leaves ``n_train`` training examples (the train part grows by 0 or 1 per example)."""
+    """The smallest ``n`` whose validation split (``trainer.data.prepare.split_sizes``) leaves
+    ``n_train`` training examples (the training part grows by 0 or 1 per example)."""
+
+    def training(n: int) -> int:
+        try:
+            return split_sizes(n, fraction)[0]
+        except DatasetError:  # nothing left to train on
+            return 0
+
     n = max(n_train + 1, int(n_train / (1 - fraction)) - 2)
-    while len(split_indices(n, fraction, 0)[0]) < n_train:
+    while training(n) < n_train:
         n += 1
     return n
 
@@ -481,11 +462,7 @@ Run = Callable[[Store, Any], BaseModel]
 
 def handlers() -> dict[str, Run]:
     """Every function's ``run(store, message)``, from the handler modules the contract names."""
-    found = {}
-    for logical, handler in names.HANDLERS.items():
-        module = importlib.import_module(handler.rsplit(".", 1)[0])
-        found[logical] = module.run
-    return found
+    return {logical: importlib.import_module(handler_module(logical)).run for logical in FUNCTIONS}
 
 
 def map_item(cursor: Cursor, microbatch: int) -> MicroBatchTask:

@@ -50,6 +50,7 @@ from trainer.store import RunStore, TensorStore
 from trainer.store.observer import Item, StoreObserver
 from trainer.store.runs import CONFIG_RECORD
 from trainer.store.tensors import NBYTES, PAYLOAD, S3_KEY
+from trainer.training.cursor import parse_epoch_name
 
 UNATTRIBUTED = "(unattributed)"
 _S3_PUT_CLASS = frozenset(
@@ -345,7 +346,7 @@ class Meter(StoreObserver):
         }
         transitions = executions = 0
         for name, events in histories.items():
-            if name.startswith(f"{run_id}-epoch-"):
+            if parse_epoch_name(run_id, name) is not None:
                 transitions += epoch_counts(events)["transitions"]
                 executions += 1
         return Usage(

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from stepnet.billing import prices
-from stepnet.billing.bills import LAMBDA_ARCHITECTURE
 from stepnet.billing.estimate import CostEstimate
 from trainer.contract import workflow
+from trainer.contract.functions import LAMBDA_ARCHITECTURE
 
 
 def usd(value: float) -> str:

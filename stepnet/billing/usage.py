@@ -23,14 +23,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from stepnet.billing.rules import inline_item_bytes, item_bytes, read_units, write_units
-from trainer.contract import names
+from trainer.contract.functions import FUNCTIONS
 from trainer.store.observer import Item
 from trainer.store.tensors import BATCH_GET_LIMIT
 
 # Memory per function, MB: the sizes the stack and the local engine give the functions
-# (trainer.contract.names.FUNCTION_SIZES, the one table they share).
+# (trainer.contract.functions.FUNCTIONS, the one table they share).
 FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
-    logical: memory for logical, (memory, _timeout) in names.FUNCTION_SIZES.items()
+    logical: spec.memory_mb for logical, spec in FUNCTIONS.items()
 }
 DEFAULT_MEMORY_MB: Final = 1024  # a function the table leaves out (none today)
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import jsonpath_ng
@@ -27,6 +29,9 @@ import moto
 from moto.awslambda import models as lambda_models
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import (
+    StateCredentials,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback,
     state_task_service_sfn,
@@ -43,7 +48,13 @@ class EngineCompatibilityError(RuntimeError):
     """The installed moto is not one these patches were written for."""
 
 
-_state: dict[str, Any] = {"runtime": None, "applied": False}
+@dataclass
+class _Installed:
+    runtime: LambdaRuntime | None = None  # the account's handlers, while one is entered
+    applied: bool = False
+
+
+_state = _Installed()
 _lock = threading.Lock()
 
 
@@ -63,28 +74,29 @@ def check_version() -> None:
 
 
 def set_runtime(runtime: LambdaRuntime | None) -> None:
-    _state["runtime"] = runtime
+    _state.runtime = runtime
 
 
 def apply() -> None:
     """Install every patch once (idempotent)."""
     with _lock:
-        if _state["applied"]:
+        if _state.applied:
             return
         check_version()
         _patch_lambda_invocation()
         _patch_sfn_sync2()
         _patch_boto_clients()
         _patch_json_path_parsing()
+        # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
-        _state["applied"] = True
+        _state.applied = True
 
 
 # --- 1. Lambda in-process --------------------------------------------------------------------
 
 
 def _runtime_for(function_name: str) -> LambdaRuntime | None:
-    runtime: LambdaRuntime | None = _state["runtime"]
+    runtime = _state.runtime
     if runtime is not None and runtime.knows(function_name):
         return runtime
     return None
@@ -94,7 +106,9 @@ def _patch_lambda_invocation() -> None:
     original_integration = lambda_eval_utils._invoke_lambda_function
     original_backend = lambda_models.LambdaFunction._invoke_lambda
 
-    def invoke_integration(parameters: dict[str, Any], region: str, state_credentials: Any) -> Any:
+    def invoke_integration(
+        parameters: dict[str, Any], region: str, state_credentials: StateCredentials
+    ) -> Any:  # moto's own function is unannotated: a boto3 Invoke response
         runtime = _runtime_for(parameters["FunctionName"])
         if runtime is None:
             return original_integration(parameters, region, state_credentials)
@@ -110,14 +124,17 @@ def _patch_lambda_invocation() -> None:
             response["FunctionError"] = error
         return response
 
-    def invoke_backend(self: Any, event: Any = None) -> tuple[str, bool, str]:
+    def invoke_backend(
+        self: lambda_models.LambdaFunction, event: str | None = None
+    ) -> tuple[str, bool, str]:
         runtime = _runtime_for(self.function_name)
         if runtime is None:
-            return original_backend(self, event)  # type: ignore[no-any-return]
+            return original_backend(self, event)
         payload, error = runtime.invoke(self.function_name, _event(event))
         return payload_json(payload), error is not None, ""
 
     lambda_eval_utils._invoke_lambda_function = invoke_integration
+    # mypy forbids assigning to a method; replacing it is the patch
     lambda_models.LambdaFunction._invoke_lambda = invoke_backend  # type: ignore[method-assign]
 
 
@@ -169,19 +186,22 @@ def _patch_sfn_sync2() -> None:
                     value = value.isoformat()
                 response[_upper_first(key)] = value
 
+    # mypy forbids assigning to methods; replacing them is the patch
     cls._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
     cls._normalise_response = normalise_response  # type: ignore[method-assign]
 
 
 # --- 3. cached clients ---------------------------------------------------------------------------
 
-_clients: dict[tuple[Any, ...], Any] = {}
+_clients: dict[tuple[str, str, bool, str], Any] = {}  # a boto3 client (untyped) per key
 
 
 def _patch_boto_clients() -> None:
     original = boto_client.boto_client_for
 
-    def cached_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    def cached_client_for(
+        region: str, service: str, state_credentials: StateCredentials | None = None
+    ) -> Any:
         from moto.core.models import botocore_stubber
         from moto.settings import moto_server_port
 
@@ -195,14 +215,13 @@ def _patch_boto_clients() -> None:
         return client
 
     boto_client.boto_client_for = cached_client_for
-    import sys
-
     for module in list(sys.modules.values()):
         name = getattr(module, "__name__", "")
         if (
             name.startswith("moto.stepfunctions.parser")
             and getattr(module, "boto_client_for", None) is original
         ):
+            # the modules that imported the function by name keep their own reference to it
             module.boto_client_for = cached_client_for  # type: ignore[attr-defined]
 
 
@@ -216,6 +235,7 @@ JSON_PATH_CACHE_SIZE = 4096
 
 def _patch_json_path_parsing() -> None:
     # Parsed paths are immutable trees: evaluating one (find, update) never changes it, so one
-    # parse can serve every state and thread.
+    # parse can serve every state and thread. Both modules import ``parse`` by name without
+    # re-exporting it, hence attr-defined.
     json_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
     result_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.parse)  # type: ignore[attr-defined]

@@ -14,13 +14,12 @@ import threading
 import time
 import traceback
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-Handler = Callable[[dict[str, Any], Any], Any]
 _request_ids = itertools.count(1)
 
 
@@ -38,6 +37,10 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 900_000
+
+
+Handler = Callable[[dict[str, Any], LambdaContext], Any]
+"""A Lambda handler: the JSON event and the context in, a JSON-serializable payload out."""
 
 
 @dataclass
@@ -62,7 +65,7 @@ class LambdaRuntime:
         self._lock = threading.Lock()
         self.hooks: list[InvocationHook] = []
         self.invocations: Counter[str] = Counter()
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)  # handler time per function
 
     def register(self, function_name: str, handler_path: str) -> None:
         self._handlers[function_name] = handler_path

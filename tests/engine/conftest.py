@@ -59,6 +59,12 @@ def regression_config(path: Path, **changes: Any) -> dict[str, Any]:
     return config
 
 
+def load_weights(path: Path) -> dict[str, np.ndarray]:
+    """A model.npz's arrays by name (``W1``, ``b1``, …)."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
 def max_weight_difference(
     a: list[tuple[np.ndarray, np.ndarray]], b: dict[str, np.ndarray]
 ) -> float:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from stepnet.cli import main
-from stepnet.reference import load_weights, train
-from tests.engine.conftest import digits_config, max_weight_difference
+from stepnet.reference import train
+from tests.engine.conftest import digits_config, load_weights, max_weight_difference
 from trainer.config import parse_config
 
 pytestmark = pytest.mark.engine
@@ -74,15 +74,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _aws(endpoint: str, *args: str) -> dict:
-    env = os.environ | {
+def _client_env() -> dict[str, str]:
+    """What a user's shell has for the emulated account: any credentials and a region (the
+    test must not depend on the ones a module's ``account`` fixture happens to have set)."""
+    return os.environ | {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
+
+
+def _aws(endpoint: str, *args: str) -> dict:
     result = subprocess.run(
         [str(BIN / "aws"), "--endpoint-url", endpoint, "--output", "json", *args],
-        capture_output=True, text=True, env=env, timeout=60, check=True,
+        capture_output=True, text=True, env=_client_env(), timeout=60, check=True,
     )  # fmt: skip
     return json.loads(result.stdout) if result.stdout.strip() else {}
 
@@ -143,7 +148,7 @@ def test_serve_works_with_the_real_aws_cli(tmp_path: Path) -> None:
         ):
             subprocess.run(
                 [str(BIN / "stepnet"), *command, "--endpoint-url", endpoint, "--region", "us-east-1"],
-                check=True, timeout=120, capture_output=True,
+                check=True, timeout=120, capture_output=True, env=_client_env(),
             )  # fmt: skip
         reference = train(parse_config(json.loads(config.read_text())))
         assert max_weight_difference(reference.params, load_weights(out / "model.npz")) <= 1e-6

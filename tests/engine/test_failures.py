@@ -9,8 +9,8 @@ import pytest
 
 from stepnet.client import readable_cause
 from stepnet.local import run_local
-from stepnet.reference import load_weights, train
-from tests.engine.conftest import digits_config, max_weight_difference
+from stepnet.reference import train
+from tests.engine.conftest import digits_config, load_weights, max_weight_difference
 from trainer.config import parse_config
 from trainer.contract import names
 

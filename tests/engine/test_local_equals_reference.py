@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from stepnet.local import run_local
-from stepnet.reference import load_weights, train
+from stepnet.reference import train
 from tests.engine.conftest import (
     digits_config,
+    load_weights,
     max_weight_difference,
     regression_config,
 )

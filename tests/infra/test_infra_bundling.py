@@ -1,5 +1,6 @@
 """The Lambda asset, bundled with pip and no Docker: aarch64 wheels for the runtime's Python."""
 
+from importlib import metadata
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -8,7 +9,8 @@ from aws_cdk import aws_lambda as lambda_
 
 from infra.bundling import bundle_lambda, lambda_code
 from infra.functions import PYTHON_VERSION, RUNTIME
-from trainer.contract import names
+from infra.paths import LAMBDAS_DIR
+from trainer.contract.functions import FUNCTIONS, handler_module
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -40,8 +42,8 @@ def test_bundle_holds_aarch64_numpy_and_the_trainer_package(tmp_path: Path) -> N
         tag.startswith(f"{CP_TAG}-{CP_TAG}-manylinux") and tag.endswith("_aarch64") for tag in tags
     )
     # and every handler module ships, without bytecode or tests
-    for handler in names.HANDLERS.values():
-        module = handler.rsplit(".", 1)[0]
+    for logical in FUNCTIONS:
+        module = handler_module(logical)
         assert (asset / (module.replace(".", "/") + ".py")).is_file(), module
     assert (asset / "pydantic_core").is_dir()
     assert (asset / "aws_lambda_powertools").is_dir()
@@ -62,7 +64,7 @@ def test_cdk_bundles_the_asset_locally(tmp_path: Path) -> None:
         "Function",
         runtime=RUNTIME,
         architecture=lambda_.Architecture.ARM_64,
-        handler=names.HANDLERS["Forward"],
+        handler=FUNCTIONS["Forward"].handler,
         code=lambda_code(RUNTIME),
     )
 
@@ -73,3 +75,19 @@ def test_cdk_bundles_the_asset_locally(tmp_path: Path) -> None:
     (asset,) = [path for path in tmp_path.glob("asset.*") if path.is_dir()]
     assert (asset / "trainer" / "__init__.py").is_file()
     assert (asset / "numpy" / "__init__.py").is_file()
+
+
+def test_the_bundle_pins_exactly_the_versions_the_tests_run() -> None:
+    # Given the requirements the asset is bundled from
+    pins = dict(
+        line.split("==")
+        for line in (LAMBDAS_DIR / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+
+    # When
+    tested = {name: metadata.version(name) for name in pins}
+
+    # Then (re-pin, and check that cp314 aarch64 wheels exist: lambdas/requirements.txt)
+    assert pins == tested
+    assert {"numpy", "pydantic", "pydantic-core", "aws-lambda-powertools"} <= set(pins)

@@ -15,6 +15,7 @@ after a lost response does) and both results must be equal.
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,31 +24,20 @@ from typing import Any
 
 from stepnet.engine.runtime import LambdaContext
 from trainer.contract import workflow
-from trainer.handlers import (
-    backward,
-    evaluate,
-    finalize,
-    forward,
-    gradients,
-    initialize,
-    loss,
-    plan,
-    update,
-)
+from trainer.contract.functions import FUNCTIONS
 
 Event = dict[str, Any]
 Handler = Callable[[Event, Any], Event]
 
+
+def _handler(path: str) -> Handler:
+    module, function = path.rsplit(".", 1)
+    handler: Handler = getattr(importlib.import_module(module), function)
+    return handler
+
+
 HANDLERS: dict[str, Handler] = {
-    "Initialize": initialize.handler,
-    "Plan": plan.handler,
-    "Forward": forward.handler,
-    "Loss": loss.handler,
-    "Backward": backward.handler,
-    "Gradients": gradients.handler,
-    "Update": update.handler,
-    "Evaluate": evaluate.handler,
-    "Finalize": finalize.handler,
+    logical: _handler(spec.handler) for logical, spec in FUNCTIONS.items()
 }
 
 

@@ -45,7 +45,7 @@ MODES: Final = ("per_layer", "fused")
 @dataclass(frozen=True)
 class State:
     """One state of a path: its name in the ASL, its type and, for a Task that invokes a Lambda
-    function, the function's logical name (``trainer.contract.names.HANDLERS``)."""
+    function, the function's logical name (``trainer.contract.functions.FUNCTIONS``)."""
 
     name: str
     type: StateType

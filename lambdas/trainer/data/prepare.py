@@ -45,18 +45,16 @@ class PreparedData:
         return int(self.Y_train.shape[1])
 
 
-def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The train/validation split of ``n`` samples: ``(train, val)`` index arrays.
+def split_sizes(n: int, validation_fraction: float) -> tuple[int, int]:
+    """``(n_train, n_val)`` of ``n`` samples: ``n_val = max(1, round(n * validation_fraction))``.
 
-    ``perm = np.random.default_rng(seed).permutation(n)``; ``n_val = max(1, round(n *
-    validation_fraction))``; ``val = perm[:n_val]``, ``train = perm[n_val:]``.
+    Raises DatasetError if the fraction is not in (0, 1) or leaves no training samples.
     """
     if not 0.0 < validation_fraction < 1.0:
         raise fail(
             f"dataset.validation_fraction must be between 0 and 1 (exclusive), "
             f"got {validation_fraction}"
         )
-    perm = np.random.default_rng(seed).permutation(n)
     n_val = max(1, round(n * validation_fraction))
     if n - n_val < 1:
         raise fail(
@@ -64,6 +62,17 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
             f"validation split takes {n_val} and leaves no training samples; lower "
             "dataset.validation_fraction or add data"
         )
+    return n - n_val, n_val
+
+
+def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The train/validation split of ``n`` samples: ``(train, val)`` index arrays.
+
+    ``perm = np.random.default_rng(seed).permutation(n)``; ``n_val`` from :func:`split_sizes`;
+    ``val = perm[:n_val]``, ``train = perm[n_val:]``.
+    """
+    _, n_val = split_sizes(n, validation_fraction)
+    perm = np.random.default_rng(seed).permutation(n)
     return perm[n_val:], perm[:n_val]
 
 

@@ -200,6 +200,10 @@ class RunStore:
             config = self._configs[run_id] = str(item[CONFIG]["S"])
         return config
 
+    def clear_cache(self) -> None:
+        """Forget the configs read so far (as a new Lambda container would)."""
+        self._configs.clear()
+
     # --- dataset facts ---------------------------------------------------------------------------
 
     def put_dataset_info(self, run_id: str, info: Mapping[str, Any]) -> None:

@@ -5,6 +5,8 @@ Pure functions from the schedule to the next ``Cursor`` / ``RunProgress``.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from trainer.config import RunConfig
@@ -21,6 +23,13 @@ def epoch_name(run_id: str, epoch: int) -> str:
 def continuation_name(run_id: str, epoch: int, part: int) -> str:
     """The execution that continues a long epoch, e.g. ``digits-demo-epoch-003-part-02``."""
     return f"{epoch_name(run_id, epoch)}-part-{part:02d}"
+
+
+def parse_epoch_name(run_id: str, name: str) -> int | None:
+    """The epoch of an execution named by :func:`epoch_name` or :func:`continuation_name` for
+    ``run_id`` (``digits-demo-epoch-003-part-02`` → 3); None for any other name."""
+    found = re.fullmatch(rf"{re.escape(run_id)}-epoch-(\d{{3,}})(?:-part-\d{{2,}})?", name)
+    return int(found.group(1)) if found else None
 
 
 def _microbatches(schedule: np.ndarray, step: int) -> list[int]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from trainer.contract import workflow
+from trainer.contract.functions import functions_in
+from trainer.contract.statemachines import definition_text
 from trainer.contract.workflow import State
 
-STATEMACHINE_DIR = Path(__file__).resolve().parents[3] / "statemachine"
 FUNCTION_ARN = re.compile(r"^\$\{(\w+)FunctionArn\}$")
 
 # What each micro-batch function does to the task's ``layer`` (trainer.messages.MicroBatchTask:
@@ -25,13 +25,14 @@ LAYER_AFTER = {
 }
 
 
-def _machine(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((STATEMACHINE_DIR / name).read_text())
+def _machine(logical: str) -> dict[str, Any]:
+    """A state machine's ASL (trainer.contract.statemachines), placeholders unfilled."""
+    document: dict[str, Any] = json.loads(definition_text(logical))
     return document
 
 
 def _item_processor() -> dict[str, Any]:
-    processor: dict[str, Any] = _machine("epoch.asl.json")["States"]["Train step"]["ItemProcessor"]
+    processor: dict[str, Any] = _machine("Epoch")["States"]["Train step"]["ItemProcessor"]
     return processor
 
 
@@ -100,7 +101,7 @@ def test_every_state_of_the_item_processor_is_on_a_path() -> None:
 
 def test_the_step_path_loops_through_the_map_update_and_choice() -> None:
     # Given epoch.asl.json's states
-    states = _machine("epoch.asl.json")["States"]
+    states = _machine("Epoch")["States"]
     map_state, update, more = workflow.STEP_PATH
 
     # Then each step state is there, with its type and function, and they form the loop
@@ -114,7 +115,7 @@ def test_the_step_path_loops_through_the_map_update_and_choice() -> None:
 
 def test_an_epoch_execution_starts_plans_once_and_ends_as_described() -> None:
     # Given epoch.asl.json
-    machine = _machine("epoch.asl.json")
+    machine = _machine("Epoch")
     states = machine["States"]
     (start,), (plan,) = workflow.EXECUTION_START, workflow.EPOCH_START
     continued, finished = workflow.CONTINUED_END, workflow.EXECUTION_END
@@ -136,7 +137,7 @@ def test_an_epoch_execution_starts_plans_once_and_ends_as_described() -> None:
 
 def test_the_training_execution_is_initialize_epochs_and_export() -> None:
     # Given training.asl.json
-    machine = _machine("training.asl.json")
+    machine = _machine("Training")
     states = machine["States"]
     (initialize,), (export,) = workflow.RUN_START, workflow.RUN_END
     train, evaluate, more = workflow.EPOCH_PATH
@@ -158,8 +159,8 @@ def test_the_training_execution_is_initialize_epochs_and_export() -> None:
 def test_every_lambda_task_of_both_machines_is_on_a_path() -> None:
     # Given every Task that invokes a function, in both files
     tasks = set()
-    for name in ("epoch.asl.json", "training.asl.json"):
-        for state_name, definition in _machine(name)["States"].items():
+    for logical in ("Epoch", "Training"):
+        for state_name, definition in _machine(logical)["States"].items():
             state = _state(state_name, definition)
             if state.function is not None:
                 tasks.add(state.function)
@@ -172,6 +173,18 @@ def test_every_lambda_task_of_both_machines_is_on_a_path() -> None:
         "Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "Evaluate",
     )  # fmt: skip
     assert workflow.RUN_FUNCTIONS == ("Initialize", "Finalize")
+
+
+def test_the_paths_agree_with_each_functions_scope() -> None:
+    # Given the contract's function table (each function's loop and mode)
+    per_epoch = workflow.EPOCH_START + workflow.STEP_PATH + workflow.EPOCH_PATH
+
+    # Then the micro-batch path of each mode invokes that mode's functions, the epoch and step
+    # paths the epoch functions, the run's ends the run functions
+    for mode in workflow.MODES:
+        assert set(workflow.microbatch_functions(mode, 3)) == set(functions_in("microbatch", mode))
+    assert set(workflow.functions(per_epoch)) == set(functions_in("epoch"))
+    assert set(workflow.RUN_FUNCTIONS) == set(functions_in("run"))
 
 
 @pytest.mark.parametrize(("layers", "workers"), [(1, 1), (2, 4), (9, 3)])

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer.data.errors import DatasetError
-from trainer.data.prepare import PreparedData, encode_labels, prepare, split_indices, standardize
+from trainer.data.prepare import (
+    PreparedData,
+    encode_labels,
+    prepare,
+    split_indices,
+    split_sizes,
+    standardize,
+)
 from trainer.data.readers import read_csv, read_dataset, read_npz
 
 
@@ -456,6 +463,7 @@ def test_split_sizes_follow_the_documented_rule(n: int, fraction: float, n_val: 
     # Then
     assert data.X_val.shape == (n_val, 2)
     assert data.X_train.shape == (n - n_val, 2)
+    assert split_sizes(n, fraction) == (n - n_val, n_val)
 
 
 def test_split_is_the_documented_permutation() -> None:
@@ -500,11 +508,14 @@ def test_split_partitions_the_samples(n: int, fraction: float, seed: int) -> Non
     if n - n_val < 1:
         with pytest.raises(DatasetError, match=r"dataset\.validation_fraction"):
             split_indices(n, fraction, seed)
+        with pytest.raises(DatasetError, match=r"dataset\.validation_fraction"):
+            split_sizes(n, fraction)
         return
     train, val = split_indices(n, fraction, seed)
 
     # Then
     assert len(val) == n_val
+    assert split_sizes(n, fraction) == (len(train), len(val))
     np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(n))
 
 

@@ -15,6 +15,7 @@ from trainer.training.cursor import (
     epoch_name,
     first_cursor,
     next_cursor,
+    parse_epoch_name,
     run_progress,
 )
 from trainer.training.schedule import step_layout, steps_per_execution
@@ -66,6 +67,48 @@ def test_epoch_and_continuation_names() -> None:
     assert epoch_name(RUN, 999) == "digits-demo-epoch-999"
     assert continuation_name(RUN, 3, 2) == "digits-demo-epoch-003-part-02"
     assert continuation_name(RUN, 12, 10) == "digits-demo-epoch-012-part-10"
+
+
+@pytest.mark.parametrize("epoch", [1, 3, 12, 999])
+@pytest.mark.parametrize("part", [None, 2, 10])
+def test_parse_epoch_name_reads_back_what_the_formatters_write(
+    epoch: int, part: int | None
+) -> None:
+    # Given an epoch execution, or one of its continuations
+    name = epoch_name(RUN, epoch) if part is None else continuation_name(RUN, epoch, part)
+
+    # When
+    parsed = parse_epoch_name(RUN, name)
+
+    # Then
+    assert parsed == epoch
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        RUN,  # the Training execution
+        "other-run-epoch-001",  # another run's epoch
+        f"{RUN}-x-epoch-001",  # a run whose id merely starts like this one's
+        f"{RUN}-epoch-01",  # too few digits
+        f"{RUN}-epoch-001-part-2",
+        f"{RUN}-epoch-001-extra",
+        f"{RUN}-epoch-abc",
+        f"x{RUN}-epoch-001",
+    ],
+)
+def test_parse_epoch_name_refuses_other_names(name: str) -> None:
+    # When / Then
+    assert parse_epoch_name(RUN, name) is None
+
+
+def test_parse_epoch_name_treats_the_run_id_literally() -> None:
+    # Given a run id with a character that is special in a regular expression
+    run_id = "a.b"
+
+    # When / Then
+    assert parse_epoch_name(run_id, epoch_name(run_id, 4)) == 4
+    assert parse_epoch_name(run_id, "axb-epoch-004") is None
 
 
 def test_names_of_the_longest_run_id_fit_an_execution_name() -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
+from rich.progress import Progress
 
-from stepnet.cli import main
+from stepnet.cli import _StepBar, _steps_per_epoch, main
 from stepnet.datasets import synthetic_regression, write_npz
-from stepnet.reference import TrainedModel, load_weights, prepare_dataset, train
+from stepnet.reference import TrainedModel, prepare_dataset, train
 from trainer.config import RunConfig, parse_config
 from trainer.training.schedule import step_layout
 
@@ -27,6 +30,11 @@ def digits_config() -> RunConfig:
 def digits_trained(digits_config: RunConfig) -> TrainedModel:
     """The example trained for its 20 epochs (about a second)."""
     return train(digits_config)
+
+
+def model_weights(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return dict(archive)
 
 
 def regression_config(source: Path, run_id: str = "reg-ref") -> dict[str, Any]:
@@ -98,7 +106,7 @@ def test_the_cli_writes_model_and_metrics(
 
     # Then
     assert code == 0
-    weights = load_weights(out / "model.npz")
+    weights = model_weights(out / "model.npz")
     assert sorted(weights) == ["W1", "W2", "b1", "b2"]
     assert weights["W1"].shape == (64, 64)
     assert weights["b1"].shape == (64,)
@@ -141,7 +149,7 @@ def test_the_cli_trains_a_regression_without_classes(
 
     # Then
     assert code == 0
-    weights = load_weights(out / "model.npz")
+    weights = model_weights(out / "model.npz")
     assert weights["W1"].shape == (5, 16)
     assert weights["W2"].shape == (16, 2)
     model = json.loads((out / "model.json").read_text())
@@ -169,3 +177,63 @@ def test_the_cli_reports_a_missing_dataset(
     assert code == 2
     assert "no file at" in " ".join(capsys.readouterr().out.split())  # rich may wrap lines
     assert not (tmp_path / "out").exists()
+
+
+# --- `stepnet local`'s step bar: sized from the header as the reference's epochs are cut ----------
+
+
+def _dataset_configs(folder: Path) -> list[RunConfig]:
+    """The digits example, and 203 × 5 regressions with a 1-D target as .npz and as .csv."""
+    X, y = synthetic_regression(n=203, d=5, k=1, seed=2)
+    npz = write_npz(folder / "reg.npz", X, y)
+    csv = folder / "reg.csv"
+    rows = (",".join(str(float(v)) for v in [*x, t]) for x, t in zip(X, y, strict=True))
+    csv.write_text("a,b,c,d,e,y\n" + "\n".join(rows) + "\n")
+    configs = [parse_config(EXAMPLE.read_text())]
+    for source in (npz, csv):
+        document = regression_config(source)
+        document["model"]["layers"][-1]["units"] = 1
+        configs.append(parse_config(document))
+    return configs
+
+
+def test_the_step_bar_counts_the_reference_steps(tmp_path: Path) -> None:
+    # Given the builtin digits, and datasets as .npz and .csv files
+    for config in _dataset_configs(tmp_path):
+        # When
+        steps = _steps_per_epoch(config)
+
+        # Then
+        n_train = len(prepare_dataset(config).X_train)
+        assert steps == step_layout(n_train, config.batch_size, config.workers).n_steps
+
+
+def test_the_step_bar_has_no_size_for_an_s3_dataset() -> None:
+    # Given
+    document = json.loads(EXAMPLE.read_text())
+    document["dataset"]["source"] = "s3://bucket/digits.npz"
+
+    # When / Then
+    assert _steps_per_epoch(parse_config(document)) is None
+
+
+def test_the_step_bar_follows_the_updates_epoch_by_epoch() -> None:
+    # Given a bar for 2 epochs of 3 steps
+    progress = Progress(console=Console(file=io.StringIO()))
+    bar = _StepBar(progress, steps=3, epochs=2)
+    seen: list[tuple[str, float]] = []
+
+    # When the run reports its updates
+    for done in (0, 1, 2, 3, 5, 6):
+        bar(done)
+        seen += [(task.description, task.completed) for task in progress.tasks]
+
+    # Then one bar shows the current epoch's steps, and none once the epochs are done
+    assert seen == [
+        ("epoch 1 steps", 0),
+        ("epoch 1 steps", 1),
+        ("epoch 1 steps", 2),
+        ("epoch 2 steps", 0),
+        ("epoch 2 steps", 2),
+    ]
+    assert progress.tasks == []

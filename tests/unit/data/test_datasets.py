@@ -1,4 +1,4 @@
-"""stepnet.datasets: the builtin digits, deterministic .npz bytes and synthetic generators."""
+"""stepnet.datasets: deterministic .npz bytes and synthetic generators."""
 
 from __future__ import annotations
 
@@ -8,98 +8,14 @@ import numpy as np
 import pytest
 
 from stepnet.datasets import (
-    BUILTIN,
-    builtin_arrays,
-    builtin_npz_bytes,
     npz_bytes,
     synthetic_classification,
     synthetic_regression,
     write_npz,
 )
-from trainer.config import parse_config
 from trainer.data.errors import DatasetError
 from trainer.data.prepare import prepare
-from trainer.data.readers import read_dataset, read_npz
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    return builtin_arrays("builtin:digits")
-
-
-@pytest.fixture(scope="module")
-def digits_npz() -> bytes:
-    return builtin_npz_bytes("builtin:digits")
-
-
-# --- builtin:digits ---------------------------------------------------------------------------
-
-
-def test_digits_has_1797_samples_64_features_and_10_classes(
-    digits: tuple[np.ndarray, np.ndarray],
-) -> None:
-    # Given
-    X, y = digits
-
-    # Then
-    assert "builtin:digits" in BUILTIN
-    assert X.shape == (1797, 64) and X.dtype == np.float32
-    assert y.shape == (1797,) and y.dtype == np.int64
-    assert sorted(np.unique(y).tolist()) == list(range(10))
-    assert X.min() == 0 and X.max() == 16
-
-
-def test_digits_round_trip_through_npz_bytes(
-    digits: tuple[np.ndarray, np.ndarray], digits_npz: bytes
-) -> None:
-    # When
-    X, y = read_npz(digits_npz)
-
-    # Then
-    np.testing.assert_array_equal(X, digits[0])
-    np.testing.assert_array_equal(y, digits[1])
-    assert X.dtype == np.float32 and y.dtype == np.int64
-
-
-def test_builtin_npz_bytes_are_deterministic(digits_npz: bytes) -> None:
-    # When
-    again = builtin_npz_bytes("builtin:digits")
-
-    # Then
-    assert again == digits_npz
-
-
-def test_digits_fit_the_example_config(digits_npz: bytes) -> None:
-    # Given
-    config = parse_config((REPO / "examples" / "digits.json").read_text())
-    X, y = read_dataset(digits_npz, "digits.npz", config.dataset.label)
-
-    # When
-    data = prepare(
-        X,
-        y,
-        classification=config.is_classification,
-        n_outputs=config.model.layers[-1].units,
-        validation_fraction=config.dataset.validation_fraction,
-        seed=config.seed,
-    )
-
-    # Then
-    assert data.classes == list(range(10))
-    assert data.X_val.shape == (359, 64) and data.X_train.shape == (1438, 64)
-
-
-def test_unknown_builtin_lists_the_known_ones() -> None:
-    # When
-    with pytest.raises(DatasetError) as caught:
-        builtin_arrays("builtin:mnist")
-
-    # Then
-    assert "unknown builtin dataset 'builtin:mnist'" in str(caught.value)
-    assert "builtin:digits" in str(caught.value)
-
+from trainer.data.readers import read_npz
 
 # --- npz writing ------------------------------------------------------------------------------
 
@@ -117,6 +33,17 @@ def test_write_npz_writes_a_file_read_npz_reads(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got_X, X)
     np.testing.assert_array_equal(got_y, y)
     assert path.read_bytes() == npz_bytes(X, y)
+
+
+def test_npz_bytes_are_deterministic() -> None:
+    # Given
+    X, y = synthetic_classification(n=50, d=4, k=3, seed=2)
+
+    # When
+    first, again = npz_bytes(X, y), npz_bytes(X.copy(), y.copy())
+
+    # Then
+    assert first == again
 
 
 def test_write_npz_refuses_arrays_read_npz_would_reject(tmp_path: Path) -> None:
