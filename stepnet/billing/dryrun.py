@@ -18,9 +18,8 @@ needs and charge each call through :class:`~stepnet.billing.usage.StoreCharges`:
   charges the item; :class:`ShapeObjects` charges the bytes put and got.
 
 The handlers do their real arithmetic on those zeros, in real time: Evaluate over the whole
-dataset is the largest piece (about 30 GFLOP for the MNIST-sized bench config, well under a
-second). The numbers that come out are meaningless; the calls, keys, shapes and sizes are the
-real ones.
+dataset is the largest piece (about 30 GFLOP for the MNIST-sized bench config, a second or so).
+The numbers that come out are meaningless; the calls, keys, shapes and sizes are the real ones.
 
 **The dataset: Initialize runs for real.** Initialize reads the dataset, checks it, splits and
 standardizes it, then records the dataset facts. The dry run gives it the real file (a builtin
@@ -28,13 +27,16 @@ set, or a local file served from the ShapeStore's bucket under the key ``stepnet
 upload it to), so everything downstream is exact: the split's sizes and the classes come from
 ``trainer.data`` itself, the "dataset" record holds the real mean and std (its size is data
 dependent), the S3 GET carries the file's real length. Patching nothing, and no second reader of
-the formats. The price is reading the file once, which ``stepnet cost`` did in part before (its
-header) and Initialize does anyway on AWS: about 4 s for the 200 MB MNIST-sized file, once per
-estimate (both modes share the run, below). A tiny file of the right column count was the
-alternative; it would give the wrong example counts to everything downstream, or need a seam to
-fix them up. When the file cannot be read (an ``s3://`` source) or its counts are overridden, a
-stand-in of the given shape is generated in the source's format (zeros, the classes cycling
-through the labels): exact in shapes, approximate only in the dataset record's mean/std text.
+the formats. The price is Initialize's own work once per estimate (both modes share the run,
+below), as its Lambda does it on AWS: for the 200 MB MNIST-sized file 3–4 s of CPU (decompressing,
+then standardizing in float64) and about 1.4 GB at the peak. The alternatives were worse: a tiny
+file of the right column count gives the wrong example counts to everything downstream unless a
+seam fixes them up; a shape-only reader behind a seam saves the decompression only, since
+``prepare`` does its O(n·d) work on any array, and loses the exact dataset facts. When the file
+cannot be read (an ``s3://`` source) or its counts are overridden, a stand-in of the given shape
+(the rest from the header, ``stepnet.sources.shape_of``) is generated in the source's format:
+zeros, the classes cycling through the labels; exact in shapes, approximate only in the dataset
+record's mean and std text.
 
 **Representatives.** The dry run runs Initialize, Plan for epoch 1, then per mode the epoch's
 first step and, if the epoch has more than one, its last (every micro-batch of each, for
@@ -74,6 +76,7 @@ from trainer.config import RunConfig, parse_config
 from trainer.contract import names, workflow
 from trainer.contract.functions import FUNCTIONS, handler_module
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
+from trainer.contract.storage import DATA_BUCKET
 from trainer.data.errors import DatasetError
 from trainer.data.prepare import split_sizes
 from trainer.data.sources import BUILTIN_FILES
@@ -95,8 +98,8 @@ from trainer.training.cursor import first_cursor, next_cursor
 from trainer.training.schedule import StepLayout, step_layout
 
 # The bucket the dry run's objects live in: its name is in the model's S3 URI (the status record,
-# the run summary). The local engine's naming; a deployed stack's generated name is similar.
-DRY_RUN_BUCKET: Final = f"{names.DEFAULT_STACK_NAME}-data-123456789012"
+# the run summary). The local engine's name for it; a deployed stack's generated name is as long.
+DRY_RUN_BUCKET: Final = DATA_BUCKET.physical_name(names.DEFAULT_STACK_NAME, "123456789012")
 
 
 class EstimateError(ValueError):
@@ -264,7 +267,7 @@ class ShapeRuns:
                 for (run, record), item in sorted(self._items.items())
                 if run == run_id and record.startswith(runs.EPOCH_RECORD_PREFIX)
             ]
-        # one Query page: a page holds up to 1 MB, and MAX_EPOCH records of < 1 KB fit in 10
+        # one Query page: a page holds up to 1 MB, a run's at most 999 records of ~200 bytes
         self._account.charges.record_query(self._account.usage, found)
         return [runs.metrics_row(item) for item in found]
 
@@ -277,7 +280,6 @@ class ShapeObjects:
         self._account = account
         self.bucket = bucket
         self._files = dict(files)
-        self.put_sizes: dict[str, int] = {}
 
     def uri(self, key: str) -> str:
         return object_uri(self.bucket, key)
@@ -293,7 +295,6 @@ class ShapeObjects:
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> str:
         self._account.charges.object_put(self._account.usage, len(data))
-        self.put_sizes[key] = len(data)
         return self.uri(key)
 
 
