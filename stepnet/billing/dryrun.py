@@ -348,6 +348,10 @@ class DatasetInput:
         uploads it); a stand-in of the given shape when ``n_train`` or ``n_features`` is given
         or the source is in S3 (which the estimate does not read)."""
         source = config.dataset.source
+        if source.startswith("s3://") and (n_train is None or n_features is None):
+            raise EstimateError(
+                f"dataset.source is {source}: the estimate reads no S3; pass n_train and n_features"
+            )
         try:
             if n_train is None and n_features is None:
                 if source in BUILTIN_FILES:
@@ -358,7 +362,8 @@ class DatasetInput:
             if n_train is None or n_features is None:
                 n, d = sources.shape_of(source, base)
                 n_features = d if n_features is None else n_features
-                n_train = split_sizes(n, config.dataset.validation_fraction)[0]
+                if n_train is None:
+                    n_train = split_sizes(n, config.dataset.validation_fraction)[0]
         except DatasetError as error:
             raise EstimateError(f"{error}; pass n_train and n_features") from None
         if n_train is None or n_train < 1 or n_features < 1:
@@ -368,7 +373,8 @@ class DatasetInput:
         data = stand_in(config, n_train, n_features)
         if source.startswith("s3://"):
             return cls(source, {source: data})
-        uri = object_uri(bucket, sources.upload_key(data, Path(source).name))
+        name = BUILTIN_FILES.get(source, Path(source).name)  # a builtin set's stand-in: a file
+        uri = object_uri(bucket, sources.upload_key(data, name))
         return cls(uri, {uri: data})
 
 

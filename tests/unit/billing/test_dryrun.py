@@ -128,6 +128,24 @@ def test_a_stand_in_has_the_shape_asked_for(fraction: float, source: str) -> Non
     assert result.info["n_train"] == 1_000 and result.info["n_features"] == 12
 
 
+@pytest.mark.parametrize(
+    ("n_train", "n_features", "expected"), [(500, None, (500, 64)), (None, 10, (1438, 10))]
+)
+def test_one_count_given_the_other_comes_from_the_dataset(
+    n_train: int | None, n_features: int | None, expected: tuple[int, int]
+) -> None:
+    # Given the builtin digits (1,797 × 64) and one count overridden
+    config = _config()
+
+    # When the dry run trains on a stand-in
+    dataset = DatasetInput.of(config, n_train=n_train, n_features=n_features)
+    result = dryrun.dry_run(config, dataset, modes=("fused",))
+
+    # Then the count given is used, the other is the dataset's (after its split)
+    assert (result.info["n_train"], result.info["n_features"]) == expected
+    assert dataset.source.endswith("-digits.npz")
+
+
 def test_an_s3_dataset_needs_its_shape() -> None:
     # Given a dataset in S3, When / Then the dry run says what to pass
     with pytest.raises(EstimateError, match="pass n_train and n_features"):
