@@ -1,11 +1,9 @@
 #!/usr/bin/env python3
-"""The CDK app: one StepnetStack, checked by cdk-nag's AwsSolutions pack on every synth."""
+"""The CDK app: one StepnetStack, checked by cdk-nag's AwsSolutions pack on every synth.
 
-import sys
-from pathlib import Path
-
-# `trainer` (the shared constants) lives in lambdas/ and need not be installed to synthesize.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lambdas"))
+`trainer` (the contract the stack is built from) is importable because the project is installed
+(`make setup` runs `pip install -e .`).
+"""
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks

@@ -1,8 +1,9 @@
 """The Lambda asset: the `trainer` package plus its pip requirements, bundled without Docker.
 
-pip downloads manylinux aarch64 wheels for the Lambda runtime's Python, whatever Python runs the
-CDK app. Both platform tags are needed: numpy >= 2.3 only ships manylinux_2_28 wheels, and with
-the 2014 tag alone pip silently falls back to an older numpy.
+pip downloads manylinux wheels for the functions' architecture and the Lambda runtime's Python
+(`trainer.contract.functions`), whatever Python runs the CDK app. Both platform tags are needed:
+numpy >= 2.3 only ships manylinux_2_28 wheels, and with the 2014 tag alone pip silently falls
+back to an older numpy.
 """
 
 import shutil
@@ -16,12 +17,24 @@ from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 from infra.paths import LAMBDAS_DIR
+from trainer.contract.functions import LAMBDA_ARCHITECTURE
 
 PACKAGE: Final = "trainer"
 REQUIREMENTS: Final = LAMBDAS_DIR / "requirements.txt"
-PLATFORMS: Final = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
+# Lambda's architecture name -> the machine name in manylinux platform tags.
+MACHINES: Final = {"arm64": "aarch64", "x86_64": "x86_64"}
+PLATFORMS: Final = tuple(
+    f"{tag}_{MACHINES[LAMBDA_ARCHITECTURE]}" for tag in ("manylinux_2_28", "manylinux2014")
+)
 # Never shipped, and kept out of the asset hash so that running tests does not redeploy.
 EXCLUDED: Final = ("__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache")
+# Modules of the package that no handler imports (the stack's and the engine's half of the
+# contract): not shipped either. tests/infra/test_infra_bundling.py checks no handler reaches them.
+NOT_SHIPPED: Final = (
+    "contract/functions.py",
+    "contract/statemachines.py",
+    "contract/storage.py",
+)
 
 
 def bundle_lambda(output_dir: Path, *, python_version: str) -> None:
@@ -56,6 +69,8 @@ def bundle_lambda(output_dir: Path, *, python_version: str) -> None:
         ignore=shutil.ignore_patterns(*EXCLUDED),
         dirs_exist_ok=True,
     )
+    for relative in NOT_SHIPPED:
+        (output_dir / PACKAGE / relative).unlink()
 
 
 @jsii.implements(ILocalBundling)
@@ -77,7 +92,8 @@ def lambda_code(runtime: lambda_.Runtime) -> lambda_.Code:
     image: DockerImage = runtime.bundling_image  # required by the API, never pulled
     return lambda_.Code.from_asset(
         str(LAMBDAS_DIR),
-        exclude=[f"**/{pattern}" for pattern in EXCLUDED],
+        exclude=[f"**/{pattern}" for pattern in EXCLUDED]
+        + [f"{PACKAGE}/{relative}" for relative in NOT_SHIPPED],
         bundling=BundlingOptions(
             image=image, local=LocalPipBundling(python_version=python_version)
         ),

@@ -1,4 +1,5 @@
-"""The Lambda functions, all made from one spec table.
+"""The Lambda functions, all made from the contract's one spec table
+(`trainer.contract.functions.FUNCTIONS`): handler, size, runtime, architecture and IAM grants.
 
 Sizing can be changed per deployment through CDK context, without editing code:
 `npx cdk deploy -c 'memory={"Forward": 2048}' -c 'timeout={"Forward": 300}'` or the same keys in
@@ -7,7 +8,7 @@ cdk.json. Memory is in MB (128-10240; 1769 MB is one full vCPU), timeout in seco
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, Final
 
 from aws_cdk import Duration, RemovalPolicy
@@ -20,46 +21,56 @@ from infra.bundling import lambda_code
 from infra.nag import acknowledge, wildcard_resource_finding
 from infra.storage import Storage
 from trainer.contract import names
-from trainer.contract.environment import FunctionEnvironment
+from trainer.contract.environment import FunctionEnvironment, LogLevel
+from trainer.contract.functions import (
+    FUNCTIONS,
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_PYTHON_VERSION,
+    LAMBDA_RUNTIME,
+    MEMORY_LIMITS_MB,
+    TIMEOUT_LIMITS_S,
+    FunctionSpec,
+    Grants,
+)
 
-# The newest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 wants the newest), for
-# which numpy and pydantic-core publish manylinux aarch64 wheels.
-RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
-PYTHON_VERSION: Final = RUNTIME.name.removeprefix("python")  # "3.14", what pip targets
-ARCHITECTURE: Final = lambda_.Architecture.ARM_64
+LIST_BUCKET: Final = "s3:ListBucket"
 LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
-DEFAULT_LOG_LEVEL: Final = "INFO"
-MEMORY_LIMITS_MB: Final = (128, 10_240)
-TIMEOUT_LIMITS_S: Final = (1, 900)
 
 
-@dataclass(frozen=True)
-class FunctionSpec:
-    handler: str
-    memory_mb: int
-    timeout_s: int
+def lambda_runtime(name: str) -> lambda_.Runtime:
+    """CDK's constant for a Python runtime name such as "python3.14"."""
+    runtime: lambda_.Runtime | None = getattr(
+        lambda_.Runtime, name.upper().replace("PYTHON", "PYTHON_").replace(".", "_"), None
+    )
+    if runtime is None or runtime.name != name:
+        raise ValueError(f"aws-cdk-lib has no Lambda runtime {name!r}")
+    return runtime
 
 
-# The handler paths and sizes are shared with the local engine and the cost model.
-FUNCTION_SPECS: Final[Mapping[str, FunctionSpec]] = {
-    logical: FunctionSpec(handler, *names.FUNCTION_SIZES[logical])
-    for logical, handler in names.HANDLERS.items()
-}
+def lambda_architecture(name: str) -> lambda_.Architecture:
+    """CDK's constant for an architecture name, "arm64" or "x86_64"."""
+    known = {a.name: a for a in (lambda_.Architecture.ARM_64, lambda_.Architecture.X86_64)}
+    return known[name]
+
+
+RUNTIME: Final = lambda_runtime(LAMBDA_RUNTIME)
+ARCHITECTURE: Final = lambda_architecture(LAMBDA_ARCHITECTURE)
+PYTHON_VERSION: Final = LAMBDA_PYTHON_VERSION  # what pip targets when it bundles
 
 
 def sized_specs(
     *, memory: Mapping[str, int] | str | None = None, timeout: Mapping[str, int] | str | None = None
 ) -> dict[str, FunctionSpec]:
-    """FUNCTION_SPECS with the context overrides applied (`-c` passes them as JSON strings)."""
+    """FUNCTIONS with the context overrides applied (`-c` passes them as JSON strings)."""
     memory_mb = _overrides("memory", memory, MEMORY_LIMITS_MB)
     timeout_s = _overrides("timeout", timeout, TIMEOUT_LIMITS_S)
     return {
-        logical: FunctionSpec(
-            handler=spec.handler,
+        logical: replace(
+            spec,
             memory_mb=memory_mb.get(logical, spec.memory_mb),
             timeout_s=timeout_s.get(logical, spec.timeout_s),
         )
-        for logical, spec in FUNCTION_SPECS.items()
+        for logical, spec in FUNCTIONS.items()
     }
 
 
@@ -72,9 +83,9 @@ def _overrides(key: str, value: Any, limits: tuple[int, int]) -> dict[str, int]:
         raise ValueError(f'context "{key}" must map function names to integers, got {value!r}')
     low, high = limits
     for logical, amount in value.items():
-        if logical not in FUNCTION_SPECS:
+        if logical not in FUNCTIONS:
             raise ValueError(
-                f'context "{key}": unknown function {logical!r}; known: {sorted(FUNCTION_SPECS)}'
+                f'context "{key}": unknown function {logical!r}; known: {sorted(FUNCTIONS)}'
             )
         if isinstance(amount, bool) or not isinstance(amount, int) or not low <= amount <= high:
             raise ValueError(f'context "{key}": {logical} must be an integer in [{low}, {high}]')
@@ -90,17 +101,18 @@ class Functions(Construct):
         prefix: str,
         specs: Mapping[str, FunctionSpec],
         storage: Storage,
-        scratch_ttl_hours: int,
-        log_level: str = DEFAULT_LOG_LEVEL,
+        scratch_ttl_hours: int | None = None,
+        log_level: LogLevel | None = None,
     ) -> None:
+        """`scratch_ttl_hours` and `log_level` override the contract's defaults when given."""
         super().__init__(scope, construct_id)
         code = lambda_code(RUNTIME)
+        options: dict[str, Any] = {"scratch_ttl_hours": scratch_ttl_hours, "log_level": log_level}
         environment = FunctionEnvironment(
             runs_table=storage.runs_table.table_name,
             tensors_table=storage.tensors_table.table_name,
             bucket=storage.bucket.bucket_name,
-            scratch_ttl_hours=scratch_ttl_hours,
-            log_level=log_level,
+            **{field: value for field, value in options.items() if value is not None},
         ).to_env()
         self.by_logical: dict[str, lambda_.Function] = {
             logical: self._function(
@@ -148,34 +160,38 @@ class Functions(Construct):
             log_group=log_group,
         )
         log_group.grant_write(role)
-        storage.runs_table.grant_read_write_data(role)
-        storage.tensors_table.grant_read_write_data(role)
-        objects = storage.bucket.arn_for_objects("*")
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "s3:GetObject",
-                    "s3:PutObject",
-                    "s3:DeleteObject",
-                    "s3:AbortMultipartUpload",
-                ],
-                resources=[objects],
-            )
-        )
-        role.add_to_principal_policy(
-            # Lets a missing key read as 404 rather than 403, and lets handlers list a prefix.
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[storage.bucket.bucket_arn])
-        )
+        grant_storage(role, logical, spec.grants, storage)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
             reason="X-Ray PutTraceSegments and PutTelemetryRecords (active tracing) support no "
             "resource-level permissions.",
         )
+        return function
+
+
+def grant_storage(role: iam.Role, logical: str, grants: Grants, storage: Storage) -> None:
+    """Exactly the table and bucket actions of the function's contract grants."""
+    for table, actions in grants.table_actions().items():
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=[storage.tables[table].table_arn])
+        )
+    for prefix, object_actions in grants.object_actions().items():
+        objects = storage.bucket.arn_for_objects(f"{prefix}*")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(object_actions), resources=[objects])
+        )
         acknowledge(
             role,
             wildcard_resource_finding(role, objects),
-            reason="Tensor bundles, datasets and models are objects under keys chosen at run "
-            "time; the grant is limited to the stack's own bucket and to object reads/writes.",
+            reason=f"{logical} may {' and '.join(object_actions)} objects whose keys are chosen at run "
+            f"time (run ids, versions, datasets) under {prefix or 'any key'!r} of the stack's "
+            "own bucket, and nothing else there.",
         )
-        return function
+    if grants.lists_bucket:
+        # Not to list anything: without s3:ListBucket S3 answers 403, not 404, for a missing
+        # key, and the store reads a 404 as "not there" (an expired scratch bundle, a dataset
+        # URI that names nothing); see trainer.contract.functions.Grants.lists_bucket.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=[LIST_BUCKET], resources=[storage.bucket.bucket_arn])
+        )

@@ -1,6 +1,10 @@
 """Where tensors and run records live: two DynamoDB tables and one S3 bucket (plus a bucket for
 its access logs).
 
+Keys, TTL, billing mode and lifecycle rules come from `trainer.contract.storage`, which the local
+engine provisions from too; what is added here (point-in-time recovery, encryption, access
+logging, removal policies) is the deployed stack's own.
+
 Removal policy: the tables and the bucket are a trainer's working storage (run records, tensor
 bundles, scratch), rebuilt by re-running a training, so `cdk destroy` deletes them (DESTROY). The
 bucket is only deleted once emptied: CloudFormation refuses a non-empty bucket, which keeps a
@@ -14,29 +18,33 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from trainer.contract import names
+from trainer.contract.storage import (
+    DATA_BUCKET,
+    KEY_ATTRIBUTE_TYPE,
+    TABLES,
+    LifecycleRule,
+    TableName,
+    TableSpec,
+)
 
 # Access logs are delivered through a bucket policy, not ACLs (ACLs stay disabled). Set here as
 # well as in cdk.json: without it the access-log bucket cannot be built with ACLs disabled.
 SERVER_ACCESS_LOGS_USE_BUCKET_POLICY: Final = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 ACCESS_LOGS_PREFIX: Final = "bucket/"
 ACCESS_LOGS_EXPIRY_DAYS: Final = 90
+# DynamoDB attribute types as the contract spells them ("S") -> CDK.
+ATTRIBUTE_TYPES: Final = {"S": dynamodb.AttributeType.STRING}
 
 
 class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.node.set_context(SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, True)
-        self.runs_table = self._table(
-            "RunsTable",
-            partition_key=names.RUNS_PK,
-            sort_key=names.RUNS_SK,
-        )
-        self.tensors_table = self._table(
-            "TensorsTable",
-            partition_key=names.TENSORS_PK,
-            time_to_live_attribute=names.TENSORS_TTL_ATTRIBUTE,
-        )
+        self.tables: dict[TableName, dynamodb.Table] = {
+            table: self._table(f"{table.capitalize()}Table", spec) for table, spec in TABLES.items()
+        }
+        self.runs_table = self.tables["runs"]
+        self.tensors_table = self.tables["tensors"]
         self.access_logs_bucket = self._access_logs_bucket()
         self.bucket = s3.Bucket(
             self,
@@ -46,36 +54,19 @@ class Storage(Construct):
             enforce_ssl=True,
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix=ACCESS_LOGS_PREFIX,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-scratch-tensors",
-                    prefix=names.S3_SCRATCH_PREFIX,
-                    expiration=Duration.days(names.SCRATCH_EXPIRY_DAYS),
-                ),
-                s3.LifecycleRule(
-                    id="abort-incomplete-multipart-uploads",
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                ),
-            ],
+            lifecycle_rules=[_lifecycle_rule(rule) for rule in DATA_BUCKET.lifecycle_rules],
             removal_policy=RemovalPolicy.DESTROY,
         )
 
-    def _table(
-        self,
-        construct_id: str,
-        *,
-        partition_key: str,
-        sort_key: str | None = None,
-        time_to_live_attribute: str | None = None,
-    ) -> dynamodb.Table:
-        string = dynamodb.AttributeType.STRING
+    def _table(self, construct_id: str, spec: TableSpec) -> dynamodb.Table:
+        string = ATTRIBUTE_TYPES[KEY_ATTRIBUTE_TYPE]
         return dynamodb.Table(
             self,
             construct_id,
-            partition_key=dynamodb.Attribute(name=partition_key, type=string),
-            sort_key=dynamodb.Attribute(name=sort_key, type=string) if sort_key else None,
-            time_to_live_attribute=time_to_live_attribute,
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            partition_key=dynamodb.Attribute(name=spec.partition_key, type=string),
+            sort_key=dynamodb.Attribute(name=spec.sort_key, type=string) if spec.sort_key else None,
+            time_to_live_attribute=spec.ttl_attribute,
+            billing_mode=dynamodb.BillingMode[spec.billing_mode],
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
@@ -102,3 +93,14 @@ class Storage(Construct):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
+
+
+def _lifecycle_rule(rule: LifecycleRule) -> s3.LifecycleRule:
+    return s3.LifecycleRule(
+        id=rule.id,
+        prefix=rule.prefix or None,
+        expiration=Duration.days(rule.expiration_days) if rule.expiration_days else None,
+        abort_incomplete_multipart_upload_after=(
+            Duration.days(rule.abort_multipart_days) if rule.abort_multipart_days else None
+        ),
+    )

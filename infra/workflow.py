@@ -1,21 +1,17 @@
-"""The state machines, loaded from the ASL files in statemachine/.
+"""The state machines, built from the ASL files the contract ships
+(`trainer.contract.statemachines`).
 
 The files are the source of truth. Every `${Name}` placeholder is filled through
-`definition_substitutions`: `${<Logical>FunctionArn}` with a function of names.HANDLERS,
-`${<Logical>StateMachineArn}` with another machine of names.STATE_MACHINES. A role cannot be
-inferred from a file, so the grants are derived from it here: a machine may invoke exactly the
-functions it names, and may start exactly the machines its `states:startExecution` tasks start
-(a placeholder, or `$$.StateMachine.Id` for itself); for `.sync` / `.sync:2` it may also describe
-and stop those executions and manage the EventBridge rule Step Functions waits with.
+`definition_substitutions`, with the same `substitutions` the local engine renders its copy with.
+A role cannot be inferred from a file, so the grants are derived from what the contract reads in
+it (`read_references`): a machine may invoke exactly the functions it names, and may start
+exactly the machines its `states:startExecution` tasks start (a placeholder, or
+`$$.StateMachine.Id` for itself); for `.sync` / `.sync:2` it may also describe and stop those
+executions and manage the EventBridge rule Step Functions waits with.
 """
 
-import json
-import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from graphlib import CycleError, TopologicalSorter
-from pathlib import Path
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Final
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -26,113 +22,18 @@ from constructs import Construct
 
 from infra.nag import acknowledge, wildcard_resource_finding
 from trainer.contract import names
-
-PLACEHOLDER: Final = re.compile(r"\$\{(\w+)\}")
-FUNCTION_ARN: Final = "FunctionArn"
-STATE_MACHINE_ARN: Final = "StateMachineArn"
-START_EXECUTION: Final = "arn:aws:states:::states:startExecution"
-# How a definition names the machine it runs in: JSONPath, and JSONata.
-OWN_ARN: Final = re.compile(
-    r"^(\$\$\.StateMachine\.Id|\{%\s*\$states\.context\.StateMachine\.Id\s*%\})$"
+from trainer.contract.statemachines import (
+    STATE_MACHINES,
+    References,
+    all_references,
+    creation_order,
+    definition_text,
+    substitutions,
 )
+
 # The managed rule through which Step Functions learns that a .sync child execution ended.
 SYNC_EVENTS_RULE: Final = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
 LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
-
-
-@dataclass(frozen=True)
-class References:
-    """What one ASL file needs from the rest of the stack."""
-
-    functions: frozenset[str]  # ${<Logical>FunctionArn}
-    machines: frozenset[str]  # ${<Logical>StateMachineArn}
-    started: frozenset[str]  # machines its startExecution tasks start, itself included
-    awaited: frozenset[str]  # those of them it waits for (.sync, .sync:2)
-
-
-def _named(placeholder: str, suffix: str, known: Mapping[str, str]) -> str | None:
-    """The logical name in `<Logical><suffix>`, if it is one of `known`."""
-    logical = placeholder.removesuffix(suffix)
-    return logical if placeholder.endswith(suffix) and logical in known else None
-
-
-def read_references(logical: str, path: Path) -> References:
-    text = path.read_text()
-    functions: set[str] = set()
-    machines: set[str] = set()
-    for name in set(PLACEHOLDER.findall(text)):
-        function = _named(name, FUNCTION_ARN, names.HANDLERS)
-        machine = _named(name, STATE_MACHINE_ARN, names.STATE_MACHINES)
-        if function:
-            functions.add(function)
-        elif machine == logical:
-            raise ValueError(
-                f"{path}: ${{{name}}} is the machine's own ARN, a circular reference in "
-                "CloudFormation; use $$.StateMachine.Id"
-            )
-        elif machine:
-            machines.add(machine)
-        else:
-            raise ValueError(
-                f"{path}: unknown placeholder ${{{name}}}; expected ${{<Logical>{FUNCTION_ARN}}} "
-                f"for {sorted(names.HANDLERS)} or ${{<Logical>{STATE_MACHINE_ARN}}} for "
-                f"{sorted(names.STATE_MACHINES)}"
-            )
-    started: set[str] = set()
-    awaited: set[str] = set()
-    for state_name, task in _tasks(json.loads(text)["States"], path):
-        resource = str(task.get("Resource", ""))
-        if resource.startswith(START_EXECUTION):
-            target = _started_machine(logical, task, f"{path}: state {state_name!r}")
-            started.add(target)
-            if resource.removeprefix(START_EXECUTION).startswith(".sync"):
-                awaited.add(target)
-    return References(
-        functions=frozenset(functions),
-        machines=frozenset(machines),
-        started=frozenset(started),
-        awaited=frozenset(awaited),
-    )
-
-
-def _tasks(states: Mapping[str, Any], path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for name, state in states.items():
-        if state.get("Type") == "Task":
-            yield name, state
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            if processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
-                raise ValueError(
-                    f"{path}: state {name!r} is a Distributed Map, whose permissions "
-                    "infra/workflow.py does not derive yet"
-                )
-            yield from _tasks(processor["States"], path)
-        for branch in state.get("Branches", []):
-            yield from _tasks(branch["States"], path)
-
-
-def _started_machine(logical: str, task: Mapping[str, Any], where: str) -> str:
-    parameters = task.get("Parameters") or task.get("Arguments") or {}
-    arn = parameters.get("StateMachineArn", parameters.get("StateMachineArn.$", ""))
-    if OWN_ARN.match(arn):
-        return logical
-    placeholder = PLACEHOLDER.fullmatch(arn)
-    started = placeholder and _named(placeholder[1], STATE_MACHINE_ARN, names.STATE_MACHINES)
-    if started:
-        return started
-    raise ValueError(
-        f"{where}: cannot tell which state machine it starts from {arn!r}; use "
-        f"${{<Logical>{STATE_MACHINE_ARN}}} or $$.StateMachine.Id"
-    )
-
-
-def creation_order(references: Mapping[str, References]) -> list[str]:
-    """Children before parents, so that a parent can be given its children's ARNs."""
-    graph = {logical: refs.machines for logical, refs in references.items()}
-    try:
-        return list(TopologicalSorter(graph).static_order())
-    except CycleError as error:
-        raise ValueError(f"state machines name each other in a cycle: {error.args[1]}") from None
 
 
 class Workflow(Construct):
@@ -143,24 +44,19 @@ class Workflow(Construct):
         *,
         prefix: str,
         functions: Mapping[str, lambda_.IFunction],
-        definitions_dir: Path,
     ) -> None:
         super().__init__(scope, construct_id)
         self._prefix = prefix
-        paths = {logical: definitions_dir / file for logical, file in names.STATE_MACHINES.items()}
-        self.references = {
-            logical: read_references(logical, path) for logical, path in paths.items()
-        }
+        self.references = all_references()
         self.state_machines: dict[str, sfn.StateMachine] = {}
-        for logical in creation_order(self.references):
+        for logical in creation_order(self.references):  # children first
             self.state_machines[logical] = self._state_machine(
-                logical, paths[logical], self.references[logical], functions
+                logical, self.references[logical], functions
             )
 
     def _state_machine(
         self,
         logical: str,
-        path: Path,
         references: References,
         functions: Mapping[str, lambda_.IFunction],
     ) -> sfn.StateMachine:
@@ -176,18 +72,13 @@ class Workflow(Construct):
             self,
             logical,
             state_machine_name=name,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(path.read_text()),
-            definition_substitutions={
-                **{
-                    f"{function}{FUNCTION_ARN}": functions[function].function_arn
-                    for function in references.functions
-                },
-                **{
-                    f"{other}{STATE_MACHINE_ARN}": self.state_machines[other].state_machine_arn
-                    for other in references.machines
-                },
-            },
+            state_machine_type=sfn.StateMachineType[STATE_MACHINES[logical].type],
+            definition_body=sfn.DefinitionBody.from_string(definition_text(logical)),
+            definition_substitutions=substitutions(
+                references,
+                {function: fn.function_arn for function, fn in functions.items()},
+                {other: made.state_machine_arn for other, made in self.state_machines.items()},
+            ),
             logs=sfn.LogOptions(
                 destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),

@@ -1,8 +1,11 @@
 """An emulated AWS account shaped exactly like the deployed stack.
 
-Same table, bucket, function and state machine names (from ``trainer.contract.names``), the same
-environment for the functions, the same ASL files with the same substitutions. Code that talks to
-"an account" through boto3 — the CLI, the tests — cannot tell which one it has.
+Built from the contract the stack is built from (``trainer.contract``): the same function names,
+handlers, sizes, runtime and environment (``functions``, ``environment``), the same table keys,
+TTL and bucket lifecycle rules (``storage``), the same ASL files, created in the same order with
+the same substitutions (``statemachines``). Code that talks to "an account" through boto3 — the
+CLI, the tests — cannot tell which one it has. ``tests/engine/test_engine_matches_stack.py``
+compares this account with the synthesized stack.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ import os
 import warnings
 import zipfile
 from contextlib import ExitStack
-from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import boto3
 from moto import mock_aws
@@ -27,42 +29,27 @@ from stepnet.engine.runtime import LambdaRuntime
 from trainer import settings
 from trainer.contract import names
 from trainer.contract.environment import FunctionEnvironment
+from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec
+from trainer.contract.statemachines import (
+    STATE_MACHINES,
+    creation_order,
+    definition_text,
+    read_references,
+    render,
+    substitutions,
+)
+from trainer.contract.storage import DATA_BUCKET, RUNS_TABLE, TENSORS_TABLE
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
-STATEMACHINE_DIR = Path(__file__).resolve().parents[2] / "statemachine"
-
-
-def resource_names(stack_name: str) -> dict[str, str]:
-    """The physical names the stack gives its tables and bucket."""
-    return {
-        "runs_table": f"{stack_name}-runs",
-        "tensors_table": f"{stack_name}-tensors",
-        "bucket": f"{stack_name}-data-{ACCOUNT_ID}",
-    }
+# The one setting the engine chooses differently from the stack's default (INFO): its handlers
+# run in the caller's process (the CLI, a test), whose output their INFO lines would flood.
+LOG_LEVEL: Final = "WARNING"
 
 
 def function_environment(resources: dict[str, str]) -> dict[str, str]:
     """The environment every function gets, as in the stack."""
-    return FunctionEnvironment(**resources, log_level="WARNING").to_env()
-
-
-def substitutions(function_arns: dict[str, str], machine_arns: dict[str, str]) -> dict[str, str]:
-    """Placeholder → value, exactly as the stack's ``definition_substitutions``."""
-    values = {f"{logical}FunctionArn": arn for logical, arn in function_arns.items()}
-    values |= {f"{logical}StateMachineArn": arn for logical, arn in machine_arns.items()}
-    return values
-
-
-def render_definition(path: Path, values: dict[str, str]) -> str:
-    """The ASL file with every ``${Name}`` placeholder filled; unknown placeholders fail."""
-    import re
-
-    text = path.read_text()
-    missing = sorted(set(re.findall(r"\$\{(\w+)\}", text)) - set(values))
-    if missing:
-        raise KeyError(f"{path.name}: no substitution for {missing}")
-    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+    return FunctionEnvironment(**resources, log_level=LOG_LEVEL).to_env()
 
 
 class LocalAccount:
@@ -135,45 +122,41 @@ class LocalAccount:
         from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
         backend = stepfunctions_parser_backends[ACCOUNT_ID][REGION]
-        events: list[dict[str, Any]] = backend.get_execution_history(execution_arn)["events"]
-        return events
+        events: list[Any] = backend.get_execution_history(execution_arn)["events"]
+        return [dict(event) for event in events]
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
 
     def _deploy(self) -> StackResources:
-        resources = resource_names(self.stack_name)
-        create_tables_and_bucket(
-            self.client("dynamodb"),
-            self.client("s3"),
-            runs_table=resources["runs_table"],
-            tensors_table=resources["tensors_table"],
-            bucket=resources["bucket"],
-        )
-        environment = function_environment(resources)
+        physical = {
+            "runs_table": RUNS_TABLE.physical_name(self.stack_name),
+            "tensors_table": TENSORS_TABLE.physical_name(self.stack_name),
+            "bucket": DATA_BUCKET.physical_name(self.stack_name, ACCOUNT_ID),
+        }
+        create_tables_and_bucket(self.client("dynamodb"), self.client("s3"), **physical)
+        environment = function_environment(physical)
         os.environ.update(environment)  # in-process handlers read the functions' environment
         _reset_handler_caches()
         role = self._role()
         function_arns = {
-            logical: self._function(logical, handler, role, environment)
-            for logical, handler in names.HANDLERS.items()
+            logical: self._function(logical, spec, role, environment)
+            for logical, spec in FUNCTIONS.items()
         }
         machine_arns: dict[str, str] = {}
-        for logical, file_name in names.STATE_MACHINES.items():  # children first
-            definition = render_definition(
-                STATEMACHINE_DIR / file_name, substitutions(function_arns, machine_arns)
-            )
+        for logical in creation_order():  # children first: a parent is given their ARNs
+            values = substitutions(read_references(logical), function_arns, machine_arns)
             machine_arns[logical] = self.client("stepfunctions").create_state_machine(
                 name=names.state_machine_name(self.stack_name, logical),
-                definition=definition,
+                definition=render(definition_text(logical), values),
                 roleArn=role,
-                type="STANDARD",
+                type=STATE_MACHINES[logical].type,
             )["stateMachineArn"]
         resources = StackResources(
             stack_name=self.stack_name,
             region=REGION,
             training_arn=machine_arns["Training"],
-            **resources,
+            **physical,
         )
         self._stack_outputs(resources)
         return resources
@@ -210,23 +193,27 @@ class LocalAccount:
                 }
             ],
         }
-        return self.client("iam").create_role(
-            RoleName=f"{self.stack_name}-local", AssumeRolePolicyDocument=json.dumps(trust)
-        )["Role"]["Arn"]
+        return str(
+            self.client("iam").create_role(
+                RoleName=f"{self.stack_name}-local", AssumeRolePolicyDocument=json.dumps(trust)
+            )["Role"]["Arn"]
+        )
 
-    def _function(self, logical: str, handler: str, role: str, environment: dict[str, str]) -> str:
+    def _function(
+        self, logical: str, spec: FunctionSpec, role: str, environment: dict[str, str]
+    ) -> str:
         name = names.function_name(self.stack_name, logical)
-        self.runtime.register(name, handler)
+        self.runtime.register(name, spec.handler)
         response = self.client("lambda").create_function(
             FunctionName=name,
-            Runtime="python3.12",
-            Architectures=["arm64"],
+            Runtime=LAMBDA_RUNTIME,
+            Architectures=[LAMBDA_ARCHITECTURE],
             Role=role,
-            Handler=handler,
+            Handler=spec.handler,
             Code={"ZipFile": _placeholder_zip()},
             Environment={"Variables": environment},
-            MemorySize=names.FUNCTION_SIZES[logical][0],
-            Timeout=names.FUNCTION_SIZES[logical][1],
+            MemorySize=spec.memory_mb,
+            Timeout=spec.timeout_s,
         )
         return str(response["FunctionArn"])
 

@@ -1,81 +1,65 @@
 """Create the store's tables and bucket: for tests and the local engine's emulated account.
 
-The definitions here are the contract the CDK stack declares too (keep them in step):
-
-* runs table: PAY_PER_REQUEST, partition key RUNS_PK (S), sort key RUNS_SK (S), no TTL;
-* tensors table: PAY_PER_REQUEST, partition key TENSORS_PK (S), TTL on TENSORS_TTL_ATTRIBUTE;
-* bucket: objects under S3_SCRATCH_PREFIX expire after SCRATCH_EXPIRY_DAYS; incomplete
-  multipart uploads are aborted after a day (infra/storage.py declares the same two rules).
-
-(The stack also turns on point-in-time recovery, encryption and access logging; those do not
-change what the store sees and are not emulated.)
+Built from ``trainer.contract.storage``, the values the CDK stack declares too: each table of
+``TABLES`` with its keys, billing mode and TTL, and the data bucket with the lifecycle rules of
+``DATA_BUCKET``. (The stack also turns on point-in-time recovery, encryption and access logging;
+those do not change what the store sees and are not emulated.)
 
 Every step is idempotent: running it against an account that already has them is fine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from trainer.contract.names import (
-    RUNS_PK,
-    RUNS_SK,
-    S3_SCRATCH_PREFIX,
-    SCRATCH_EXPIRY_DAYS,
-    TENSORS_PK,
-    TENSORS_TTL_ATTRIBUTE,
+from trainer.contract.storage import (
+    DATA_BUCKET,
+    KEY_ATTRIBUTE_TYPE,
+    TABLES,
+    LifecycleRule,
+    TableName,
+    TableSpec,
 )
 
-SCRATCH_LIFECYCLE_RULE_ID = "expire-scratch-tensors"
-MULTIPART_LIFECYCLE_RULE_ID = "abort-incomplete-multipart-uploads"
 
-
-def runs_table_definition(name: str) -> dict[str, Any]:
-    """``CreateTable`` arguments of the runs table."""
+def table_definition(spec: TableSpec, name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of a table (its TTL is set separately)."""
+    keys = spec.key_schema()
     return {
         "TableName": name,
-        "BillingMode": "PAY_PER_REQUEST",
+        "BillingMode": spec.billing_mode,
         "AttributeDefinitions": [
-            {"AttributeName": RUNS_PK, "AttributeType": "S"},
-            {"AttributeName": RUNS_SK, "AttributeType": "S"},
+            {"AttributeName": attribute, "AttributeType": KEY_ATTRIBUTE_TYPE}
+            for attribute, _ in keys
         ],
-        "KeySchema": [
-            {"AttributeName": RUNS_PK, "KeyType": "HASH"},
-            {"AttributeName": RUNS_SK, "KeyType": "RANGE"},
-        ],
+        "KeySchema": [{"AttributeName": attribute, "KeyType": kind} for attribute, kind in keys],
     }
 
 
-def tensors_table_definition(name: str) -> dict[str, Any]:
-    """``CreateTable`` arguments of the tensors table (TTL is set separately)."""
-    return {
-        "TableName": name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": TENSORS_PK, "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": TENSORS_PK, "KeyType": "HASH"}],
+def lifecycle_rule(rule: LifecycleRule) -> dict[str, Any]:
+    """One rule of ``PutBucketLifecycleConfiguration``."""
+    document: dict[str, Any] = {
+        "ID": rule.id,
+        "Filter": {"Prefix": rule.prefix},
+        "Status": "Enabled",
     }
+    if rule.expiration_days is not None:
+        document["Expiration"] = {"Days": rule.expiration_days}
+    if rule.abort_multipart_days is not None:
+        document["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": rule.abort_multipart_days
+        }
+    return document
 
 
-def scratch_lifecycle_configuration() -> dict[str, Any]:
-    """``PutBucketLifecycleConfiguration`` rules of the bucket."""
-    return {
-        "Rules": [
-            {
-                "ID": SCRATCH_LIFECYCLE_RULE_ID,
-                "Filter": {"Prefix": S3_SCRATCH_PREFIX},
-                "Status": "Enabled",
-                "Expiration": {"Days": SCRATCH_EXPIRY_DAYS},
-            },
-            {
-                "ID": MULTIPART_LIFECYCLE_RULE_ID,
-                "Filter": {"Prefix": ""},
-                "Status": "Enabled",
-                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-            },
-        ]
-    }
+def lifecycle_configuration(
+    rules: Iterable[LifecycleRule] = DATA_BUCKET.lifecycle_rules,
+) -> dict[str, Any]:
+    """``PutBucketLifecycleConfiguration`` rules of the data bucket."""
+    return {"Rules": [lifecycle_rule(rule) for rule in rules]}
 
 
 def _create_table(dynamodb_client: Any, definition: dict[str, Any]) -> None:
@@ -112,7 +96,7 @@ def _create_bucket(s3_client: Any, bucket: str) -> None:
         if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
             raise
     s3_client.put_bucket_lifecycle_configuration(
-        Bucket=bucket, LifecycleConfiguration=scratch_lifecycle_configuration()
+        Bucket=bucket, LifecycleConfiguration=lifecycle_configuration()
     )
 
 
@@ -120,7 +104,9 @@ def create_tables_and_bucket(
     dynamodb_client: Any, s3_client: Any, runs_table: str, tensors_table: str, bucket: str
 ) -> None:
     """Create (or leave as they are) the runs table, the tensors table and the bucket."""
-    _create_table(dynamodb_client, runs_table_definition(runs_table))
-    _create_table(dynamodb_client, tensors_table_definition(tensors_table))
-    _enable_ttl(dynamodb_client, tensors_table, TENSORS_TTL_ATTRIBUTE)
+    table_names: dict[TableName, str] = {"runs": runs_table, "tensors": tensors_table}
+    for table, spec in TABLES.items():
+        _create_table(dynamodb_client, table_definition(spec, table_names[table]))
+        if spec.ttl_attribute is not None:
+            _enable_ttl(dynamodb_client, table_names[table], spec.ttl_attribute)
     _create_bucket(s3_client, bucket)

@@ -26,10 +26,6 @@ OUTPUTS = {"model.npz", "model.json", "metrics.json"}
 NOT_RUNTIME = {"sklearn", "matplotlib", "torch", "bench"}  # dev and bench extras, the bench
 
 
-class AslNotInstalledError(Exception):
-    """``stepnet local`` looked for the ASL files beside the package, where a wheel has none."""
-
-
 def _run(command: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     return subprocess.run(
@@ -131,19 +127,10 @@ def test_reference_and_cost_run_from_anywhere(venv: Path, elsewhere: Path) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AslNotInstalledError,
-    reason='stepnet/engine/account.py still reads Path(__file__).parents[2] / "statemachine", '
-    "which an installed wheel does not have (the ASL ships as trainer.contract.statemachine "
-    "package data; the engine is moving to importlib.resources)",
-)
 def test_local_runs_from_anywhere(venv: Path, elsewhere: Path) -> None:
     # When the installed command trains on the local engine
     result = _run([str(venv / "bin" / "stepnet"), "local", "digits.json", "--out", "o"], elsewhere)
 
     # Then it succeeds and writes the model, its document and the metrics
-    if result.returncode != 0 and "site-packages/statemachine/" in result.stderr:
-        raise AslNotInstalledError(result.stderr.strip().splitlines()[-1])
     assert result.returncode == 0, result.stdout + result.stderr
     assert {p.name for p in (elsewhere / "o").iterdir()} >= OUTPUTS

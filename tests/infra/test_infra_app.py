@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from trainer.contract import names
+from trainer.contract.functions import FUNCTIONS
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -46,6 +47,6 @@ def test_app_synthesizes_the_named_stack_with_cdk_nag(
         for r in template["Resources"].values()
         if r["Type"] == "AWS::Lambda::Function"
     }
-    assert deployed == {names.function_name("stepnet-ci", logical) for logical in names.HANDLERS}
+    assert deployed == {names.function_name("stepnet-ci", logical) for logical in FUNCTIONS}
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert report["pluginReports"] == []

@@ -1,13 +1,16 @@
-"""The Lambda functions: one per handler, arm64, sized by the spec table or by context."""
+"""The Lambda functions: one per handler, arm64, sized by the spec table or by context, each
+role allowed exactly its function's grants."""
 
+import json
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Template
 
-from infra.functions import FUNCTION_SPECS, RUNTIME
+from infra.functions import ARCHITECTURE, RUNTIME, sized_specs
 from trainer.contract import names
 from trainer.contract.environment import VARIABLES
+from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 
 pytestmark = pytest.mark.infra
 
@@ -17,12 +20,12 @@ def _functions_by_name(template: Template) -> dict[str, dict[str, Any]]:
     return {f["Properties"]["FunctionName"]: f["Properties"] for f in functions.values()}
 
 
-def test_spec_table_sizes_exactly_the_handlers() -> None:
-    # Given / When / Then
-    assert set(FUNCTION_SPECS) == set(names.HANDLERS)
-    assert {logical: spec.handler for logical, spec in FUNCTION_SPECS.items()} == dict(
-        names.HANDLERS
-    )
+def test_without_overrides_the_specs_are_the_contracts() -> None:
+    # Given / When
+    specs = sized_specs()
+
+    # Then
+    assert specs == dict(FUNCTIONS)
 
 
 def test_one_function_per_handler_named_from_the_stack(template: Template, stack: Any) -> None:
@@ -31,22 +34,22 @@ def test_one_function_per_handler_named_from_the_stack(template: Template, stack
     functions = _functions_by_name(template)
 
     # Then
-    template.resource_count_is("AWS::Lambda::Function", len(names.HANDLERS))
+    template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS))
     assert {name: f["Handler"] for name, f in functions.items()} == {
-        names.function_name(stack.stack_name, logical): handler
-        for logical, handler in names.HANDLERS.items()
+        names.function_name(stack.stack_name, logical): spec.handler
+        for logical, spec in FUNCTIONS.items()
     }
 
 
 def test_functions_run_python_on_arm64_with_active_tracing(template: Template) -> None:
     # Given the synthesized stack
     # When / Then
-    assert RUNTIME.name == "python3.14"
+    assert (RUNTIME.name, ARCHITECTURE.name) == (LAMBDA_RUNTIME, LAMBDA_ARCHITECTURE)
     template.all_resources_properties(
         "AWS::Lambda::Function",
         {
             "Architectures": ["arm64"],
-            "Runtime": RUNTIME.name,
+            "Runtime": "python3.14",
             "TracingConfig": {"Mode": "Active"},
         },
     )
@@ -58,7 +61,7 @@ def test_functions_are_sized_by_the_spec_table(template: Template, stack: Any) -
     functions = _functions_by_name(template)
 
     # Then
-    for logical, spec in FUNCTION_SPECS.items():
+    for logical, spec in FUNCTIONS.items():
         function = functions[names.function_name(stack.stack_name, logical)]
         assert (function["MemorySize"], function["Timeout"]) == (spec.memory_mb, spec.timeout_s)
 
@@ -89,7 +92,7 @@ def test_environment_names_the_tables_bucket_and_service(
                     VARIABLES["runs_table"]: {"Ref": tables[names.RUNS_PK]},
                     VARIABLES["tensors_table"]: {"Ref": tables[names.TENSORS_PK]},
                     VARIABLES["bucket"]: {"Ref": data_bucket},
-                    VARIABLES["scratch_ttl_hours"]: "24",
+                    VARIABLES["scratch_ttl_hours"]: str(names.SCRATCH_TTL_HOURS),
                     VARIABLES["inline_limit_bytes"]: str(names.INLINE_LIMIT_BYTES),
                     VARIABLES["history_event_budget"]: str(names.HISTORY_EVENT_BUDGET),
                     VARIABLES["service_name"]: names.SERVICE_NAME,
@@ -113,8 +116,8 @@ def test_context_overrides_memory_and_timeout_of_one_function(make_stack: Any) -
     cost = functions[names.function_name(stack.stack_name, "Loss")]
     assert (forward["MemorySize"], forward["Timeout"]) == (3008, 600)
     assert (cost["MemorySize"], cost["Timeout"]) == (
-        FUNCTION_SPECS["Loss"].memory_mb,
-        FUNCTION_SPECS["Loss"].timeout_s,
+        FUNCTIONS["Loss"].memory_mb,
+        FUNCTIONS["Loss"].timeout_s,
     )
 
 
@@ -135,45 +138,107 @@ def test_context_overrides_are_validated(
         make_stack(overrides)
 
 
-def test_function_roles_use_no_managed_policy_and_reach_only_the_stack_storage(
-    template: Template, resources: dict[str, Any]
+def test_context_sets_the_scratch_ttl_and_the_log_level(make_stack: Any) -> None:
+    # Given deployment options the contract has defaults for
+    overrides = {"scratch_ttl_hours": "48", "log_level": "DEBUG"}
+
+    # When
+    stack = make_stack(overrides)
+    functions = _functions_by_name(Template.from_stack(stack))
+
+    # Then
+    for function in functions.values():
+        variables = function["Environment"]["Variables"]
+        assert variables[VARIABLES["scratch_ttl_hours"]] == "48"
+        assert variables[VARIABLES["log_level"]] == "DEBUG"
+
+
+def _allowed(resources: dict[str, Any], role: str) -> set[tuple[str, str]]:
+    """Every (action, resource) the role's policies allow, the resource as JSON."""
+    allowed = set()
+    for resource in resources.values():
+        if (
+            resource["Type"] != "AWS::IAM::Policy"
+            or {"Ref": role} not in resource["Properties"]["Roles"]
+        ):
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"]
+            targets = statement["Resource"]
+            for action in actions if isinstance(actions, list) else [actions]:
+                for target in targets if isinstance(targets, list) else [targets]:
+                    allowed.add((action, json.dumps(target, sort_keys=True)))
+    return allowed
+
+
+@pytest.mark.parametrize("logical", list(FUNCTIONS))
+def test_each_role_is_allowed_exactly_its_functions_grants(
+    logical: str, stack: Any, resources: dict[str, Any], logical_id_named: Any
 ) -> None:
-    # Given the functions' roles
-    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in _functions_by_name_raw(resources)}
-    tables = [lid for lid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
+    # Given the function's role, and the contract's grants spelled as IAM
+    function_id = logical_id_named(
+        "AWS::Lambda::Function", "FunctionName", names.function_name(stack.stack_name, logical)
+    )
+    role = resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    tables = {
+        next(
+            k["AttributeName"] for k in r["Properties"]["KeySchema"] if k["KeyType"] == "HASH"
+        ): lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::DynamoDB::Table"
+    }
+    table_ids = {"runs": tables[names.RUNS_PK], "tensors": tables[names.TENSORS_PK]}
+    bucket = next(
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::S3::Bucket" and "LoggingConfiguration" in r["Properties"]
+    )
+    grants = FUNCTIONS[logical].grants
+    bucket_arn = {"Fn::GetAtt": [bucket, "Arn"]}
+    expected = {
+        (action, json.dumps({"Fn::GetAtt": [table_ids[table], "Arn"]}, sort_keys=True))
+        for table, actions in grants.tables.items()
+        for action in actions
+    } | {
+        (action, json.dumps({"Fn::Join": ["", [bucket_arn, f"/{prefix}*"]]}, sort_keys=True))
+        for prefix, actions in grants.objects.items()
+        for action in actions
+    }
+    if grants.lists_bucket:
+        expected.add(("s3:ListBucket", json.dumps(bucket_arn, sort_keys=True)))
 
-    # When / Then
-    for role in roles:
-        assert "ManagedPolicyArns" not in resources[role]["Properties"]
-        template.has_resource_properties(
-            "AWS::IAM::Policy",
-            {
-                "Roles": [{"Ref": role}],
-                "PolicyDocument": {
-                    "Statement": Match.array_with(
-                        [
-                            Match.object_like(
-                                {
-                                    "Action": Match.array_with(
-                                        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
-                                    ),
-                                    "Resource": [{"Fn::GetAtt": [t, "Arn"]} for t in tables],
-                                }
-                            ),
-                            Match.object_like(
-                                {
-                                    "Action": Match.array_with(["s3:GetObject", "s3:PutObject"]),
-                                    "Resource": {
-                                        "Fn::Join": ["", [Match.any_value(), "/*"]],
-                                    },
-                                }
-                            ),
-                        ]
-                    )
-                },
-            },
-        )
+    # When (its log group and X-Ray are the same for every function)
+    storage = {
+        (action, target)
+        for action, target in _allowed(resources, role)
+        if not action.startswith(("logs:", "xray:"))
+    }
+
+    # Then
+    assert "ManagedPolicyArns" not in resources[role]["Properties"]
+    assert storage == expected
 
 
-def _functions_by_name_raw(resources: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+def test_no_role_may_delete_or_scan(resources: dict[str, Any]) -> None:
+    # Given every function role's allowed actions
+    roles = {
+        r["Properties"]["Role"]["Fn::GetAtt"][0]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+
+    # When
+    actions = {action for role in roles for action, _ in _allowed(resources, role)}
+
+    # Then (no handler deletes, scans, updates in place or writes in batches)
+    assert actions.isdisjoint(
+        {
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+            "dynamodb:DeleteItem",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+            "dynamodb:BatchWriteItem",
+        }
+    )

@@ -10,18 +10,18 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.paths import STATEMACHINE_DIR
 from trainer.contract import names
+from trainer.contract.statemachines import STATE_MACHINES, definition_text
 
 pytestmark = pytest.mark.infra
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 START_EXECUTION = "arn:aws:states:::states:startExecution"
-LOGICALS = sorted(names.STATE_MACHINES)
+LOGICALS = sorted(STATE_MACHINES)
 
 
 def _asl(logical: str) -> str:
-    return (STATEMACHINE_DIR / names.STATE_MACHINES[logical]).read_text()
+    return definition_text(logical)
 
 
 def _placeholders(logical: str) -> set[str]:
@@ -98,7 +98,7 @@ def machines(resources: dict[str, Any], stack: Any) -> dict[str, tuple[str, dict
     }
     return {
         logical: by_name[names.state_machine_name(stack.stack_name, logical)]
-        for logical in names.STATE_MACHINES
+        for logical in STATE_MACHINES
     }
 
 
@@ -151,7 +151,7 @@ def _allowed(statements: list[dict[str, Any]], action: str) -> list[Any]:
 def test_one_standard_machine_per_asl_file(template: Template, machines: dict[str, Any]) -> None:
     # Given the synthesized stack
     # When / Then
-    template.resource_count_is("AWS::StepFunctions::StateMachine", len(names.STATE_MACHINES))
+    template.resource_count_is("AWS::StepFunctions::StateMachine", len(STATE_MACHINES))
     assert {properties["StateMachineType"] for _, properties in machines.values()} == {"STANDARD"}
 
 

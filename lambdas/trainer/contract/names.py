@@ -1,7 +1,10 @@
 """Names shared by the Lambda code, the CDK stack and the local engine.
 
-One module so that the emulated account cannot drift from the deployed one: every table,
-key attribute, environment variable, function and state machine name is spelled here once.
+One module so that the emulated account cannot drift from the deployed one: every key
+attribute, object prefix, limit and resource name pattern is spelled here once. What is built
+from them lives beside it: the functions (``functions.py``), their environment
+(``environment.py``), the tables and the bucket (``storage.py``) and the state machines
+(``statemachines.py``).
 """
 
 from typing import Final
@@ -22,11 +25,12 @@ TENSORS_TTL_ATTRIBUTE: Final = "expires_at"
 
 # --- S3 layout (prefixes under the one bucket) -------------------------------------------------
 S3_DATASETS_PREFIX: Final = "datasets/"  # uploaded by the CLI: datasets/<name>.npz|.csv
-S3_RUNS_PREFIX: Final = "runs/"  # runs/<run_id>/data/train.npz, runs/<run_id>/model/...
+S3_RUNS_PREFIX: Final = "runs/"  # runs/<run_id>/model/: the exported model, from Finalize
 S3_TENSORS_PREFIX: Final = "tensors/"  # spilled tensor bundles, same key as in DynamoDB
 S3_SCRATCH_PREFIX: Final = "tensors/scratch/"  # expired by a lifecycle rule
-SCRATCH_EXPIRY_DAYS: Final = 1
-# Scratch items in the tensors table expire (DynamoDB TTL) this long after they are written.
+SCRATCH_EXPIRY_DAYS: Final = 1  # the bucket's lifecycle rule (storage.DATA_BUCKET)
+# Scratch items in the tensors table expire (DynamoDB TTL) this long after they are written: the
+# one default of the functions' STEPNET_SCRATCH_TTL_HOURS, as long as S3 keeps scratch objects.
 SCRATCH_TTL_HOURS: Final = 24 * SCRATCH_EXPIRY_DAYS
 
 # --- Tensor bundles: inline in DynamoDB, or spilled to S3 ---------------------------------------
@@ -38,43 +42,6 @@ SCRATCH_TTL_HOURS: Final = 24 * SCRATCH_EXPIRY_DAYS
 # item limit) to trade dollars for the latency of S3 requests.
 INLINE_LIMIT_BYTES: Final = 10 * 1024
 MAX_INLINE_LIMIT_BYTES: Final = 390_000
-
-# --- Lambda functions: logical name -> handler module -----------------------------------------
-HANDLERS: Final = {
-    "Initialize": "trainer.handlers.initialize.handler",
-    "Plan": "trainer.handlers.plan.handler",
-    "Forward": "trainer.handlers.forward.handler",
-    "Loss": "trainer.handlers.loss.handler",
-    "Backward": "trainer.handlers.backward.handler",
-    "Update": "trainer.handlers.update.handler",
-    "Evaluate": "trainer.handlers.evaluate.handler",
-    "Finalize": "trainer.handlers.finalize.handler",
-    # fused mode: one invocation runs every layer of a micro-batch (forward, cost, backward)
-    "Gradients": "trainer.handlers.gradients.handler",
-}
-
-# Memory (MB) and timeout (s) per function, shared by the stack, the local engine and the cost
-# model. 1769 MB is one full vCPU: numpy's matrix products are CPU-bound. Initialize loads the
-# dataset, Evaluate runs the whole training and validation sets, Gradients every layer of a
-# micro-batch (fused mode). The stack lets CDK context override them per deployment.
-FUNCTION_SIZES: Final = {
-    "Initialize": (1769, 300),
-    "Plan": (512, 60),
-    "Forward": (1769, 300),
-    "Loss": (1024, 120),
-    "Backward": (1769, 300),
-    "Update": (1024, 120),
-    "Evaluate": (1769, 300),
-    "Finalize": (1024, 120),
-    "Gradients": (1769, 300),
-}
-
-# --- State machines: logical name -> ASL file under statemachine/ ------------------------------
-# Children first: a machine's ARN is substituted into its parent's definition.
-STATE_MACHINES: Final = {
-    "Epoch": "epoch.asl.json",  # one execution per epoch (continues itself past a step budget)
-    "Training": "training.asl.json",  # initialize, then one Epoch child per epoch, evaluate
-}
 
 
 # Names the stack and the local engine give things, from a prefix (the stack name).

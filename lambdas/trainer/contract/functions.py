@@ -1,0 +1,274 @@
+"""The Lambda functions: one spec per function, read by the stack, the local engine, the cost
+model and the tests.
+
+A spec says which handler the function runs, how it is sized, in which loop of the workflow it
+runs (its :class:`Scope`) and exactly which table and bucket actions its handler needs (its
+:class:`Grants`, from which the stack writes the function's IAM role). The runtime and the
+architecture are one decision for every function.
+
+Pure (stdlib only): importable by the Lambdas, the engine and the CDK app alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from trainer.contract import names
+from trainer.contract.storage import TableName
+
+# --- runtime ----------------------------------------------------------------------------------
+# The newest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 wants the newest), for which
+# numpy and pydantic-core publish manylinux aarch64 wheels (lambdas/requirements.txt pins them).
+# The tests run on the machine's own CPython (docs/deploy.md says what that leaves untested).
+LAMBDA_RUNTIME: Final = "python3.14"
+LAMBDA_ARCHITECTURE: Final = "arm64"  # ~20% cheaper per GB-second than x86_64
+LAMBDA_PYTHON_VERSION: Final = LAMBDA_RUNTIME.removeprefix("python")  # "3.14", what pip targets
+
+# Lambda's limits on the two sizes a spec (or a deployment's override) sets.
+MEMORY_LIMITS_MB: Final = (128, 10_240)
+TIMEOUT_LIMITS_S: Final = (1, 900)
+
+# --- where a function runs --------------------------------------------------------------------
+Loop = Literal["run", "epoch", "microbatch"]
+Mode = Literal["per_layer", "fused"]
+MODES: Final[tuple[Mode, ...]] = ("per_layer", "fused")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The loop of the workflow a function runs in: once per run, once per epoch or step, or
+    once per micro-batch — and then only in one ``mode`` (the Map's "Fused or per layer?")."""
+
+    loop: Loop
+    mode: Mode | None = None
+
+    def __post_init__(self) -> None:
+        if (self.loop == "microbatch") != (self.mode is not None):
+            raise ValueError(f"a mode belongs to micro-batch functions only: {self}")
+
+
+RUN: Final = Scope("run")  # the Training machine: before the first and after the last epoch
+EPOCH: Final = Scope("epoch")  # per epoch (Plan, Evaluate) or per step of one (Update)
+PER_LAYER: Final = Scope("microbatch", "per_layer")  # per layer and micro-batch
+FUSED: Final = Scope("microbatch", "fused")  # once per micro-batch, every layer
+
+# --- what a function may do to the store ------------------------------------------------------
+TableAction = Literal[
+    "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query"
+]
+ObjectAction = Literal["s3:GetObject", "s3:PutObject"]
+
+GET_ITEM: Final[TableAction] = "dynamodb:GetItem"
+BATCH_GET_ITEM: Final[TableAction] = "dynamodb:BatchGetItem"  # TensorStore.get_many
+PUT_ITEM: Final[TableAction] = "dynamodb:PutItem"  # conditional: write-once, scratch over scratch
+QUERY: Final[TableAction] = "dynamodb:Query"  # RunStore.list_epoch_metrics
+GET_OBJECT: Final[ObjectAction] = "s3:GetObject"  # also what HeadObject needs
+PUT_OBJECT: Final[ObjectAction] = "s3:PutObject"  # also with If-None-Match (write-once spills)
+
+# Object key prefixes a grant may be scoped to ("" is every key of the bucket).
+ANY_KEY: Final = ""
+TENSORS: Final = names.S3_TENSORS_PREFIX  # spilled tensor bundles, scratch ones included
+SCRATCH: Final = names.S3_SCRATCH_PREFIX  # spilled scratch bundles only
+RUNS: Final = names.S3_RUNS_PREFIX  # a run's exported model
+
+
+def _table(*actions: TableAction) -> frozenset[TableAction]:
+    return frozenset(actions)
+
+
+def _objects(*actions: ObjectAction) -> frozenset[ObjectAction]:
+    return frozenset(actions)
+
+
+@dataclass(frozen=True)
+class Grants:
+    """Exactly the table and bucket actions a function's handler calls (``trainer.dal`` and
+    ``trainer.store``), and on what.
+
+    ``tables``: a table of :data:`trainer.contract.storage.TABLES` -> DynamoDB actions.
+    ``objects``: an object key prefix in the data bucket -> S3 actions on the keys below it.
+    """
+
+    tables: Mapping[TableName, frozenset[TableAction]] = field(default_factory=dict)
+    objects: Mapping[str, frozenset[ObjectAction]] = field(default_factory=dict)
+
+    @property
+    def lists_bucket(self) -> bool:
+        """Whether the function also needs ``s3:ListBucket`` on the bucket: it does if it reads
+        objects. The store tells a missing object (404 ``NoSuchKey``: an expired scratch bundle,
+        a dataset URI that names nothing, an object deleted in a race) from a forbidden one, and
+        without ``s3:ListBucket`` S3 answers 403 for a key that does not exist."""
+        return any(GET_OBJECT in actions for actions in self.objects.values())
+
+    def table_actions(self) -> dict[TableName, tuple[TableAction, ...]]:
+        """The DynamoDB actions per table, sorted."""
+        return {table: tuple(sorted(actions)) for table, actions in self.tables.items() if actions}
+
+    def object_actions(self) -> dict[str, tuple[ObjectAction, ...]]:
+        """The S3 object actions per key prefix, sorted."""
+        return {prefix: tuple(sorted(a)) for prefix, a in self.objects.items() if a}
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: its handler (``module.function``), size, scope and grants."""
+
+    handler: str
+    memory_mb: int
+    timeout_s: int
+    scope: Scope
+    grants: Grants
+
+    def __post_init__(self) -> None:
+        low, high = MEMORY_LIMITS_MB
+        if not low <= self.memory_mb <= high:
+            raise ValueError(f"{self.handler}: memory_mb {self.memory_mb} not in [{low}, {high}]")
+        low, high = TIMEOUT_LIMITS_S
+        if not low <= self.timeout_s <= high:
+            raise ValueError(f"{self.handler}: timeout_s {self.timeout_s} not in [{low}, {high}]")
+
+
+# Every function reads the run's config first (RunStore.get_config_json), except Initialize,
+# which writes it.
+_READS_CONFIG: Final = _table(GET_ITEM)
+
+# The functions, in the order a run meets them (Gradients in place of Forward/Loss/Backward in
+# fused mode). Sizes: 1769 MB is one full vCPU, and numpy's matrix products are CPU-bound;
+# Initialize loads the dataset, Evaluate runs the whole training and validation sets, Gradients
+# every layer of a micro-batch. The stack lets CDK context override the sizes per deployment.
+FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
+    "Initialize": FunctionSpec(
+        handler="trainer.handlers.initialize.handler",
+        memory_mb=1769,
+        timeout_s=300,
+        scope=RUN,
+        grants=Grants(
+            # config, dataset facts (write-once: a conditional put, then a read on a retry), status
+            tables={"runs": _table(GET_ITEM, PUT_ITEM), "tensors": _table(GET_ITEM, PUT_ITEM)},
+            objects={
+                # The dataset: any s3:// URI in the stack's bucket (docs/deploy.md), not only
+                # datasets/ where `stepnet start` uploads. Covers HeadObject on tensors/ too.
+                ANY_KEY: _objects(GET_OBJECT),
+                TENSORS: _objects(PUT_OBJECT),  # prepared data, weights and optimizer v0
+            },
+        ),
+    ),
+    "Plan": FunctionSpec(
+        handler="trainer.handlers.plan.handler",
+        memory_mb=512,
+        timeout_s=60,
+        scope=EPOCH,
+        grants=Grants(
+            # reads the training data; writes the micro-batches (scratch) and the schedule
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
+            objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
+        ),
+    ),
+    "Forward": FunctionSpec(
+        handler="trainer.handlers.forward.handler",
+        memory_mb=1769,
+        timeout_s=300,
+        scope=PER_LAYER,
+        grants=Grants(
+            # reads the layer's weights and its input (micro-batch or activation); writes A_l
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
+            objects={TENSORS: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+        ),
+    ),
+    "Loss": FunctionSpec(
+        handler="trainer.handlers.loss.handler",
+        memory_mb=1024,
+        timeout_s=120,
+        scope=PER_LAYER,
+        grants=Grants(
+            # reads the output activation and the micro-batch's Y; writes dZ_L: scratch only
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
+            objects={SCRATCH: _objects(GET_OBJECT, PUT_OBJECT)},
+        ),
+    ),
+    "Backward": FunctionSpec(
+        handler="trainer.handlers.backward.handler",
+        memory_mb=1769,
+        timeout_s=300,
+        scope=PER_LAYER,
+        grants=Grants(
+            # reads dZ_l, the layer's input and weights; writes dW_l, db_l and dZ_{l-1}
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
+            objects={TENSORS: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+        ),
+    ),
+    "Gradients": FunctionSpec(
+        handler="trainer.handlers.gradients.handler",
+        memory_mb=1769,
+        timeout_s=300,
+        scope=FUSED,
+        grants=Grants(
+            # reads the micro-batch and every layer's weights (one batch); writes the gradients
+            tables={
+                "runs": _READS_CONFIG,
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
+            },
+            objects={TENSORS: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+        ),
+    ),
+    "Update": FunctionSpec(
+        handler="trainer.handlers.update.handler",
+        memory_mb=1024,
+        timeout_s=120,
+        scope=EPOCH,
+        grants=Grants(
+            # reads the schedule, weights, optimizer state and gradients; writes version v+1
+            tables={
+                "runs": _READS_CONFIG,
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
+            },
+            objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
+        ),
+    ),
+    "Evaluate": FunctionSpec(
+        handler="trainer.handlers.evaluate.handler",
+        memory_mb=1769,
+        timeout_s=300,
+        scope=EPOCH,
+        grants=Grants(
+            # reads the weights and both data sets; writes the epoch's metrics (write-once)
+            tables={
+                "runs": _table(GET_ITEM, PUT_ITEM),
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM),
+            },
+            objects={TENSORS: _objects(GET_OBJECT)},
+        ),
+    ),
+    "Finalize": FunctionSpec(
+        handler="trainer.handlers.finalize.handler",
+        memory_mb=1024,
+        timeout_s=120,
+        scope=RUN,
+        grants=Grants(
+            # reads the dataset facts, every epoch's metrics and the weights; writes the model
+            # files and the status
+            tables={
+                "runs": _table(GET_ITEM, PUT_ITEM, QUERY),
+                "tensors": _table(BATCH_GET_ITEM),
+            },
+            objects={TENSORS: _objects(GET_OBJECT), RUNS: _objects(PUT_OBJECT)},
+        ),
+    ),
+}
+
+
+def functions_in(loop: Loop, mode: Mode | None = None) -> tuple[str, ...]:
+    """The functions that run in ``loop`` (and, for micro-batch functions, in ``mode`` if
+    given), in :data:`FUNCTIONS` order."""
+    return tuple(
+        logical
+        for logical, spec in FUNCTIONS.items()
+        if spec.scope.loop == loop and (mode is None or spec.scope.mode == mode)
+    )
+
+
+def handler_module(logical: str) -> str:
+    """The module a function's handler lives in, e.g. ``trainer.handlers.forward``."""
+    return FUNCTIONS[logical].handler.rsplit(".", 1)[0]

@@ -1,0 +1,106 @@
+"""Where the store keeps things: the runs table, the tensors table and the data bucket.
+
+The stack (``infra/storage.py``) and the local engine (``stepnet/engine/provision.py``) both
+build them from these values, so they cannot disagree on a key, a TTL or a lifecycle rule.
+What only the deployed stack adds (point-in-time recovery, encryption, access logging) does not
+change what the store sees and is not part of the contract.
+
+Physical names: the stack lets CloudFormation name the tables and the bucket (clients find them
+through the stack's outputs, ``names.STACK_OUTPUTS``); the local engine, which has no
+CloudFormation, names them from the stack name with :meth:`TableSpec.physical_name` and
+:meth:`BucketSpec.physical_name`.
+
+Pure (stdlib only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from trainer.contract import names
+
+TableName = Literal["runs", "tensors"]
+BillingMode = Literal["PAY_PER_REQUEST"]
+KEY_ATTRIBUTE_TYPE: Final = "S"  # every key attribute is a string
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table: its keys, its TTL attribute (if items expire) and its billing mode."""
+
+    name_suffix: str
+    partition_key: str
+    sort_key: str | None = None
+    ttl_attribute: str | None = None
+    billing_mode: BillingMode = "PAY_PER_REQUEST"
+
+    def physical_name(self, stack_name: str) -> str:
+        """The table's name in the local engine's account, e.g. ``stepnet-runs``."""
+        return f"{stack_name}-{self.name_suffix}"
+
+    def key_schema(self) -> tuple[tuple[str, Literal["HASH", "RANGE"]], ...]:
+        """(attribute, key type) of the partition key, then of the sort key if any."""
+        if self.sort_key is None:
+            return ((self.partition_key, "HASH"),)
+        return ((self.partition_key, "HASH"), (self.sort_key, "RANGE"))
+
+
+# One partition per run; the sort key names the record ("config", "status", "epoch#0003").
+RUNS_TABLE: Final = TableSpec(
+    name_suffix="runs", partition_key=names.RUNS_PK, sort_key=names.RUNS_SK
+)
+# One item per tensor bundle, keyed by the bundle's full key; scratch items expire (TTL).
+TENSORS_TABLE: Final = TableSpec(
+    name_suffix="tensors",
+    partition_key=names.TENSORS_PK,
+    ttl_attribute=names.TENSORS_TTL_ATTRIBUTE,
+)
+TABLES: Final[Mapping[TableName, TableSpec]] = {"runs": RUNS_TABLE, "tensors": TENSORS_TABLE}
+
+
+@dataclass(frozen=True)
+class LifecycleRule:
+    """An S3 lifecycle rule on the objects under ``prefix`` ("" for every object)."""
+
+    id: str
+    prefix: str = ""
+    expiration_days: int | None = None
+    abort_multipart_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.expiration_days is None and self.abort_multipart_days is None:
+            raise ValueError(f"lifecycle rule {self.id!r} does nothing")
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """An S3 bucket: its lifecycle rules."""
+
+    name_infix: str
+    lifecycle_rules: tuple[LifecycleRule, ...]
+
+    def physical_name(self, stack_name: str, account_id: str) -> str:
+        """The bucket's name in the local engine's account, e.g. ``stepnet-data-123456789012``."""
+        return f"{stack_name}-{self.name_infix}-{account_id}"
+
+
+# Abandoned multipart uploads are never billed for long (the store itself puts single parts).
+ABORT_INCOMPLETE_MULTIPART_DAYS: Final = 1
+
+# Datasets, spilled tensors (tensors/), their scratch (tensors/scratch/, expired) and models.
+DATA_BUCKET: Final = BucketSpec(
+    name_infix="data",
+    lifecycle_rules=(
+        LifecycleRule(
+            id="expire-scratch-tensors",
+            prefix=names.S3_SCRATCH_PREFIX,
+            expiration_days=names.SCRATCH_EXPIRY_DAYS,
+        ),
+        LifecycleRule(
+            id="abort-incomplete-multipart-uploads",
+            abort_multipart_days=ABORT_INCOMPLETE_MULTIPART_DAYS,
+        ),
+    ),
+)

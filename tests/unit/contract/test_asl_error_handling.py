@@ -1,0 +1,95 @@
+"""Every Task in the shipped ASL files retries transient errors the same way and is caught into a
+Fail state with a readable cause (its own Catch, or the Catch of the Map it runs in: a Catch
+inside a Map iteration could only end that iteration, not the run)."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from trainer.contract.statemachines import STATE_MACHINES, definition_text
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+START_EXECUTION = "arn:aws:states:::states:startExecution"
+# AWS's recommended retry for Lambda tasks (the transient errors of the Lambda service).
+TRANSIENT_LAMBDA_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.TooManyRequestsException",
+}
+# Starting a child execution: throttled, or the SDK call failed on the way.
+TRANSIENT_START_ERRORS = {
+    "StepFunctions.ExecutionLimitExceededException",
+    "StepFunctions.SdkClientException",
+}
+BACKOFF = {"IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL"}
+
+
+Catcher = tuple[list[dict[str, Any]], dict[str, Any]]  # a Catch list, and the states it is in
+
+
+def _tasks(
+    states: dict[str, Any], enclosing: Catcher | None = None
+) -> Iterator[tuple[str, dict[str, Any], Catcher | None, dict[str, Any]]]:
+    """(name, task, the Catch of the nearest enclosing Map or None, the states it is among)."""
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            yield name, state, enclosing, states
+        if state["Type"] == "Map":
+            inner = state.get("ItemProcessor") or state["Iterator"]
+            yield from _tasks(inner["States"], (state.get("Catch", []), states))
+
+
+TASKS = [
+    (logical, name, task, enclosing, states)
+    for logical in STATE_MACHINES
+    for name, task, enclosing, states in _tasks(json.loads(definition_text(logical))["States"])
+]
+IDS = [f"{logical}:{name}" for logical, name, *_ in TASKS]
+
+
+def test_the_files_hold_lambda_and_child_execution_tasks() -> None:
+    # Given / When
+    resources = {task["Resource"].split(".sync")[0] for _, _, task, _, _ in TASKS}
+
+    # Then (a new kind of Task needs its own retry rule here)
+    assert resources == {LAMBDA_INVOKE, START_EXECUTION}
+
+
+@pytest.mark.parametrize(("logical", "name", "task", "enclosing", "states"), TASKS, ids=IDS)
+def test_every_task_retries_its_transient_errors_with_the_shared_backoff(
+    logical: str, name: str, task: dict[str, Any], enclosing: Any, states: dict[str, Any]
+) -> None:
+    # Given the errors that are worth retrying for this kind of task
+    transient = (
+        TRANSIENT_LAMBDA_ERRORS if task["Resource"] == LAMBDA_INVOKE else TRANSIENT_START_ERRORS
+    )
+
+    # When
+    (retry,) = task["Retry"]
+
+    # Then
+    assert set(retry["ErrorEquals"]) == transient
+    assert {key: retry[key] for key in BACKOFF} == BACKOFF
+
+
+@pytest.mark.parametrize(("logical", "name", "task", "enclosing", "states"), TASKS, ids=IDS)
+def test_every_task_is_caught_into_a_fail_state_with_the_error_as_its_cause(
+    logical: str, name: str, task: dict[str, Any], enclosing: Any, states: dict[str, Any]
+) -> None:
+    # Given the task's own Catch, else that of the Map it runs in
+    catch, scope = (task["Catch"], states) if "Catch" in task else (enclosing or ([], states))
+
+    # When
+    everything = [c for c in catch if c["ErrorEquals"] == ["States.ALL"]]
+
+    # Then
+    assert everything, f"{logical}: {name!r} is not caught"
+    (caught,) = everything
+    fail = scope[caught["Next"]]
+    assert fail["Type"] == "Fail"
+    assert fail["Error"].startswith("stepnet.")
+    assert fail["CausePath"] == f"{caught['ResultPath']}.Cause"
