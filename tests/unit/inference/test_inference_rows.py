@@ -190,5 +190,5 @@ def test_too_many_rows_are_refused_before_parsing() -> None:
         parse_csv(b"a,b,c\n1,2,3\n1,2,3\nnot,even,numbers\n", D, K, limits)
     with pytest.raises(InputError, match="3 rows"):
         parse_npz(npz(X=np.zeros((3, 3))), D, K, limits)
-    with pytest.raises(InputError, match="the file has 1,000,001 bytes.*; split: fewer$"):
+    with pytest.raises(InputError, match=r"the file has 1,000,001 bytes.*; split: fewer$"):
         parse_csv(b"x" * (10**6 + 1), D, K, limits)
