@@ -10,6 +10,7 @@ import numpy as np
 
 from inference.model import Prediction
 from inference.output import csv_bytes, csv_header, prediction_document
+from inference.rows import JSON_NUMBER_BYTES, LAMBDA_SYNC_PAYLOAD_BYTES, online_limits
 
 PROBABILITIES = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]], dtype=np.float32) / np.float32(
     1.0001
@@ -94,3 +95,21 @@ def test_the_json_document_holds_exact_values_and_the_model_version() -> None:
         classification["model_version"],
     ) == ("p", "r", 4)
     assert set(regression) == {"pipeline", "run_id", "model_version", "outputs"}
+
+
+def test_the_largest_online_response_fits_lambda_s_6_mb() -> None:
+    # Given the most rows one request may have, each output as long as JSON writes a float32
+    rows = online_limits().max_rows(n_features=1, n_outputs=10)
+    outputs = np.full((rows, 10), -1.2345678e-05, dtype=np.float32)
+    classified = Prediction(outputs=outputs, classes=tuple(range(10)))
+    regressed = Prediction(outputs=outputs, classes=None)
+
+    # When
+    sizes = [
+        len(json.dumps(prediction_document(p, pipeline="p" * 64, run_id="r" * 40, version=10**9)))
+        for p in (classified, regressed)
+    ]
+
+    # Then
+    assert len(json.dumps(float(outputs[0, 0]))) + 2 <= JSON_NUMBER_BYTES
+    assert max(sizes) < LAMBDA_SYNC_PAYLOAD_BYTES
