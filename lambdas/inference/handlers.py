@@ -140,6 +140,13 @@ def batch(event: Event, context: Any = None) -> dict[str, Any]:
     return {"results": [_predict_object(record) for record in event.get("Records", [])]}
 
 
+def _status(error: Exception) -> int:
+    """The HTTP status the error would have online: 400 bad input, 404 no model, 500 else."""
+    if isinstance(error, InputError):
+        return 400
+    return 404 if isinstance(error, NoModelError) else 500
+
+
 def _predict_object(record: dict[str, Any]) -> dict[str, Any]:
     bucket = record["s3"]["bucket"]["name"]
     key = unquote_plus(record["s3"]["object"]["key"])
@@ -161,14 +168,7 @@ def _predict_object(record: dict[str, Any]) -> dict[str, Any]:
         X = parse_file(source.name, data, model.n_features, model.n_outputs, limits)
         body = csv_bytes(model.predict(X), (served.pointer.run_id, served.pointer.version))
     except (InputError, NoModelError, ModelError) as error:
-        status = (
-            400
-            if isinstance(error, InputError)
-            else 404
-            if isinstance(error, NoModelError)
-            else 500
-        )
-        _replace(bucket, source.error_key, _error_body(key, error, status), source.output_key)
+        _replace(bucket, source.error_key, _error_body(key, error), source.output_key)
         logger.warning("%s: %s", key, error)
         return {"input": key, "error": str(error), "error_file": source.error_key}
     _replace(bucket, source.output_key, body, source.error_key, served)
@@ -182,9 +182,9 @@ def _predict_object(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _error_body(key: str, error: Exception, status: int) -> bytes:
+def _error_body(key: str, error: Exception) -> bytes:
     return (
-        json.dumps({"input": key, "status": status, "error": str(error)}, indent=1) + "\n"
+        json.dumps({"input": key, "status": _status(error), "error": str(error)}, indent=1) + "\n"
     ).encode()
 
 
