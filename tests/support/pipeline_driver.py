@@ -3,7 +3,9 @@
 Mirrors ``statemachine/training.asl.json`` (Initialize run -> Train epoch -> Evaluate epoch ->
 More epochs? -> Export model) and ``statemachine/epoch.asl.json`` (Plan epoch -> per step a Map
 over the cursor's micro-batches whose items are built like the Map's ``ItemSelector`` ->
-Update weights -> More steps?). A "Continue in a new execution" goes straight back to
+Update weights -> More steps?). Each micro-batch invokes the functions of its path in
+``trainer.contract.workflow`` (the handlers' results move ``layer`` as the ASL's Choices expect;
+the engine tests run the real Choices). A "Continue in a new execution" goes straight back to
 "Train step" with the same cursor, which is what the continuation execution does.
 
 Every event is a plain dict, as Step Functions delivers it; every result is passed on as-is.
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepnet.engine.runtime import LambdaContext
+from trainer.contract import workflow
 from trainer.contract.functions import FUNCTIONS
 
 Event = dict[str, Any]
@@ -77,15 +80,12 @@ class Pipeline:
         return result
 
     def microbatch(self, task: Event) -> Event:
-        """One Map iteration: "Fused or per layer?" and the states after it."""
-        if task["mode"] == "fused":
-            return self.task("Gradients", task)
-        while task["layer"] <= task["layers"]:  # "Forward done?"
-            task = self.task("Forward", task)
-        task = self.task("Loss", task)
-        self.losses.append(task["loss"])
-        while task["layer"] >= 1:  # "Backward done?"
-            task = self.task("Backward", task)
+        """One Map iteration: the functions of the micro-batch path in the workflow's order
+        (``trainer.contract.workflow``, checked against the ItemProcessor)."""
+        for function in workflow.microbatch_functions(task["mode"], task["layers"]):
+            task = self.task(function, task)
+            if function == "Loss":
+                self.losses.append(task["loss"])
         return task
 
     def train_step(self, cursor: Event) -> Event:

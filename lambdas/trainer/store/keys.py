@@ -15,7 +15,7 @@ Scratch (expire after the scratch TTL)::
     <run_id>/scratch/v000012/mb003/A1        layer 1's activation for micro-batch 3
     <run_id>/scratch/v000012/mb003/dZ2       gradient of the loss w.r.t. layer 2's pre-activation
     <run_id>/scratch/v000012/mb003/grad1     layer 1's parameter gradients
-    <run_id>/scratch/v000012/mb003/loss      the micro-batch's loss
+    <run_id>/scratch/v000012/mb003/grads     fused mode: every layer's gradients in one bundle
     <run_id>/batches/e0003/s000042/mb003     the micro-batch's X and Y
 """
 
@@ -88,11 +88,6 @@ def gradients_key(run_id: str, version: int, microbatch: int) -> str:
     """Every layer's parameter gradients for a micro-batch under ``version``, in one bundle
     (``dW1, db1, dW2, …``), as fused mode writes them. Scratch."""
     return f"{_scratch(run_id, version, microbatch)}/grads"
-
-
-def loss_key(run_id: str, version: int, microbatch: int) -> str:
-    """The loss (and its parts) of a micro-batch under weights ``version``. Scratch."""
-    return f"{_scratch(run_id, version, microbatch)}/loss"
 
 
 def batch_key(run_id: str, epoch: int, step: int, microbatch: int) -> str:
