@@ -173,7 +173,8 @@ class _Watchdog:
     each invoking thread polling: the engine's process serves the account and runs the
     interpreter, and every wake-up there costs them the GIL.)"""
 
-    def __init__(self) -> None:
+    def __init__(self, period: float = POLL_SECONDS) -> None:
+        self.period = period
         self._busy: set[Sandbox] = set()
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -200,10 +201,11 @@ class _Watchdog:
                 busy = list(self._busy)
             for sandbox in busy:
                 sandbox.check_memory()
-            time.sleep(POLL_SECONDS)
+            with self._changed:  # a new busy sandbox is checked at once
+                self._changed.wait(self.period)
 
 
-_watchdog: Final = _Watchdog()
+watchdog: Final = _Watchdog()
 
 
 class _Process:
@@ -436,7 +438,7 @@ class Sandbox:
         spec = self.spec
         started = time.monotonic()
         self.peak_kb, self.killed_over_kb = 0, None
-        _watchdog.watch(self)
+        watchdog.watch(self)
         try:
             response, timed_out = self._exchange(
                 {
@@ -448,7 +450,7 @@ class Sandbox:
                 started + spec.timeout_s,
             )
         finally:
-            _watchdog.unwatch(self)
+            watchdog.unwatch(self)
         duration = time.monotonic() - started
         if self.killed_over_kb is not None:
             self.stop(kill=True)
