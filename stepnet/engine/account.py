@@ -33,6 +33,7 @@ from stepnet.client import StackResources
 from stepnet.engine import patches
 from stepnet.engine.provision import create_tables_and_bucket
 from stepnet.engine.runtime import Isolation, LambdaRuntime
+from stepnet.engine.service import AccountService
 from trainer import settings
 from trainer.contract import names
 from trainer.contract.environment import FunctionEnvironment
@@ -132,7 +133,10 @@ class LocalAccount:
                 {"AWS_ENDPOINT_URL": self.endpoint_url or "", "MOTO_PORT": str(self.port)}
             )
         # the sandboxes' AWS API calls come to this process's moto over their channels
-        self.runtime.transport = serve_aws_call
+        self.runtime.transport = AccountService(
+            tables=frozenset({TENSORS_TABLE.physical_name(self.stack_name)}),
+            object_prefixes=(names.S3_TENSORS_PREFIX,),
+        )
         self.runtime.engine_environment = CREDENTIALS | {
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
@@ -303,32 +307,6 @@ class LocalAccount:
             Timeout=spec.timeout_s,
         )
         return str(response["FunctionArn"])
-
-
-def serve_aws_call(
-    method: str, url: str, headers: list[tuple[str, str]], body: bytes
-) -> tuple[int, dict[str, str], bytes]:
-    """Answer one AWS API call of a sandbox with this process's moto, as its HTTP server would
-    (the same dispatch moto's in-process mock uses, without the HTTP)."""
-    from botocore.awsrequest import AWSPreparedRequest
-    from botocore.compat import HTTPHeaders
-    from moto.core.models import botocore_stubber
-
-    request_headers = HTTPHeaders()
-    for key, value in headers:
-        request_headers[key] = value
-    request = AWSPreparedRequest(
-        method=method, url=url, headers=request_headers, body=body, stream_output=False
-    )
-    try:
-        answered = botocore_stubber.process_request(request)
-    except Exception as exc:  # a bug in the emulator: an internal error, as a service has them
-        return 500, {}, f"the local engine's moto failed: {exc!r}".encode()
-    if answered is None:
-        return 404, {}, f"the local engine does not emulate {url}".encode()
-    status, answer_headers, answer = answered
-    payload = answer.encode() if isinstance(answer, str) else bytes(answer or b"")
-    return int(status), {str(k): str(v) for k, v in answer_headers.items()}, payload
 
 
 def _placeholder_zip() -> bytes:

@@ -194,15 +194,13 @@ class _Watchdog:
             self._busy.discard(sandbox)
 
     def _run(self) -> None:
-        while True:
-            with self._changed:
+        with self._changed:  # checks hold the lock: once unwatch returns, no check kills
+            while True:
                 while not self._busy:
                     self._changed.wait()
-                busy = list(self._busy)
-            for sandbox in busy:
-                sandbox.check_memory()
-            with self._changed:  # a new busy sandbox is checked at once
-                self._changed.wait(self.period)
+                for sandbox in list(self._busy):
+                    sandbox.check_memory()
+                self._changed.wait(self.period)  # a new busy sandbox is checked at once
 
 
 watchdog: Final = _Watchdog()
@@ -390,6 +388,7 @@ class Sandbox:
         self.init_s = 0.0
         self.peak_kb = 0  # the largest resident set the watchdog saw in this invocation
         self.killed_over_kb: int | None = None  # the resident set it was killed at
+        self.stopped = False
 
     @classmethod
     def start(
@@ -413,7 +412,9 @@ class Sandbox:
 
     @property
     def alive(self) -> bool:
-        return self.process.alive
+        """Whether it can take an invocation: not stopped (a killed process may take a moment
+        to be gone) and running."""
+        return not self.stopped and self.process.alive
 
     def rss_kb(self) -> int | None:
         """The process's resident set now (Linux), None once it is gone."""
@@ -431,6 +432,7 @@ class Sandbox:
         self.peak_kb = max(self.peak_kb, rss)
         if rss > self.memory_kb and self.killed_over_kb is None:
             self.killed_over_kb = rss
+            self.stopped = True
             self.process.kill()
 
     def invoke(self, request_id: str, event: Any, delay_s: float = 0.0) -> Outcome:
@@ -540,6 +542,7 @@ class Sandbox:
 
     def stop(self, *, kill: bool = False) -> None:
         """End the process: closing the channel ends its loop; ``kill`` does not wait for it."""
+        self.stopped = True
         if kill:
             self.process.kill()
         self._channel.close()
