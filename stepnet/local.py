@@ -81,6 +81,9 @@ def run_local(
             raise ValueError("size the functions of a given account when making it")
         if account.resources is None:
             raise RuntimeError("run_local needs an account that is entered (with LocalAccount())")
+        # a run starts with Initialize: its sandbox (and the template it is forked from) starts
+        # while the dataset is uploaded
+        account.runtime.prewarm(names.function_name(account.stack_name, "Initialize"))
         client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
         config = client.upload_dataset(config, base)
         started = time.perf_counter()

@@ -137,6 +137,7 @@ class LocalAccount:
             tables=frozenset({TENSORS_TABLE.physical_name(self.stack_name)}),
             object_prefixes=(names.S3_TENSORS_PREFIX,),
         )
+        self.runtime.services = ("dynamodb", "s3")  # the store's (trainer.store)
         self.runtime.engine_environment = CREDENTIALS | {
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,

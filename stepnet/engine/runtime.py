@@ -183,6 +183,7 @@ class LambdaRuntime:
         # (region, credentials): the account sets both when it is entered
         self.transport = transport
         self.engine_environment = dict(engine_environment or {})
+        self.services: tuple[str, ...] = ()  # the AWS services the handlers call
         self._configs: dict[str, FunctionConfig] = {}
         self._loaded: dict[str, Handler] = {}
         self._pools: dict[str, SandboxPool] = {}
@@ -380,7 +381,8 @@ class LambdaRuntime:
                     raise RuntimeError("the runtime has no account to send AWS API calls to")
                 if self._templates is None:  # preloading every function's handler module
                     modules = {c.handler.rpartition(".")[0] for c in self._configs.values()}
-                    self._templates = Templates(sorted(modules))
+                    services = [f"aws:{service}" for service in self.services]
+                    self._templates = Templates([*sorted(modules), *services])
                 pool = self._pools[name] = SandboxPool(
                     spec, self.engine_environment, self.transport, self._templates
                 )
