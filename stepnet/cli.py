@@ -148,6 +148,7 @@ def cmd_local(args: argparse.Namespace) -> int:
             on_step=on_step,
             memory_mb=memory_mb,
             timeout_s=timeout_s,
+            isolation=args.isolation,
         )
     _usage_table(run)
     console.print(f"usage: {out / USAGE_JSON}")
@@ -384,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--function-timeout", action="append", default=[], metavar="NAME=S",
         help="size a function's timeout for this run, like the stack's timeout context (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--isolation", choices=("processes", "threads"), default="processes",
+        help="processes (default): each function in worker processes held to its memory and "
+        "timeout, as on Lambda; threads: the handlers in this process, faster, nothing enforced",
     )  # fmt: skip
     p.set_defaults(func=cmd_local)
 

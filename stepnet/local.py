@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 from stepnet.client import HistoryEvent, MetricsRow, StepnetClient, epoch_counts
 from stepnet.engine import LocalAccount
-from stepnet.engine.runtime import UsageReport
+from stepnet.engine.runtime import Isolation, UsageReport
 from trainer.config import RunConfig
 from trainer.contract import names
 from trainer.training.cursor import parse_epoch_name
@@ -64,19 +64,23 @@ def run_local(
     account: LocalAccount | None = None,
     memory_mb: Mapping[str, int] | None = None,
     timeout_s: Mapping[str, int] | None = None,
+    isolation: Isolation = "processes",
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
     ``on_epoch(row)`` is called per evaluated epoch; ``on_step(updates_done)`` after each
     optimizer update (the local engine can see every Lambda invocation). ``memory_mb`` and
     ``timeout_s`` size functions (by logical name) for this run, as the stack's context does
-    for a deployment; they need the account to be made here. ``out_dir`` gets the model files
+    for a deployment; they and ``isolation`` (:mod:`stepnet.engine.runtime`) need the account
+    to be made here. ``out_dir`` gets the model files
     (if the run succeeded), the executions' histories and ``usage.json``
     (:data:`LocalRun.usage`).
     """
     with contextlib.ExitStack() as stack:
         if account is None:
-            account = stack.enter_context(LocalAccount(memory_mb=memory_mb, timeout_s=timeout_s))
+            account = stack.enter_context(
+                LocalAccount(memory_mb=memory_mb, timeout_s=timeout_s, isolation=isolation)
+            )
         elif memory_mb or timeout_s:
             raise ValueError("size the functions of a given account when making it")
         if account.resources is None:
