@@ -339,3 +339,19 @@ def test_overrides_size_the_emulated_functions_as_the_stack_would() -> None:
     # Then the Lambda API and the runtime both have them
     assert (configuration["MemorySize"], configuration["Timeout"]) == (256, 7)
     assert (runtime.memory_mb, runtime.timeout_s) == (256, 7)
+
+
+def test_threads_isolation_measures_only_durations(tmp_path: Path) -> None:
+    # Given one fused epoch of digits with the handlers in this process
+    config = _config_file(tmp_path, digits_config(run_id="threads", epochs=1, mode="fused"))
+    out = tmp_path / "out"
+
+    # When
+    code = main(["local", str(config), "--out", str(out), "--isolation", "threads"])
+
+    # Then it trained, and usage.json has durations but no Max Memory Used
+    assert code == 0
+    usage = json.loads((out / "usage.json").read_text())
+    assert usage["Gradients"]["invocations"] == 45
+    assert usage["Gradients"]["max_duration_s"] > 0
+    assert all(row["max_memory_used_mb"] is None for row in usage.values())
