@@ -16,6 +16,8 @@ from trainer.contract.names import HISTORY_EVENT_BUDGET, MAX_EPOCHS
 from trainer.training.schedule import events_per_step
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+PIPELINE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # inference.pointer.PIPELINE_PATTERN (a test checks)
+Metric = Literal["val_accuracy", "val_loss"]
 Activation = Literal["relu", "tanh", "sigmoid", "softmax", "linear"]
 Loss = Literal["cross_entropy", "mse"]
 Init = Literal["xavier_uniform", "he", "xavier"]  # trainer.nn.initializers.INIT_SCHEMES
@@ -101,10 +103,29 @@ class OptimizerConfig(_Strict):
         return data
 
 
+class PromotionRule(_Strict):
+    """When a run's model replaces its pipeline's production model (``trainer.registry``): when
+    its final ``metric`` beats production's by more than ``margin`` (higher ``val_accuracy``,
+    lower ``val_loss``). A pipeline without a production model takes the first one."""
+
+    metric: Metric | None = Field(
+        default=None,
+        description="val_accuracy or val_loss; default: val_accuracy for cross_entropy, "
+        "val_loss for mse",
+    )
+    margin: float = Field(default=0.0, ge=0.0, description="the improvement needed, >= 0")
+
+
 class RunConfig(_Strict):
     run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)] = Field(
         default_factory=lambda: f"run-{uuid.uuid4().hex[:12]}"
     )
+    pipeline: Annotated[str, Field(pattern=PIPELINE_PATTERN)] | None = Field(
+        default=None,
+        description="the model registry's pipeline the run's model is registered in (and may "
+        "be promoted to serve); default: the run id",
+    )
+    promote_if: PromotionRule = Field(default_factory=PromotionRule)
     dataset: DatasetConfig
     model: ModelConfig
     loss: Loss
@@ -147,6 +168,27 @@ class RunConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _promotion_metric_exists(self) -> RunConfig:
+        if self.promote_if.metric == "val_accuracy" and not self.is_classification:
+            raise ValueError(
+                "promote_if.metric: 'val_accuracy' needs loss 'cross_entropy' (classification); "
+                "use 'val_loss' for loss 'mse'"
+            )
+        return self
+
+    @property
+    def pipeline_name(self) -> str:
+        """The pipeline the run's model is registered in: ``pipeline``, else the run id."""
+        return self.pipeline or self.run_id
+
+    @property
+    def promotion_metric(self) -> Metric:
+        """``promote_if.metric``, else the loss's default: accuracy for classification."""
+        if self.promote_if.metric is not None:
+            return self.promote_if.metric
+        return "val_accuracy" if self.is_classification else "val_loss"
+
     def to_json(self) -> str:
         """The config as the user wrote it (defaults left out) with its run_id: what the store
         keeps and what ``parse_config`` reads back into an equal config."""
@@ -163,7 +205,12 @@ class RunConfig(_Strict):
 
 
 class ConfigError(ValueError):
-    """A run config that cannot be used; the message names every bad field."""
+    """A run config that cannot be used; the message names every bad field. ``problems``: one
+    line per bad field (``"model.layers.0.units: …"``), as the API's 400 lists them."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
 
 
 def _describe(error: Any) -> str:
@@ -190,7 +237,7 @@ def parse_config(document: str | bytes | dict[str, Any]) -> RunConfig:
         return RunConfig.model_validate(document)
     except ValidationError as error:
         lines = [_describe(e) for e in error.errors()]
-        raise ConfigError("invalid run config:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError("invalid run config:\n  " + "\n  ".join(lines), lines) from None
 
 
 def check_execution_name(config: RunConfig, execution_name: str) -> None:

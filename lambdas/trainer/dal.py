@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from inference.pointer import pointer_key
 from trainer.config import RunConfig, parse_config
 from trainer.contract.names import S3_RUNS_PREFIX
 from trainer.data.prepare import PreparedData
 from trainer.messages import Cursor, EpochMetrics, MicroBatchTask
 from trainer.nn.params import LayerParams, flatten, unflatten
-from trainer.store import Store, keys
+from trainer.registry.records import Decision, ModelVersion, Production
+from trainer.store import Store, keys, registry
 from trainer.training import exports
 from trainer.training.schedule import StepLayout
 from trainer.training.step import OptState, Params
@@ -231,3 +233,71 @@ def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, li
 
 def model_prefix(run_id: str) -> str:
     return f"{S3_RUNS_PREFIX}{run_id}/model/"
+
+
+# --- the model registry (trainer.registry; records: trainer.store.registry) -------------------
+
+
+def model_version(store: Store, pipeline: str, run_id: str) -> ModelVersion | None:
+    document = store.runs.get_model_version(pipeline, run_id)
+    return None if document is None else ModelVersion.from_document(document)
+
+
+def save_model_version(store: Store, model: ModelVersion) -> ModelVersion:
+    """Register ``model`` in its pipeline (write-once) and the pipeline in the index (once)."""
+    store.runs.put_model_version(model.pipeline, model.run_id, model.document())
+    store.runs.add_pipeline(model.pipeline)
+    return model
+
+
+def production(store: Store, pipeline: str) -> Production | None:
+    document = store.runs.get_production(pipeline)
+    return None if document is None else Production.from_document(document)
+
+
+def save_production(store: Store, production: Production) -> None:
+    """Write ``production`` if the record is still at the revision before it, else
+    ``trainer.store.registry.ProductionChangedError``."""
+    store.runs.put_production(production.pipeline, production.document(), production.revision)
+
+
+def decision(store: Store, pipeline: str, run_id: str) -> Decision | None:
+    document = store.runs.get_decision(pipeline, run_id)
+    return None if document is None else Decision.from_document(document)
+
+
+def save_decision(store: Store, decision: Decision) -> Decision:
+    """Record ``decision`` (write-once): returns the one recorded first."""
+    stored = store.runs.put_decision(decision.pipeline, decision.run_id, decision.document())
+    return Decision.from_document(stored)
+
+
+def write_pointer(store: Store, production: Production) -> str:
+    """``models/<pipeline>/production.json`` (``inference.pointer``) for ``production``."""
+    key = pointer_key(production.pipeline)
+    store.objects.put_bytes(key, production.pointer_json(), "application/json")
+    return key
+
+
+def registry_records(
+    store: Store, pipeline: str
+) -> tuple[list[ModelVersion], dict[str, Decision], Production | None]:
+    """A pipeline's model versions (oldest first), decisions by run id, and production."""
+    records = store.runs.list_registry(pipeline)
+    models = [
+        ModelVersion.from_document(document)
+        for record, document in records.items()
+        if record.startswith(registry.MODEL_RECORD_PREFIX)
+    ]
+    decisions = {
+        record.removeprefix(registry.DECISION_RECORD_PREFIX): Decision.from_document(document)
+        for record, document in records.items()
+        if record.startswith(registry.DECISION_RECORD_PREFIX)
+    }
+    document = records.get(registry.PRODUCTION_RECORD)
+    served = None if document is None else Production.from_document(document)
+    return sorted(models, key=lambda m: (m.created_at, m.run_id)), decisions, served
+
+
+def pipelines(store: Store) -> list[str]:
+    return store.runs.list_pipelines()

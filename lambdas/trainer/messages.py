@@ -125,3 +125,40 @@ class RunSummary(_Message):
     version: int
     model_uri: str
     metrics: dict[str, float | int]
+
+
+class RegisterRequest(_Message):
+    """Input of ``Register``: the finished run and the weights version it exported."""
+
+    run_id: str
+    version: int
+
+
+class ModelRegistered(_Message):
+    """Result of ``Register``: the model version recorded in the pipeline."""
+
+    pipeline: str
+    run_id: str
+    version: int
+    metrics: dict[str, float | int]
+
+
+class PromoteRequest(_Message):
+    """Input of ``Promote``: the registered model to consider for production."""
+
+    pipeline: str
+    run_id: str
+
+
+class PromotionDecision(_Message):
+    """Result of ``Promote``: whether the model became its pipeline's production model, why, and
+    what was compared (``production``: the served model before, with its value of ``metric``)."""
+
+    pipeline: str
+    run_id: str
+    version: int
+    promoted: bool
+    reason: str
+    metric: str
+    candidate: float | None
+    production: dict[str, Any] | None

@@ -13,7 +13,8 @@ from functools import lru_cache
 import boto3
 from botocore.config import Config
 
-from trainer.contract.environment import FunctionEnvironment, Limits
+from trainer.contract.environment import ApiEnvironment, FunctionEnvironment, Limits
+from trainer.executions import Executions
 from trainer.store import Store
 
 _installed: Store | None = None
@@ -63,3 +64,14 @@ def install(new_store: Store | None) -> None:
     if new_store is None:
         environment.cache_clear()
         limits.cache_clear()
+        executions.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def executions() -> Executions:
+    """The Training executions, for a function that starts and follows runs (the API): the
+    machine's ARN from its environment (``ApiEnvironment``), validated on first use."""
+    env = ApiEnvironment.from_env(os.environ)
+    config = Config(retries={"mode": "standard", "max_attempts": 5})
+    client = boto3.client("stepfunctions", config=config)
+    return Executions(client, training_arn=env.training_state_machine_arn)

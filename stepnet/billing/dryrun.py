@@ -40,7 +40,8 @@ record's mean and std text.
 
 **Representatives.** The dry run runs Initialize, Plan for epoch 1, then per mode the epoch's
 first step and, if the epoch has more than one, its last (every micro-batch of each, for
-Update reads them all), then Evaluate and Finalize. Keys are zero-padded, so every full
+Update reads them all), then Evaluate, Finalize, Register and Promote (the pipeline's first
+model: promoted, the pointer written). Keys are zero-padded, so every full
 micro-batch (and every full step) sends exactly what the first one sends;
 ``stepnet.billing.estimate`` weights these by the counts of
 ``trainer.training.schedule.step_layout``. Two shortcuts, both invisible to the bill: the last
@@ -74,7 +75,7 @@ from stepnet.billing.usage import StoreCharges, StoreUsage
 from trainer import dal
 from trainer.config import RunConfig, parse_config
 from trainer.contract import names, workflow
-from trainer.contract.functions import FUNCTIONS, handler_module
+from trainer.contract.functions import FUNCTIONS, handler_module, in_workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.contract.storage import DATA_BUCKET
 from trainer.data.errors import DatasetError
@@ -88,9 +89,12 @@ from trainer.messages import (
     FinalizeRequest,
     InitializeRequest,
     MicroBatchTask,
+    ModelRegistered,
+    PromoteRequest,
+    RegisterRequest,
     RunProgress,
 )
-from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, keys, runs
+from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, keys, registry, runs
 from trainer.store.objects import object_uri
 from trainer.store.observer import Item, StoreObserver
 from trainer.store.tensors import DEFAULT_SCRATCH_TTL_SECONDS, check_key, tensor_item
@@ -270,6 +274,62 @@ class ShapeRuns:
         # one Query page: a page holds up to 1 MB, a run's at most 999 records of ~200 bytes
         self._account.charges.record_query(self._account.usage, found)
         return [runs.metrics_row(item) for item in found]
+
+    # --- the model registry: the same records (trainer.store.registry), charged alike ---------
+
+    def _registry_get(self, key: Item) -> Item | None:
+        with self._lock:
+            item = self._items.get((key[names.RUNS_PK]["S"], key[names.RUNS_SK]["S"]))
+        self._account.charges.record_get(self._account.usage, item)
+        return item
+
+    def _put_once(self, item: Item) -> Item | None:
+        """A conditional put: charged as a write (a failed condition costs one too)."""
+        key = (item[names.RUNS_PK]["S"], item[names.RUNS_SK]["S"])
+        with self._lock:
+            existing = self._items.get(key)
+        if existing is None:
+            self._put(item)
+            return None
+        self._account.charges.record_put(self._account.usage, item)
+        return existing
+
+    def put_model_version(self, pipeline: str, run_id: str, document: Mapping[str, Any]) -> None:
+        self._put_once(registry.model_version_item(pipeline, run_id, document, self._timestamp()))
+
+    def get_model_version(self, pipeline: str, run_id: str) -> dict[str, Any] | None:
+        item = self._registry_get(registry.registry_key(pipeline, registry.model_record(run_id)))
+        return None if item is None else registry.document_of(item)
+
+    def put_decision(
+        self, pipeline: str, run_id: str, document: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        item = registry.decision_item(pipeline, run_id, document, self._timestamp())
+        return registry.document_of(self._put_once(item) or item)
+
+    def get_decision(self, pipeline: str, run_id: str) -> dict[str, Any] | None:
+        key = registry.registry_key(pipeline, registry.decision_record(run_id))
+        item = self._registry_get(key)
+        return None if item is None else registry.document_of(item)
+
+    def get_production(self, pipeline: str) -> dict[str, Any] | None:
+        item = self._registry_get(registry.registry_key(pipeline, registry.PRODUCTION_RECORD))
+        return None if item is None else registry.document_of(item)
+
+    def put_production(self, pipeline: str, document: Mapping[str, Any], revision: int) -> None:
+        self._put(registry.production_item(pipeline, document, revision, self._timestamp()))
+
+    def add_pipeline(self, pipeline: str) -> None:
+        self._put_once(registry.pipeline_item(pipeline, self._timestamp()))
+
+    def list_pipelines(self) -> list[str]:
+        raise EstimateError("the dry run does not list pipelines")
+
+    def list_registry(self, pipeline: str) -> dict[str, dict[str, Any]]:
+        raise EstimateError("the dry run does not list a pipeline's records")
+
+    def _timestamp(self) -> str:
+        return runs.timestamp(self._clock())
 
 
 class ShapeObjects:
@@ -462,14 +522,29 @@ class DryRun:
     evaluate: Invocation
     finalize: Invocation
     steps: dict[str, tuple[Step, ...]]
+    # the registry, after Export: the run's model registered, then promoted (a pipeline's first
+    # model always is; a refused promotion makes the same calls but the pointer's)
+    register: Invocation | None = None
+    promote: Invocation | None = None
+
+    @property
+    def run_invocations(self) -> tuple[Invocation, ...]:
+        """The invocations made once per run: Initialize, Finalize, Register, Promote."""
+        ends = (self.register, self.promote)
+        return (self.initialize, self.finalize, *(i for i in ends if i is not None))
 
 
 Run = Callable[[Store, Any], BaseModel]
 
 
 def handlers() -> dict[str, Run]:
-    """Every function's ``run(store, message)``, from the handler modules the contract names."""
-    return {logical: importlib.import_module(handler_module(logical)).run for logical in FUNCTIONS}
+    """Every workflow function's ``run(store, message)``, from the handler modules the contract
+    names (the API's and the prediction functions run outside the workflow, per request)."""
+    return {
+        logical: importlib.import_module(handler_module(logical)).run
+        for logical in FUNCTIONS
+        if in_workflow(logical)
+    }
 
 
 def map_item(cursor: Cursor, microbatch: int) -> MicroBatchTask:
@@ -586,6 +661,13 @@ def dry_run(
         assert isinstance(evaluated, RunProgress)
         _record_other_epochs(store, account, config, evaluated, n_steps=schedule.shape[0])
         _, finalize = driver.invoke("Finalize", FinalizeRequest(run_id=run_id, version=version))
+        registered, register = driver.invoke(
+            "Register", RegisterRequest(run_id=run_id, version=version)
+        )
+        assert isinstance(registered, ModelRegistered)
+        _, promote = driver.invoke(
+            "Promote", PromoteRequest(pipeline=registered.pipeline, run_id=run_id)
+        )
     item = store.runs.record(run_id, runs.DATASET_RECORD)
     assert item is not None
     info = runs.dataset_info_of(item)
@@ -598,6 +680,8 @@ def dry_run(
         evaluate=evaluate,
         finalize=finalize,
         steps=steps,
+        register=register,
+        promote=promote,
     )
 
 

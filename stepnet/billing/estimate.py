@@ -268,7 +268,7 @@ def model(
     except DatasetError as error:
         raise EstimateError(str(error)) from None
     shapes = Shapes.of(dry, history_event_budget)
-    fixed = [_Weighted(i, 1, 0.0) for i in (dry.initialize, dry.finalize)]
+    fixed = [_Weighted(i, 1, 0.0) for i in dry.run_invocations]
     epoch, run, parts = {}, {}, {}
     for mode in modes:
         weighted = _epoch_invocations(dry, shapes, mode)
@@ -298,7 +298,7 @@ def model(
 class ModeEstimate:
     mode: str
     usage: Usage  # one epoch
-    run_usage: Usage  # the fixed part of a run (Initialize, Finalize, 2 transitions)
+    run_usage: Usage  # the fixed part of a run (Initialize, Finalize, the registry's two)
     standard: Bill  # one epoch
     express: Bill  # one epoch, hypothetical
     parts: int  # Epoch executions per epoch

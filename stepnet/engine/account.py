@@ -22,12 +22,13 @@ from typing import Any, Final
 import boto3
 from moto import mock_aws
 
+from inference import handlers as inference_handlers
 from stepnet.client import StackResources
 from stepnet.engine import patches
-from stepnet.engine.provision import create_tables_and_bucket
+from stepnet.engine.provision import create_tables_and_bucket, notification_configuration
 from stepnet.engine.runtime import LambdaRuntime
 from trainer import settings
-from trainer.contract import names
+from trainer.contract import names, wiring
 from trainer.contract.environment import FunctionEnvironment
 from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec
 from trainer.contract.statemachines import (
@@ -47,9 +48,12 @@ ACCOUNT_ID = "123456789012"
 LOG_LEVEL: Final = "WARNING"
 
 
-def function_environment(resources: dict[str, str]) -> dict[str, str]:
-    """The environment every function gets, as in the stack."""
-    return FunctionEnvironment(**resources, log_level=LOG_LEVEL).to_env()
+def environment_of(
+    logical: str, resources: dict[str, str], training_arn: str | None = None
+) -> dict[str, str]:
+    """Function ``logical``'s environment, as in the stack (``trainer.contract.wiring``)."""
+    common = FunctionEnvironment(**resources, log_level=LOG_LEVEL)
+    return wiring.function_environment(logical, common, training_state_machine_arn=training_arn)
 
 
 class LocalAccount:
@@ -135,13 +139,12 @@ class LocalAccount:
             "bucket": DATA_BUCKET.physical_name(self.stack_name, ACCOUNT_ID),
         }
         create_tables_and_bucket(self.client("dynamodb"), self.client("s3"), **physical)
-        environment = function_environment(physical)
-        os.environ.update(environment)  # in-process handlers read the functions' environment
-        _reset_handler_caches()
         role = self._role()
+        # Functions that start runs need the Training machine's ARN: created after the machines.
         function_arns = {
-            logical: self._function(logical, spec, role, environment)
+            logical: self._function(logical, spec, role, environment_of(logical, physical))
             for logical, spec in FUNCTIONS.items()
+            if not spec.grants.machines
         }
         machine_arns: dict[str, str] = {}
         for logical in creation_order():  # children first: a parent is given their ARNs
@@ -152,6 +155,14 @@ class LocalAccount:
                 roleArn=role,
                 type=STATE_MACHINES[logical].type,
             )["stateMachineArn"]
+        for logical, spec in FUNCTIONS.items():
+            if spec.grants.machines:
+                environment = environment_of(logical, physical, machine_arns["Training"])
+                function_arns[logical] = self._function(logical, spec, role, environment)
+        self.client("s3").put_bucket_notification_configuration(
+            Bucket=physical["bucket"],
+            NotificationConfiguration=notification_configuration(function_arns),
+        )
         resources = StackResources(
             stack_name=self.stack_name,
             region=REGION,
@@ -204,6 +215,10 @@ class LocalAccount:
     ) -> str:
         name = names.function_name(self.stack_name, logical)
         self.runtime.register(name, spec.handler)
+        # In-process handlers read the functions' environment from this process's: the union of
+        # every function's (they agree on every variable they share).
+        os.environ.update(environment)
+        _reset_handler_caches()
         response = self.client("lambda").create_function(
             FunctionName=name,
             Runtime=LAMBDA_RUNTIME,
@@ -228,3 +243,4 @@ def _placeholder_zip() -> bytes:
 
 def _reset_handler_caches() -> None:
     settings.install(None)
+    inference_handlers.reset()

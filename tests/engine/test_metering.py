@@ -6,8 +6,9 @@ the handlers ask for them ("cold": what a Lambda container without the tensor ca
 send). Per epoch, the model must equal the meter exactly: requests, capacity units, S3 calls and
 bytes. The one exception is the run config, read once per container (so once per process here)
 and deliberately not modeled per task: at most one config read per function.
-For the fixed part of a run (Initialize, Export) requests and capacity units are exact too; of
-the bytes, Export's differ (the metrics it exports are the dry run's numbers, not the run's).
+For the fixed part of a run (Initialize, Export, Register, Promote) requests and capacity units
+are exact too; of the bytes, Export's and the registry's differ (the metrics they write are the
+dry run's numbers, not the run's).
 """
 
 from __future__ import annotations
@@ -127,12 +128,13 @@ def test_lambda_invocations_equal_the_model_exactly(metered_run) -> None:
     # When compared per function with the model (per epoch times the epochs)
     counted = {name: m.invocations for name, m in meter.items()}
     expected = {name: u.invocations * EPOCHS for name, u in model.functions.items()}
-    expected |= {"Initialize": 1, "Finalize": 1}
+    expected |= dict.fromkeys(workflow.RUN_FUNCTIONS, 1)  # Initialize, Finalize, the registry's
 
     # Then they are equal, and the histories agree (Evaluate runs in the Training execution)
     assert counted == expected
     in_epochs = sum(row["lambda_invocations"] for row in run.per_epoch)
-    assert in_epochs == sum(counted.values()) - counted["Evaluate"] - 2
+    in_training = counted["Evaluate"] + len(workflow.RUN_FUNCTIONS)
+    assert in_epochs == sum(counted.values()) - in_training
 
 
 def test_store_requests_and_units_equal_the_model_exactly(metered_run) -> None:
@@ -171,7 +173,7 @@ def test_the_local_cache_only_removes_reads(metered_run) -> None:
         assert m.local.s3_gets <= m.aws.s3_gets, name
 
 
-def test_initialize_and_export_requests_and_units_equal_the_model(metered_run) -> None:
+def test_the_run_functions_requests_and_units_equal_the_model(metered_run) -> None:
     # Given the fixed part of the run (Initialize reads the dataset the client uploaded)
     meter, fixed = metered_run["meter"], metered_run["fixed"]
 

@@ -1,7 +1,7 @@
 """Calls the Lambda handlers in the order the workflow does, without Step Functions.
 
 Mirrors ``statemachine/training.asl.json`` (Initialize run -> Train epoch -> Evaluate epoch ->
-More epochs? -> Export model) and ``statemachine/epoch.asl.json`` (Plan epoch -> per step a Map
+More epochs? -> Export model -> Register model -> Promote if better) and ``statemachine/epoch.asl.json`` (Plan epoch -> per step a Map
 over the cursor's micro-batches whose items are built like the Map's ``ItemSelector`` ->
 Update weights -> More steps?). Each micro-batch invokes the functions of its path in
 ``trainer.contract.workflow`` (the handlers' results move ``layer`` as the ASL's Choices expect;
@@ -24,7 +24,7 @@ from typing import Any
 
 from stepnet.engine.runtime import LambdaContext
 from trainer.contract import workflow
-from trainer.contract.functions import FUNCTIONS
+from trainer.contract.functions import FUNCTIONS, in_workflow
 
 Event = dict[str, Any]
 Handler = Callable[[Event, Any], Event]
@@ -37,7 +37,7 @@ def _handler(path: str) -> Handler:
 
 
 HANDLERS: dict[str, Handler] = {
-    logical: _handler(spec.handler) for logical, spec in FUNCTIONS.items()
+    logical: _handler(spec.handler) for logical, spec in FUNCTIONS.items() if in_workflow(logical)
 }
 
 
@@ -70,6 +70,8 @@ class Pipeline:
     cursors: list[Event] = field(default_factory=list)  # every cursor Plan / Update returned
     progress: list[Event] = field(default_factory=list)  # Initialize's and Evaluate's results
     losses: list[float] = field(default_factory=list)  # the micro-batch losses Loss reported
+    registered: Event = field(default_factory=dict)  # Register's result
+    promotion: Event = field(default_factory=dict)  # Promote's result
 
     def task(self, name: str, event: Event) -> Event:
         self.calls[name] += 1
@@ -113,7 +115,8 @@ class Pipeline:
             # chunk_full: "Continue in a new execution", which goes straight to "Train step"
 
     def train(self, config: Event, execution_name: str) -> Event:
-        """The Training execution: returns Finalize's result (the run summary)."""
+        """The Training execution: returns Finalize's result (the run summary); the registry's
+        results are kept in ``registered`` and ``promotion``."""
         run = self.task("Initialize", {"config": config, "execution_name": execution_name})
         self.progress.append(run)
         while True:
@@ -123,4 +126,10 @@ class Pipeline:
             self.progress.append(run)
             if run["done"]:  # "More epochs?"
                 break
-        return self.task("Finalize", {"run_id": run["run_id"], "version": run["version"]})
+        summary = self.task("Finalize", {"run_id": run["run_id"], "version": run["version"]})
+        # "Register model" -> "Promote if better" -> "Promoted?" (either outcome ends the run)
+        request = {"run_id": summary["run_id"], "version": summary["version"]}
+        self.registered = self.task("Register", request)
+        request = {"pipeline": self.registered["pipeline"], "run_id": summary["run_id"]}
+        self.promotion = self.task("Promote", request)
+        return summary

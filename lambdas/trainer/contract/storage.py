@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from inference.keys import INFERENCE_PREFIX, SUFFIXES
 from trainer.contract import names
 
 TableName = Literal["runs", "tensors"]
@@ -75,11 +76,24 @@ class LifecycleRule:
 
 
 @dataclass(frozen=True)
+class ObjectTrigger:
+    """An S3 event notification: objects created under ``prefix`` whose key ends in ``suffix``
+    invoke ``function`` (a function of ``trainer.contract.functions.FUNCTIONS``), with S3's
+    own event (``{"Records": [{"s3": {"bucket": …, "object": {"key", "size"}}}]}``)."""
+
+    function: str
+    prefix: str
+    suffix: str
+    events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+
+
+@dataclass(frozen=True)
 class BucketSpec:
-    """An S3 bucket: its lifecycle rules."""
+    """An S3 bucket: its lifecycle rules and its event notifications."""
 
     name_infix: str
     lifecycle_rules: tuple[LifecycleRule, ...]
+    triggers: tuple[ObjectTrigger, ...] = ()
 
     def physical_name(self, stack_name: str, account_id: str) -> str:
         """The bucket's name in the local engine's account, e.g. ``stepnet-data-123456789012``."""
@@ -89,7 +103,18 @@ class BucketSpec:
 # Abandoned multipart uploads are never billed for long (the store itself puts single parts).
 ABORT_INCOMPLETE_MULTIPART_DAYS: Final = 1
 
-# Datasets, spilled tensors (tensors/), their scratch (tensors/scratch/, expired) and models.
+# Batch inference: a file uploaded under inference/<pipeline>/in/ is predicted. A notification
+# filter is one prefix and one suffix and cannot say "in/" under any pipeline, so the filter is
+# inference/ with each input suffix; the function's own outputs (out/<name>.csv) match too and
+# are skipped by the handler (inference.keys.batch_input), which writes nothing for them: one
+# short invocation per output, no loop. docs/serving.md weighs this against EventBridge.
+INFERENCE_TRIGGERS: Final = tuple(
+    ObjectTrigger(function="PredictBatch", prefix=INFERENCE_PREFIX, suffix=suffix)
+    for suffix in SUFFIXES
+)
+
+# Datasets, spilled tensors (tensors/), their scratch (tensors/scratch/, expired), models,
+# production pointers (models/) and batch inference files (inference/).
 DATA_BUCKET: Final = BucketSpec(
     name_infix="data",
     lifecycle_rules=(
@@ -103,4 +128,5 @@ DATA_BUCKET: Final = BucketSpec(
             abort_multipart_days=ABORT_INCOMPLETE_MULTIPART_DAYS,
         ),
     ),
+    triggers=INFERENCE_TRIGGERS,
 )

@@ -21,7 +21,8 @@ The paths, for ``L`` layers:
   continuation Task in every execution but the epoch's last; the Plan Task once per epoch, in
   the first execution: ``3`` states per execution in all;
 * per epoch in the Training execution: Train epoch, Evaluate epoch, More epochs? (3 states);
-  per run: Initialize run and Export model (2 states).
+  per run: Initialize run, Export model, Register model, Promote if better, Promoted? and one
+  of Promoted / Not promoted (6 states).
 
 History events per state (no retries): a Lambda Task 5 (entered, scheduled, started, succeeded,
 exited), a Choice or Succeed 2 (entered, exited), the Map 4 (entered, started, succeeded,
@@ -81,7 +82,16 @@ EPOCH_PATH: Final = (
     State("Evaluate epoch", "Task", "Evaluate"),
     State("More epochs?", "Choice"),
 )
-RUN_END: Final = (State("Export model", "Task", "Finalize"),)
+EXPORT: Final = State("Export model", "Task", "Finalize")
+# After Export, the registry: register the model, promote it or not, and end on the outcome.
+REGISTER: Final = State("Register model", "Task", "Register")
+PROMOTE: Final = State("Promote if better", "Task", "Promote")
+PROMOTED_CHOICE: Final = State("Promoted?", "Choice")
+PROMOTED: Final = State("Promoted", "Succeed")
+NOT_PROMOTED: Final = State("Not promoted", "Succeed")
+REGISTRY_PATH: Final = (REGISTER, PROMOTE, PROMOTED_CHOICE)
+OUTCOMES: Final = (PROMOTED, NOT_PROMOTED)  # one of them ends every run: the same count either way
+RUN_END: Final = (EXPORT, *REGISTRY_PATH, PROMOTED)
 
 # --- history events (no retries) ----------------------------------------------------------------
 EVENTS_PER_STATE: Final[dict[StateType, int]] = {"Task": 5, "Choice": 2, "Succeed": 2, "Map": 4}
@@ -173,7 +183,7 @@ def epoch_functions() -> tuple[str, ...]:
 
 
 def run_functions() -> tuple[str, ...]:
-    """The functions a run invokes once: Initialize, Finalize."""
+    """The functions a run invokes once: Initialize, Finalize, Register, Promote."""
     return tuple(functions(RUN_START) + functions(RUN_END))
 
 

@@ -166,6 +166,7 @@ def test_the_run_level_handlers_run_once_on_the_real_dataset(digits_run: dryrun.
     assert digits_run.layout.n_steps == 12
     functions = {digits_run.initialize.function, digits_run.plan.function}
     functions |= {digits_run.evaluate.function, digits_run.finalize.function}
+    functions |= {invocation.function for invocation in digits_run.run_invocations}
     for steps in digits_run.steps.values():
         for step in steps:
             functions.add(step.update.function)

@@ -135,25 +135,33 @@ def test_an_epoch_execution_starts_plans_once_and_ends_as_described() -> None:
     assert states[continued[0].name]["Next"] == continued[1].name == finished[0].name
 
 
-def test_the_training_execution_is_initialize_epochs_and_export() -> None:
+def test_the_training_execution_is_initialize_epochs_export_and_the_registry() -> None:
     # Given training.asl.json
     machine = _machine("Training")
     states = machine["States"]
-    (initialize,), (export,) = workflow.RUN_START, workflow.RUN_END
+    (initialize,) = workflow.RUN_START
+    export, register, promote, promoted_choice, promoted = workflow.RUN_END
     train, evaluate, more = workflow.EPOCH_PATH
 
     # Then the run starts with Initialize, loops over the epoch states and ends with Export
     assert machine["StartAt"] == initialize.name
-    for state in (initialize, *workflow.EPOCH_PATH, export):
+    for state in (initialize, *workflow.EPOCH_PATH, *workflow.RUN_END, *workflow.OUTCOMES):
         assert _state(state.name, states[state.name]) == state
     assert states[initialize.name]["Next"] == train.name
     assert states[train.name]["Next"] == evaluate.name
     assert states[evaluate.name]["Next"] == more.name
     assert states[more.name]["Default"] == train.name
     assert [c["Next"] for c in states[more.name]["Choices"]] == [export.name]
-    assert states[export.name]["End"] is True
+    # then registers the model, promotes it or not, and ends on either outcome
+    assert states[export.name]["Next"] == register.name
+    assert states[register.name]["Next"] == promote.name
+    assert states[promote.name]["Next"] == promoted_choice.name
+    assert [c["Next"] for c in states[promoted_choice.name]["Choices"]] == [promoted.name]
+    assert states[promoted_choice.name]["Default"] == workflow.NOT_PROMOTED.name
+    assert workflow.OUTCOMES == (promoted, workflow.NOT_PROMOTED)
+    assert all(states[s.name]["Type"] == "Succeed" for s in workflow.OUTCOMES)
     assert workflow.TRAINING_TRANSITIONS_PER_EPOCH == 3
-    assert workflow.TRAINING_TRANSITIONS_PER_RUN == 2
+    assert workflow.TRAINING_TRANSITIONS_PER_RUN == 6
 
 
 def test_every_lambda_task_of_both_machines_is_on_a_path() -> None:
@@ -172,7 +180,7 @@ def test_every_lambda_task_of_both_machines_is_on_a_path() -> None:
     assert workflow.EPOCH_FUNCTIONS == (
         "Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "Evaluate",
     )  # fmt: skip
-    assert workflow.RUN_FUNCTIONS == ("Initialize", "Finalize")
+    assert workflow.RUN_FUNCTIONS == ("Initialize", "Finalize", "Register", "Promote")
 
 
 def test_the_paths_agree_with_each_functions_scope() -> None:
