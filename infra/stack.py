@@ -1,13 +1,16 @@
-"""StepnetStack: storage, the Lambda functions and the state machines, wired together."""
+"""StepnetStack: storage, the Lambda functions and the state machines, wired together; then the
+API (runs and predictions) and the bucket's trigger for batch predictions."""
 
 from typing import Any
 
 from aws_cdk import Stack
 from constructs import Construct
 
+from infra.api import Api
 from infra.functions import Functions, sized_specs
-from infra.outputs import add_outputs
+from infra.outputs import add_api_outputs, add_outputs
 from infra.storage import Storage
+from infra.triggers import add_triggers
 from infra.workflow import Workflow
 
 # Context keys (cdk.json or `-c key=value`). Unset, each takes the contract's default
@@ -36,4 +39,8 @@ class StepnetStack(Stack):
         workflow = Workflow(
             self, "Workflow", prefix=self.stack_name, functions=functions.by_logical
         )
+        functions.add_run_starters(workflow.state_machines)
+        api = Api(self, "Api", prefix=self.stack_name, functions=functions.by_logical)
+        add_triggers(storage, functions.by_logical)
         add_outputs(self, training=workflow.state_machines["Training"], storage=storage)
+        add_api_outputs(self, api.url)

@@ -158,7 +158,7 @@ def test_the_training_execution_is_initialize_epochs_export_and_the_registry() -
     assert states[promote.name]["Next"] == promoted_choice.name
     assert [c["Next"] for c in states[promoted_choice.name]["Choices"]] == [promoted.name]
     assert states[promoted_choice.name]["Default"] == workflow.NOT_PROMOTED.name
-    assert workflow.OUTCOMES == (promoted, workflow.NOT_PROMOTED)
+    assert (promoted, workflow.NOT_PROMOTED) == workflow.OUTCOMES
     assert all(states[s.name]["Type"] == "Succeed" for s in workflow.OUTCOMES)
     assert workflow.TRAINING_TRANSITIONS_PER_EPOCH == 3
     assert workflow.TRAINING_TRANSITIONS_PER_RUN == 6
