@@ -113,16 +113,17 @@ class Executions:
     """The stack's Training executions, through a Step Functions client."""
 
     def __init__(self, sfn_client: Any, *, training_arn: str) -> None:
-        self._sfn = sfn_client
+        """``sfn_client``: ``boto3.client("stepfunctions")`` (kept as ``sfn``)."""
+        self.sfn = sfn_client
         self.training_arn = training_arn
 
     def start(self, run_id: str, config_json: str) -> Execution:
         """Start the run's Training execution (named after it) with its config as input."""
         try:
-            response = self._sfn.start_execution(
+            response = self.sfn.start_execution(
                 stateMachineArn=self.training_arn, name=run_id, input=config_json
             )
-        except self._sfn.exceptions.ExecutionAlreadyExists:
+        except self.sfn.exceptions.ExecutionAlreadyExists:
             raise ExecutionExistsError(run_id) from None
         return Execution(
             run_id, str(response["executionArn"]), "RUNNING", _time(response.get("startDate")), None
@@ -131,10 +132,10 @@ class Executions:
     def describe(self, run_id: str) -> Execution | None:
         """The run's execution, or None if there is none of that name."""
         try:
-            found = self._sfn.describe_execution(
+            found = self.sfn.describe_execution(
                 executionArn=execution_arn(self.training_arn, run_id)
             )
-        except self._sfn.exceptions.ExecutionDoesNotExist:
+        except self.sfn.exceptions.ExecutionDoesNotExist:
             return None
         status = str(found["status"])
         failed = status in TERMINAL and status != "SUCCEEDED"
@@ -154,8 +155,8 @@ class Executions:
         if status:
             request["statusFilter"] = status
         try:
-            response = self._sfn.list_executions(**request)
-        except self._sfn.exceptions.InvalidToken:
+            response = self.sfn.list_executions(**request)
+        except self.sfn.exceptions.InvalidToken:
             raise PageTokenError(next_token) from None
         found = [
             Execution(
