@@ -255,9 +255,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
     from stepnet.engine import LocalAccount
+    from stepnet.engine.api import LocalApi
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    with LocalAccount(stack_name=args.stack, port=args.port) as account:
+    api_port = args.port + 1 if args.api_port is None else args.api_port
+    with (
+        LocalAccount(stack_name=args.stack, port=args.port) as account,
+        LocalApi(account.runtime, stack_name=args.stack, port=api_port) as api,
+    ):
         assert account.resources is not None
         console.print(
             f"local account at {account.endpoint_url} (stack {args.stack!r}, region us-east-1)"
@@ -268,9 +273,130 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"--state-machine-arn {account.resources.training_arn} --name digits-demo "
             "--input file://examples/digits.json"
         )
+        _print_api(api.url, account.resources.bucket)
         console.print("Ctrl-C stops it", style="dim")
         threading.Event().wait(args.seconds)
     return 0
+
+
+def _metric(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``stepnet models [PIPELINE]``: the registry's pipelines, or one pipeline's models."""
+    from trainer.registry.records import RegistryError
+
+    client = _client(args)
+    try:
+        if args.pipeline is None:
+            _print_pipelines(client)
+        else:
+            _print_pipeline(client, args.pipeline, history=args.history)
+    except RegistryError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    return 0
+
+
+def _print_pipelines(client: StepnetClient) -> None:
+    names = client.pipelines()
+    if not names:
+        console.print(
+            "no pipeline has a registered model yet (a run registers its model when it ends)"
+        )
+        return
+    table = Table(title="pipelines")
+    for column in ("pipeline", "models", "production", "version", "since"):
+        table.add_column(column)
+    for name in names:
+        view = client.pipeline(name)
+        served = view.production
+        table.add_row(
+            name, str(len(view.models)), served.run_id if served else "-",
+            str(served.version) if served else "-", served.since if served else "-",
+        )  # fmt: skip
+    console.print(table)
+    console.print("one pipeline's models: stepnet models PIPELINE")
+
+
+def _print_pipeline(client: StepnetClient, name: str, *, history: int) -> None:
+    view = client.pipeline(name)
+    served = view.production
+    table = Table(title=f"pipeline {name}: model versions, oldest first")
+    for column in ("run", "version", "registered", "val_loss", "val_accuracy", "status"):
+        table.add_column(column)
+    for model in view.models:
+        decision = view.decisions.get(model.run_id)
+        if served is not None and served.run_id == model.run_id:
+            status = "[green]production[/]"
+        elif decision is None:
+            status = "-"
+        elif decision.promoted:
+            status = "was promoted"
+        else:
+            status = f"not promoted: {decision.reason}"
+        table.add_row(
+            model.run_id, str(model.version), model.created_at,
+            _metric(model.metrics.get("val_loss")), _metric(model.metrics.get("val_accuracy")),
+            status,
+        )  # fmt: skip
+    console.print(table)
+    if served is None:
+        console.print(f"pipeline {name} serves nothing: stepnet promote RUN")
+        return
+    console.print(
+        f"production: run [bold]{served.run_id}[/] (version {served.version}), since "
+        f"{served.since} ({served.action}): {served.reason}"
+    )
+    for entry in served.history[-history:]:
+        previous = entry.previous["run_id"] if entry.previous else "nothing"
+        console.print(
+            f"  {entry.at}  {entry.action:<8} {entry.run_id} (replacing {previous}): {entry.reason}"
+        )
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """``stepnet promote RUN``: the run's model becomes its pipeline's production model."""
+    from trainer.registry.records import RegistryError
+    from trainer.store import RunNotFoundError
+
+    try:
+        served = _client(args).promote(args.run_id, args.reason or "")
+    except (RegistryError, RunNotFoundError) as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    console.print(
+        f"[green]pipeline {served.pipeline} serves run {served.run_id}[/] (version "
+        f"{served.version}); rollback: stepnet rollback {served.pipeline}"
+    )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """``stepnet rollback PIPELINE``: serve again the model the current one replaced."""
+    from trainer.registry.records import RegistryError
+
+    try:
+        served = _client(args).rollback(args.pipeline, args.reason or "")
+    except RegistryError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    console.print(
+        f"[green]pipeline {served.pipeline} serves run {served.run_id} again[/] (version "
+        f"{served.version}): {served.reason}"
+    )
+    return 0
+
+
+def _print_api(url: str, bucket: str) -> None:
+    console.print(f"API at {url} (requests must be SigV4-signed, as on AWS; any credentials do)")
+    sign = '--aws-sigv4 "aws:amz:us-east-1:execute-api" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
+    console.print(
+        f"try: curl {sign} -H 'Content-Type: application/json' -d @examples/digits.json {url}runs"
+    )
+    console.print(f"     curl {sign} {url}runs/digits-demo")
+    console.print(f"batch predictions: aws s3 cp rows.csv s3://{bucket}/inference/<pipeline>/in/")
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -345,8 +471,29 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_options(p)  # for a run id
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("models", help="the model registry: pipelines, or one pipeline's models")
+    p.add_argument("pipeline", nargs="?", help="a pipeline (default: list the pipelines)")
+    p.add_argument("--history", type=int, default=10, help="production changes to show")
+    _stack_options(p)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("promote", help="make a finished run's model its pipeline's production")
+    p.add_argument("run_id")
+    p.add_argument("--reason", help="why (recorded in the pipeline's history)")
+    _stack_options(p)
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="serve again the model the production one replaced")
+    p.add_argument("pipeline")
+    p.add_argument("--reason", help="why (recorded in the pipeline's history)")
+    _stack_options(p)
+    p.set_defaults(func=cmd_rollback)
+
     p = sub.add_parser("serve", help="keep an emulated account running for AWS clients")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument(
+        "--api-port", type=int, default=None, help="the HTTP API's port (default: PORT + 1)"
+    )
     p.add_argument("--stack", default="stepnet")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.set_defaults(func=cmd_serve)

@@ -12,14 +12,22 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
    LR tables for every path it evaluates: most of its time per state), one cached boto3 client
    per (service, region) instead of a new client per Task, and a short poll interval while a
    parent waits for a child execution.
+4. S3 event notifications invoke their function asynchronously, as S3 does (an ``Event``
+   invocation): moto calls the function inside the PUT request, so an upload would wait for
+   the batch prediction it triggers (and a client time out and upload again). The patch runs
+   each invocation in its own thread and, like Lambda for an asynchronous invocation, retries
+   a failed one twice (after ``ASYNC_RETRY_SECONDS``, shortened from AWS's minutes).
+   :func:`wait_for_notifications` waits for the ones in flight.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +35,7 @@ import jsonpath_ng
 import jsonpath_ng.ext
 import moto
 from moto.awslambda import models as lambda_models
+from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import (
@@ -42,6 +51,7 @@ from stepnet.engine.runtime import LambdaRuntime, payload_json
 
 SUPPORTED_MOTO = ((5, 2, 5), (5, 3, 0))  # [lowest, highest) the patches were verified against
 SYNC_POLL_SECONDS = 0.05
+ASYNC_RETRY_SECONDS = (0.5, 1.0)  # Lambda retries an asynchronous invocation twice
 
 
 class EngineCompatibilityError(RuntimeError):
@@ -87,6 +97,7 @@ def apply() -> None:
         _patch_sfn_sync2()
         _patch_boto_clients()
         _patch_json_path_parsing()
+        _patch_s3_notifications()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
         _state.applied = True
@@ -239,3 +250,63 @@ def _patch_json_path_parsing() -> None:
     # re-exporting it, hence attr-defined.
     json_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
     result_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.parse)  # type: ignore[attr-defined]
+
+
+# --- S3 notifications (4. above): asynchronous invocations -------------------------------------
+
+_in_flight: set[threading.Thread] = set()
+_in_flight_lock = threading.Lock()
+logger = logging.getLogger("stepnet.engine")
+
+
+def _patch_s3_notifications() -> None:
+    original = s3_notifications._invoke_awslambda
+
+    def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        runtime = _runtime_for(fn_arn)
+        if runtime is None:
+            return original(account_id, event_body, fn_arn, region_name)
+        thread = threading.Thread(
+            target=_invoke_with_retries,
+            args=(runtime, fn_arn, event_body),
+            name=f"s3-notification-{fn_arn.rsplit(':', 1)[-1]}",
+            daemon=True,
+        )
+        with _in_flight_lock:
+            _in_flight.add(thread)
+        thread.start()
+        return None
+
+    # moto's send_event calls it by its module-level name
+    s3_notifications._invoke_awslambda = invoke_async
+
+
+def _invoke_with_retries(runtime: LambdaRuntime, function: str, event: Any) -> None:
+    try:
+        for delay in (*ASYNC_RETRY_SECONDS, None):
+            _, error = runtime.invoke(function, event)
+            if error is None:
+                return
+            if delay is None:
+                logger.warning("asynchronous invocation of %s failed 3 times; dropped", function)
+                return
+            time.sleep(delay)
+    finally:
+        with _in_flight_lock:
+            _in_flight.discard(threading.current_thread())
+
+
+def wait_for_notifications(timeout: float = 60.0) -> bool:
+    """Wait until every asynchronous invocation started by an S3 notification has ended (those
+    it starts in turn too); False if some still run after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _in_flight_lock:
+            running = list(_in_flight)
+        if not running:
+            return True
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            with _in_flight_lock:
+                return not _in_flight

@@ -35,7 +35,7 @@ from support import pipeline_driver
 from inference import handlers as inference_handlers
 from infra.stack import StepnetStack
 from stepnet.datasets import npz_bytes, synthetic_regression
-from stepnet.engine import LocalAccount
+from stepnet.engine import LocalAccount, patches
 from stepnet.engine.account import ACCOUNT_ID, LOG_LEVEL, REGION
 from stepnet.engine.runtime import LambdaContext
 from trainer import settings
@@ -545,6 +545,7 @@ def _outside_the_workflow(
     uploader = account.client("s3")  # not recorded: the upload is the user's
     bucket, key = account.resources.bucket, f"inference/{run_id}/in/rows.csv"
     uploader.put_object(Bucket=bucket, Key=key, Body=b"a,b,c\n1,2,3\n")
+    assert patches.wait_for_notifications()  # S3 invokes the function asynchronously
     uploader.head_object(Bucket=bucket, Key=f"inference/{run_id}/out/rows.csv")
 
 

@@ -3,8 +3,10 @@ that an upgrade which breaks one fails here, loudly, rather than somewhere in a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -122,3 +124,45 @@ def test_lambda_invocations_run_in_process_through_the_lambda_api(account) -> No
     payload = json.loads(response["Payload"].read())
     assert payload["errorType"] == "ValidationError"
     assert "epoch" in payload["errorMessage"]
+
+
+def test_s3_notifications_invoke_their_function_asynchronously_and_retry_a_failure(
+    account,
+) -> None:
+    # Given batch predictions held until released, and failing once (a transient S3 error, say)
+    s3 = account.client("s3")
+    bucket, function = account.resources.bucket, "stepnet-PredictBatch"
+    release = threading.Event()
+    threads: list[str] = []
+
+    @contextlib.contextmanager
+    def hold(name: str):
+        if name == function:
+            threads.append(threading.current_thread().name)
+            release.wait(30)
+        yield
+
+    before = account.runtime.invocations[function]
+    account.runtime.inject_fault(function, "Test.Transient", times=1)
+    account.runtime.hooks.append(hold)
+    try:
+        # When a file is uploaded under inference/<pipeline>/in/
+        started = time.monotonic()
+        s3.put_object(Bucket=bucket, Key="inference/patched/in/a.csv", Body=b"x\n1\n")
+        upload_seconds = time.monotonic() - started
+        release.set()
+        finished = patches.wait_for_notifications(timeout=30)
+    finally:
+        account.runtime.hooks.remove(hold)
+
+    # Then the upload returned while the function was still held (an asynchronous invocation),
+    # which ran in its own thread, failed once and was retried
+    assert upload_seconds < 10
+    assert finished
+    assert threads and all(name.startswith("s3-notification-") for name in threads)
+    assert account.runtime.invocations[function] - before == 2
+    # and the retry did its work: the pipeline has no model, so an error file says so
+    error = json.loads(
+        s3.get_object(Bucket=bucket, Key="inference/patched/out/a.error.json")["Body"].read()
+    )
+    assert error["status"] == 404
