@@ -100,24 +100,31 @@ class LocalApi:
     def __init__(self, runtime: LambdaRuntime, *, stack_name: str, port: int) -> None:
         self.runtime = runtime
         self.stack_name = stack_name
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The base URL, as the stack's ApiUrl output: ``http://127.0.0.1:PORT/<stage>/``."""
+        if self._server is None:
+            raise RuntimeError("the local API is not serving (use it as a context manager)")
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/{STAGE}/"
 
     def __enter__(self) -> LocalApi:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        if self._server is not None and self._thread is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
 
     def answer(
         self, method: str, target: str, headers: dict[str, str], body: str | None
