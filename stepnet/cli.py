@@ -335,13 +335,18 @@ def _print_pipeline(client: StepnetClient, name: str, *, history: int) -> None:
         elif decision.promoted:
             status = "was promoted"
         else:
-            status = f"not promoted: {decision.reason}"
+            status = "not promoted"
         table.add_row(
             model.run_id, str(model.version), model.created_at,
             _metric(model.metrics.get("val_loss")), _metric(model.metrics.get("val_accuracy")),
             status,
         )  # fmt: skip
     console.print(table)
+    for model in view.models:
+        decision = view.decisions.get(model.run_id)
+        if decision is not None:
+            outcome = "promoted" if decision.promoted else "not promoted"
+            console.print(f"  {model.run_id} {outcome} ({decision.decided_at}): {decision.reason}")
     if served is None:
         console.print(f"pipeline {name} serves nothing: stepnet promote RUN")
         return
