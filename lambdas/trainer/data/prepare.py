@@ -131,7 +131,7 @@ def _python_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _class_labels(y: np.ndarray) -> np.ndarray:
+def class_labels(y: np.ndarray) -> np.ndarray:
     """Classification labels as int64 (n,); whole-number floats are accepted."""
     if y.ndim != 1:
         raise fail(
@@ -170,7 +170,7 @@ def prepare(
     check_arrays(X, y)
     classes: list[Any] | None
     if classification:
-        labels = _class_labels(y)
+        labels = class_labels(y)
         unique = np.unique(labels)
         classes = [int(c) for c in unique]
         if len(classes) < 2:
