@@ -30,7 +30,7 @@ def _labels(Y: np.ndarray) -> np.ndarray:
     return np.argmax(Y, axis=1)
 
 
-def run_reference(config: RunConfig, data: PreparedData) -> dict[str, Any]:
+def run_reference(config: RunConfig, data: Any) -> dict[str, Any]:
     """stepnet.reference.train, timed epoch by epoch."""
     from stepnet.reference import train
 
