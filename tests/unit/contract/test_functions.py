@@ -69,8 +69,8 @@ def test_functions_by_scope_cover_the_workflow_once() -> None:
     fused = functions_in("microbatch", "fused")
 
     # Then
-    assert run == ("Initialize", "Finalize")
-    assert epoch == ("Plan", "Update", "Evaluate")
+    assert run == ("Initialize", "CheckShards", "PrepareShards", "Start", "Finalize")
+    assert epoch == ("Plan", "Update", "EvaluateShards", "Evaluate")
     assert per_layer == ("Forward", "Loss", "Backward")
     assert fused == ("Gradients",)
     assert functions_in("microbatch") == per_layer + fused
@@ -123,6 +123,7 @@ def test_every_function_reads_run_records_and_object_readers_list_the_bucket() -
         if any(GET_OBJECT in actions for actions in spec.grants.objects.values())
     }
 
-    # Then (the config, or for Initialize its own write-once records again on a retry)
-    assert reading_config == set(FUNCTIONS)
+    # Then (the config, or for PrepareShards its own write-once records again on a retry; the
+    # functions that run before the run is recorded get the config in their input)
+    assert reading_config == set(FUNCTIONS) - {"Initialize", "CheckShards"}
     assert listing == reading_objects
