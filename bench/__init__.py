@@ -5,7 +5,8 @@ per epoch of ``stepnet local`` (per_layer and fused), of the reference trainer, 
 scikit-learn's MLPClassifier and of PyTorch on the CPU, their ratios to the reference and their
 final validation accuracy; the local engine's cost per Lambda task and a CPU profile; per epoch
 the metered state transitions, Lambda invocations and GB-seconds, DynamoDB request units and S3
-requests (:mod:`stepnet.billing.meter`); and dollars per epoch on AWS by design (:mod:`stepnet.billing.estimate`).
+requests (:mod:`stepnet.billing.meter`); and dollars per epoch on AWS by design
+(:mod:`stepnet.billing.bills`, with :mod:`stepnet.billing.estimate`'s model next to them).
 
 Writes ``docs/benchmarks/<workload>.json``, ``docs/benchmarks/benchmarks.png`` and
 ``docs/benchmarks.md``. ``--quick`` shrinks every workload for a smoke run and writes to
@@ -29,8 +30,10 @@ from bench.baselines import run_reference, run_sklearn, run_torch, torch_version
 from bench.engine import measure_local
 from bench.report import plot, render_markdown, write_json
 from bench.workloads import Workload, workloads
+from stepnet.billing import bills, prices
 from stepnet.billing import estimate as cost
-from stepnet.billing import prices
+from stepnet.billing.report import usd
+from stepnet.billing.usage import FUNCTION_MEMORY_MB
 from trainer.config import RunConfig, parse_config
 
 TARGET_MS_PER_TASK = 2.0
@@ -110,7 +113,7 @@ def _targets(systems: dict[str, Any], aws: dict[str, Any]) -> list[dict[str, Any
         },
         {
             "target": f"AWS ≤ ${TARGET_USD_PER_EPOCH:g} per epoch, cheapest mode (Standard)",
-            "value": f"{cheapest} {cost.usd(standard[cheapest])}",
+            "value": f"{cheapest} {usd(standard[cheapest])}",
             "met": standard[cheapest] <= TARGET_USD_PER_EPOCH,
         },
         {
@@ -149,19 +152,18 @@ def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[st
     reference_metrics = systems["reference"]["metrics"]
     for mode, plan in workload.local.items():
         local = _local_config(document, mode, plan.epochs)
-        shapes = cost.shapes_for(local, n_train, n_val, n_features)
         load = _load()
         systems[f"local_{mode}"] = measure_local(
-            local, shapes, steps=plan.steps, reference_metrics=reference_metrics, log=log
+            local, steps=plan.steps, reference_metrics=reference_metrics, log=log
         ) | {"load_before": load}
     usages = {mode: systems[f"local_{mode}"]["_usage"] for mode in ("per_layer", "fused")}
-    bills = [
-        cost.standard_bill(usages["per_layer"], "per_layer"),
-        cost.standard_bill(usages["fused"], "fused"),
-        cost.express_bill(usages["per_layer"], "per_layer"),
-        cost.express_bill(usages["fused"], "fused"),
-        cost.seed_bill(usages["per_layer"]),
-        cost.m5_bill(systems["reference"]["epoch_seconds"], measured=True),
+    designs = [
+        bills.standard_bill(usages["per_layer"], "per_layer"),
+        bills.standard_bill(usages["fused"], "fused"),
+        bills.express_bill(usages["per_layer"], "per_layer"),
+        bills.express_bill(usages["fused"], "fused"),
+        bills.seed_bill(usages["per_layer"]),
+        bills.m5_bill(systems["reference"]["epoch_seconds"], measured=True),
     ]
     aws: dict[str, Any] = {
         mode: {
@@ -171,14 +173,9 @@ def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[st
         }
         for mode in ("per_layer", "fused")
     }
-    aws["bills"] = [b.as_dict() for b in bills]
-    aws["bill_totals"] = {b.design: b.total for b in bills}
-    estimate = cost.estimate(
-        config,
-        n_train,
-        n_features=n_features,
-        reference_seconds=systems["reference"]["epoch_seconds"],
-    )
+    aws["bills"] = [b.as_dict() for b in designs]
+    aws["bill_totals"] = {b.design: b.total for b in designs}
+    estimate = cost.estimate(config, reference_seconds=systems["reference"]["epoch_seconds"])
     result = {
         "workload": workload.name,
         "title": workload.title,
@@ -191,7 +188,7 @@ def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[st
             "recorded": prices.RECORDED,
             "table": prices.as_table(),
         },
-        "memory_mb": dict(cost.FUNCTION_MEMORY_MB),
+        "memory_mb": dict(FUNCTION_MEMORY_MB),
         "config": json.loads(config.to_json()),
         "dataset": {"n_train": n_train, "n_val": n_val, "n_features": n_features},
         "systems": systems,

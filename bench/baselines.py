@@ -27,7 +27,8 @@ from trainer.data.prepare import PreparedData
 
 
 def _labels(Y: np.ndarray) -> np.ndarray:
-    return np.argmax(Y, axis=1)
+    labels: np.ndarray = np.argmax(Y, axis=1)
+    return labels
 
 
 def run_reference(config: RunConfig, data: Any) -> dict[str, Any]:

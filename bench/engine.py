@@ -11,8 +11,9 @@ Each measurement runs in a fresh :class:`~stepnet.engine.LocalAccount` with a
   run). The epoch is then *extrapolated*: the time from entering *Train epoch* to *Plan epoch*,
   plus Plan, plus ``steps_per_epoch ×`` the measured time per step, plus an Evaluate invoked
   directly on the weights reached. Counts: per-micro-batch functions are scaled by micro-batches
-  per epoch over micro-batches run, Update by steps; transitions come from the analytic model,
-  which ``tests/engine/test_metering.py`` checks exactly against whole runs (and the bench checks
+  per epoch over micro-batches run, Update by steps; transitions come from the model
+  (``stepnet.billing.estimate``, from the handlers' dry run and the workflow's paths), which
+  ``tests/engine/test_metering.py`` checks exactly against whole runs (and the bench checks
   against the partial history here).
 """
 
@@ -27,11 +28,12 @@ from typing import Any
 from bench.profiler import CpuSampler
 from stepnet.billing import estimate
 from stepnet.billing.meter import Meter
+from stepnet.billing.usage import FUNCTION_MEMORY_MB, FunctionUsage, Usage
 from stepnet.client import epoch_counts, readable_cause
 from stepnet.engine import LocalAccount
 from stepnet.local import run_local
 from trainer.config import RunConfig
-from trainer.contract import names
+from trainer.contract import names, workflow
 from trainer.contract.functions import functions_in
 from trainer.training.cursor import epoch_name, parse_epoch_name
 
@@ -99,8 +101,8 @@ def execution_seconds(events: list[dict[str, Any]]) -> float:
 
 
 def _scaled_usage(
-    functions: dict[str, Any], factors: dict[str, float], model: estimate.Usage, seconds: float
-) -> tuple[estimate.Usage, estimate.Usage, float]:
+    functions: dict[str, Any], factors: dict[str, float], model: Usage, seconds: float
+) -> tuple[Usage, Usage, float]:
     cold, local, handler = {}, {}, 0.0
     for name, meter in functions.items():
         factor = factors.get(name)
@@ -110,8 +112,8 @@ def _scaled_usage(
         local[name] = meter.usage(cold=False).scaled(factor)
         handler += meter.seconds * factor
 
-    def usage(f: dict[str, estimate.FunctionUsage]) -> estimate.Usage:
-        return estimate.Usage(
+    def usage(f: dict[str, FunctionUsage]) -> Usage:
+        return Usage(
             transitions=model.transitions,
             epoch_transitions=model.epoch_transitions,
             epoch_executions=model.epoch_executions,
@@ -123,10 +125,10 @@ def _scaled_usage(
 
 
 def _function_rows(
-    usage: estimate.Usage, functions: dict[str, Any], factors: dict[str, float]
+    usage: Usage, functions: dict[str, Any], factors: dict[str, float]
 ) -> list[dict[str, Any]]:
     rows = []
-    for name in estimate.EPOCH_FUNCTIONS:
+    for name in workflow.EPOCH_FUNCTIONS:
         u = usage.functions.get(name)
         if u is None or u.invocations == 0:
             continue
@@ -136,11 +138,8 @@ def _function_rows(
                 "function": name,
                 "invocations_per_epoch": u.invocations,
                 "handler_ms_mean": 1000 * meter.seconds / max(meter.invocations, 1),
-                "gb_seconds_per_epoch": u.billed_ms
-                / 1000
-                * estimate.FUNCTION_MEMORY_MB.get(name, 1024)
-                / 1024,
-                "memory_mb": estimate.FUNCTION_MEMORY_MB.get(name, 1024),
+                "gb_seconds_per_epoch": u.billed_ms / 1000 * FUNCTION_MEMORY_MB[name] / 1024,
+                "memory_mb": FUNCTION_MEMORY_MB[name],
                 "store_requests_cold_per_task": u.store.requests / u.invocations,
                 "tensor_bytes_per_task": (u.store.bytes_written + u.store.bytes_read)
                 / u.invocations,
@@ -152,7 +151,6 @@ def _function_rows(
 
 def measure_local(
     config: RunConfig,
-    shapes: estimate.Shapes,
     *,
     steps: int | None = None,
     base: Path = Path(),
@@ -161,10 +159,12 @@ def measure_local(
 ) -> dict[str, Any]:
     """Run ``config`` on the local engine (whole epochs, or ``steps`` steps of epoch 1)."""
     mode = config.mode
-    model = estimate.model_epoch(shapes, mode)
-    if steps is not None and steps >= shapes.steps:
-        steps = None  # the whole epoch is no longer than the steps asked for
     with LocalAccount() as account:
+        # the model first, in the account's environment (the handlers log at its level)
+        modeled = estimate.model(config, base=base, modes=(mode,))
+        shapes, model = modeled.shapes, modeled.epoch[mode]
+        if steps is not None and steps >= shapes.steps:
+            steps = None  # the whole epoch is no longer than the steps asked for
         if steps is not None:
             update = names.function_name(account.stack_name, "Update")
             account.runtime.register(update, f"{__name__}.update_with_step_limit")
@@ -218,10 +218,10 @@ def measure_local(
             if (epoch := parse_epoch_name(config.run_id, name)) is not None
             and name == epoch_name(config.run_id, epoch)  # the epoch's own, not a continuation
         ]
-        factors = {name: 1 / epochs for name in estimate.EPOCH_FUNCTIONS}
+        factors = {name: 1 / epochs for name in workflow.EPOCH_FUNCTIONS}
         usage, local, handler = _scaled_usage(functions, factors, model, statistics.fmean(tops))
         measured_transitions = sum(row["transitions"] for row in run.per_epoch) / epochs
-        usage.transitions = measured_transitions + estimate.TRAINING_TRANSITIONS_PER_EPOCH
+        usage.transitions = measured_transitions + workflow.TRAINING_TRANSITIONS_PER_EPOCH
         usage.epoch_transitions = measured_transitions
         usage.epoch_executions = sum(row["executions"] for row in run.per_epoch) / epochs
         local.transitions, local.epoch_transitions = usage.transitions, usage.epoch_transitions
@@ -268,7 +268,7 @@ def measure_local(
         factors = {name: shapes.microbatches / measured_mbs for name in MICROBATCH_FUNCTIONS}
         factors |= {"Update": shapes.steps / steps, "Plan": 1.0, "Evaluate": 1.0}
         usage, local, handler = _scaled_usage(functions, factors, model, exec_seconds)
-        per_mb = estimate.transitions_per_microbatch(shapes.layers, mode)
+        per_mb = workflow.transitions_per_microbatch(mode, shapes.layers)
         predicted = 2 + 3 * steps - 1 + measured_mbs * per_mb + 1  # …, Epoch failed
         result |= {
             "measured": f"{steps} of {shapes.steps} steps of one epoch, extrapolated",

@@ -17,13 +17,15 @@ import os
 import sys
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 HANDLER_MARK = os.path.join("stepnet", "engine", "runtime.py")
-_SELF = "stepnet/bench/profiler.py"
+_SELF = "bench/profiler.py"
 
 # (category, path fragments) in the order they are tried, innermost frame first.
 _HANDLER_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -33,7 +35,7 @@ _HANDLER_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "handler: tensor encode/decode + sha256",
         ("trainer/store/codec.py", "/zipfile", "/hashlib"),
     ),
-    ("handler: numpy math (trainer.nn)", ("trainer/nn/", "trainer/training.py")),
+    ("handler: numpy math (trainer.nn)", ("trainer/nn/", "trainer/training/")),
     (
         "handler: event validation + logging",
         ("/pydantic", "/aws_lambda_powertools/", "/logging/", "/json/"),
@@ -48,7 +50,7 @@ _OUTSIDE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("/moto/stepfunctions/", "stepnet/engine/patches"),
     ),
     ("AWS API emulation, other", ("/moto/", "/botocore/", "/werkzeug/", "/urllib3/")),
-    ("bench (metering)", ("stepnet/bench/", "stepnet/metering.py")),
+    ("bench (metering)", ("bench/", "stepnet/billing/")),
 )
 HANDLER_OTHER = "handler: other"
 OTHER = "other"
@@ -102,8 +104,8 @@ class CpuSampler:
     """Where the CPU goes: exact totals, sampled proportions.
 
     Exact: the process's CPU time (``time.process_time``) and the CPU time spent inside Lambda
-    handlers (each invocation's ``time.thread_time`` delta, from a wrapper around the account's
-    ``LambdaRuntime.invoke``: :meth:`attach`); the rest is the engine around them. Sampled: every
+    handlers (each invocation's ``time.thread_time`` delta, from a hook of the account's
+    ``LambdaRuntime``: :meth:`attach`); the rest is the engine around them. Sampled: every
     ``interval`` seconds each thread's CPU since the last sample (Linux schedstat) is charged to
     what its stack is doing; these samples give the proportions *within* the handlers' and the
     engine's exact totals (the interpreter runs each Task in a short-lived thread, whose last
@@ -113,8 +115,8 @@ class CpuSampler:
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.available = _cpu_ns(threading.get_native_id()) is not None
-        self.categories: Counter[str] = Counter()  # sampled CPU seconds
-        self.hot: Counter[str] = Counter()  # sampled CPU seconds by innermost frame
+        self.categories: defaultdict[str, float] = defaultdict(float)  # sampled CPU seconds
+        self.hot: defaultdict[str, float] = defaultdict(float)  # … by innermost frame
         self.samples = 0
         self.wall = 0.0
         self.own_cpu = 0.0
@@ -133,21 +135,20 @@ class CpuSampler:
         self._original_run: Any = None
 
     def attach(self, runtime: Any) -> None:
-        """Measure the CPU each handler invocation uses (wraps ``runtime.invoke``)."""
-        original = runtime.invoke
+        """Measure the CPU each handler invocation uses (a hook of ``runtime``)."""
+        runtime.hooks.append(self._invocation)
 
-        def invoke(function_name: str, event: Any) -> Any:
-            cpu, wall = time.thread_time(), time.perf_counter()
-            try:
-                return original(function_name, event)
-            finally:
-                if self._running:
-                    with self._lock:
-                        self.handler_cpu += time.thread_time() - cpu
-                        self.handler_wall += time.perf_counter() - wall
-                        self.handler_calls += 1
-
-        runtime.invoke = invoke
+    @contextmanager
+    def _invocation(self, function_name: str) -> Iterator[None]:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._running:
+                with self._lock:
+                    self.handler_cpu += time.thread_time() - cpu
+                    self.handler_wall += time.perf_counter() - wall
+                    self.handler_calls += 1
 
     @property
     def started(self) -> bool:
@@ -172,10 +173,10 @@ class CpuSampler:
         original = self._original_run = threading.Thread.run
         sampler = self
 
-        def run(thread: threading.Thread) -> None:
-            target = getattr(thread, "_target", None)
+        def run(self: threading.Thread) -> None:
+            target = getattr(self, "_target", None)
             try:
-                original(thread)
+                original(self)
             finally:
                 if sampler._running:
                     sampler._thread_exit(threading.get_native_id(), target)
@@ -258,7 +259,7 @@ class CpuSampler:
                 {c: v for c, v in self.categories.items() if not c.startswith("handler")},
             ),
         }
-        categories: Counter[str] = Counter()
+        categories: defaultdict[str, float] = defaultdict(float)
         for group, (exact, sampled) in groups.items():
             weight = sum(sampled.values())
             if weight <= 0:
@@ -281,10 +282,14 @@ class CpuSampler:
             "sampler_cpu_seconds": self.own_cpu,
             "categories": [
                 {"category": name, "cpu_seconds": seconds, "share": seconds / share}
-                for name, seconds in categories.most_common()
+                for name, seconds in _largest_first(categories)
             ],
             "hot_frames": [
                 {"frame": name, "sampled_share": seconds / hot_total}
-                for name, seconds in self.hot.most_common(top)
+                for name, seconds in _largest_first(self.hot)[:top]
             ],
         }
+
+
+def _largest_first(seconds: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(seconds.items(), key=lambda item: -item[1])

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stepnet.billing.estimate import usd
-from trainer.store.tensors import INLINE_LIMIT_BYTES
+from stepnet.billing.report import usd
+from trainer.contract.names import INLINE_LIMIT_BYTES
 
 SYSTEMS = ("reference", "sklearn", "torch", "local_fused", "local_per_layer")
 BILL_ORDER = (
@@ -283,7 +283,7 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         "threads most)",
         f"- Prices: {first['prices']['source']} (recorded {first['prices']['recorded']}); "
         "the table is `stepnet/billing/prices.py`. Lambda memory per function from "
-        "`stepnet.billing.estimate.FUNCTION_MEMORY_MB` (the stack's sizes, `trainer.contract.names.FUNCTION_SIZES`: "
+        "`stepnet.billing.usage.FUNCTION_MEMORY_MB` (the stack's sizes, `trainer.contract.functions.FUNCTIONS`: "
         + ", ".join(f"{name} {mb}" for name, mb in first.get("memory_mb", {}).items())
         + " MB), arm64.",
         "",
@@ -304,16 +304,17 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         "- **Profile**: exact totals — the process's CPU time and the CPU time inside handlers "
         "(`time.thread_time` around each invocation) — split by stack samples: every 5 ms each "
         "thread's CPU since the last sample (Linux schedstat) is charged to what its stack is "
-        "doing (`stepnet/bench/profiler.py`). Threads waiting for the GIL use no CPU; *handler "
+        "doing (`bench/profiler.py`). Threads waiting for the GIL use no CPU; *handler "
         "wall ms* includes that wait.",
-        "- **Counts** are metered, not estimated (`stepnet/metering.py`): transitions are "
+        "- **Counts** are metered, not estimated (`stepnet/billing/meter.py`): transitions are "
         "StateEntered events of the histories; invocations and their billed ms from the Lambda "
         "runtime; DynamoDB and S3 requests from botocore event hooks on the handlers' clients, "
-        "capacity units from item sizes (1 WRU per started KB, 1 RRU per started 4 KB, per "
-        "item). The local engine shares one tensor cache between all handlers, so its reads "
-        "are far fewer than on AWS; dollars use *cold* reads — every tensor read a handler asks "
-        "for, as a Lambda container without it cached would send (an upper bound). The "
-        "analytic model of `stepnet cost` is checked against these counts.",
+        "tensor writes and reads as the tensor store's observer hears them, capacity units from "
+        "item sizes (1 WRU per started KB, 1 RRU per started 4 KB, per item). The local engine "
+        "shares one tensor cache between all handlers, so its reads are far fewer than on AWS; "
+        "dollars use *cold* reads — every tensor read a handler asks for, as a Lambda container "
+        "without it cached would send (an upper bound). The model of `stepnet cost` (the "
+        "handlers' dry run on a store of shapes) is checked against these counts.",
         "- **Dollars per epoch**: Standard = the stack as built. *Express (hypothetical)*: the "
         "Epoch machine as an Express workflow, billed $1/M requests + GB-s of its duration "
         "(the local epoch execution's wall time, 64 MB, 100 ms steps); stepnet has no Express "

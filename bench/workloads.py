@@ -10,7 +10,7 @@ from typing import Any
 
 from stepnet.datasets import synthetic_classification, write_npz
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @dataclass(frozen=True)

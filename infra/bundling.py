@@ -28,6 +28,13 @@ PLATFORMS: Final = tuple(
 )
 # Never shipped, and kept out of the asset hash so that running tests does not redeploy.
 EXCLUDED: Final = ("__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache")
+# Modules of the package that no handler imports (the stack's and the engine's half of the
+# contract): not shipped either. tests/infra/test_infra_bundling.py checks no handler reaches them.
+NOT_SHIPPED: Final = (
+    "contract/functions.py",
+    "contract/statemachines.py",
+    "contract/storage.py",
+)
 
 
 def bundle_lambda(output_dir: Path, *, python_version: str) -> None:
@@ -62,6 +69,8 @@ def bundle_lambda(output_dir: Path, *, python_version: str) -> None:
         ignore=shutil.ignore_patterns(*EXCLUDED),
         dirs_exist_ok=True,
     )
+    for relative in NOT_SHIPPED:
+        (output_dir / PACKAGE / relative).unlink()
 
 
 @jsii.implements(ILocalBundling)
@@ -83,7 +92,8 @@ def lambda_code(runtime: lambda_.Runtime) -> lambda_.Code:
     image: DockerImage = runtime.bundling_image  # required by the API, never pulled
     return lambda_.Code.from_asset(
         str(LAMBDAS_DIR),
-        exclude=[f"**/{pattern}" for pattern in EXCLUDED],
+        exclude=[f"**/{pattern}" for pattern in EXCLUDED]
+        + [f"{PACKAGE}/{relative}" for relative in NOT_SHIPPED],
         bundling=BundlingOptions(
             image=image, local=LocalPipBundling(python_version=python_version)
         ),

@@ -237,7 +237,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from stepnet.billing.estimate import EstimateError, estimate, format_estimate
+    from stepnet.billing.estimate import EstimateError, estimate
+    from stepnet.billing.report import format_estimate
 
     config = _load_config(args.config)
     try:

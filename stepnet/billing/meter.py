@@ -1,23 +1,27 @@
 """Metering: count, on the local engine, what a run would be billed for on AWS.
 
-Nothing here estimates. A :class:`Meter` attached to a :class:`~stepnet.engine.LocalAccount`:
+Nothing here estimates. A :class:`Meter` attached to a :class:`~stepnet.engine.LocalAccount`
+joins it through public seams only:
 
-* wraps the account's ``LambdaRuntime.invoke`` to count invocations per function and their
-  billed milliseconds (each invocation's duration rounded up to 1 ms, as Lambda bills);
-* registers botocore event handlers (``before-parameter-build`` and ``after-call``) on the
-  handlers' store clients (``trainer.settings.store()``) and counts every DynamoDB and S3 call
-  per operation, with DynamoDB's capacity units computed from the items' sizes (1 WRU per
-  started KB written, 1 RRU per started 4 KB read strongly consistently, per item — the same
-  rule as ``stepnet.billing.estimate``, which has no ``ReturnConsumedCapacity`` to read);
-* wraps the tensor store's ``get`` and ``get_many`` to count every tensor read the handlers
-  ask for, whether or not the in-process cache answered it.
+* the runtime's invocation hooks (``LambdaRuntime.hooks``): invocations per function and their
+  billed milliseconds (each invocation's duration rounded up to 1 ms, as Lambda bills), and
+  which function is running in which thread;
+* the handlers' store (``trainer.settings.store()``): the meter is one of its tensor store's
+  observers (:class:`~trainer.store.observer.StoreObserver`: every bundle written, every read
+  asked for), and registers botocore event handlers (``before-parameter-build`` and
+  ``after-call``) on the store's clients (``Store.clients``) to count every DynamoDB and S3 call
+  it really makes, with DynamoDB's capacity units computed from the items' sizes
+  (:mod:`stepnet.billing.rules`; there is no ``ReturnConsumedCapacity`` to read locally).
 
 Why both: in the local engine every handler shares one process and the store's write-through
 cache, so most tensor reads never reach DynamoDB or S3. A Lambda container only has what it
 wrote or read itself. So each call is attributed to the function that made it and counted
-twice: ``local`` (the calls the local engine made) and ``aws`` (the calls a Lambda container
-without the tensor cached would make: writes as made, tensor reads as asked for — "cold", an
-upper bound). The run config, read once per container, is counted apart (``config_reads``).
+twice: ``local`` (the calls the local engine made, from botocore) and ``aws`` (the calls a
+Lambda container without the tensor cached would make: tensor writes and reads as the store's
+observer hears them — "cold", an upper bound — and the runs table's and other objects' calls as
+made). ``aws`` is charged by :class:`~stepnet.billing.usage.StoreCharges`, the rule book the
+estimate's dry run charges by too. The run config, read once per container, is counted apart
+(``config_reads``).
 
 Calls made from a handler's own worker threads (the Plan handler writes micro-batches from a
 thread pool) are attributed to the only function running at the time; if functions of
@@ -27,29 +31,23 @@ handlers, and the totals still include such calls.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepnet.billing.estimate import (
-    BATCH_GET_LIMIT,
-    EPOCH_FUNCTIONS,
-    TRAINING_TRANSITIONS_PER_EPOCH,
-    FunctionUsage,
-    StoreUsage,
-    Usage,
-    item_bytes,
-    read_units,
-    write_units,
-)
+from stepnet.billing.rules import inline_item_bytes, item_bytes, read_units, write_units
+from stepnet.billing.usage import FunctionUsage, StoreCharges, StoreUsage, Usage
 from stepnet.client import epoch_counts
 from trainer import settings
-from trainer.contract import names
+from trainer.contract import names, workflow
+from trainer.store import RunStore, TensorStore
+from trainer.store.observer import Item, StoreObserver
 from trainer.store.runs import CONFIG_RECORD
 from trainer.store.tensors import NBYTES, PAYLOAD, S3_KEY
 from trainer.training.cursor import parse_epoch_name
@@ -72,16 +70,6 @@ _S3_PUT_CLASS = frozenset(
 _S3_FREE = frozenset({"DeleteObject", "DeleteObjects", "AbortMultipartUpload"})
 _DDB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"})
 _CONTEXT_KEY = "stepnet_meter"
-
-
-@dataclass
-class _Written:
-    """What the meter saw written under a tensor key: enough to charge a later read."""
-
-    item_bytes: int
-    inline_bytes: int  # the item had the bundle been stored inline (the seed design)
-    encoded: int
-    spilled: bool
 
 
 @dataclass
@@ -111,7 +99,7 @@ class FunctionMeter:
         }
 
 
-class Meter:
+class Meter(StoreObserver):
     """Counts a local account's Lambda invocations and store requests, per function.
 
     ``with Meter(account) as meter: run_local(config, None, account=account)``; then
@@ -125,8 +113,8 @@ class Meter:
         self._local = threading.local()
         self._active: Counter[str] = Counter()
         self._functions: defaultdict[str, FunctionMeter] = defaultdict(FunctionMeter)
-        self._written: dict[str, _Written] = {}
-        self._undo: list[Any] = []
+        self._charges = StoreCharges()
+        self._undo: list[Callable[[], None]] = []
         self.started = 0.0
 
     # --- attach / detach --------------------------------------------------------------------
@@ -141,90 +129,56 @@ class Meter:
     def attach(self) -> None:
         """Start counting (the account must be entered: the store reads its environment)."""
         store = settings.store()
-        self.store = store
-        self.tensors_table = store.tensors.table
-        self.runs_table = store.runs.table
-        clients = {id(c): c for c in (store.tensors._ddb, store.runs._ddb)}
-        clients |= {id(c): c for c in (store.tensors._s3, store.objects._s3)}
-        for client in clients.values():
+        if not isinstance(store.tensors, TensorStore) or not isinstance(store.runs, RunStore):
+            raise TypeError(
+                "the meter counts a store built from boto3 clients (Store.from_clients)"
+            )
+        tensors = store.tensors
+        self.tensors_table, self.runs_table = tensors.table, store.runs.table
+        for client in {id(c): c for c in store.clients}.values():
             service = client.meta.service_model.service_name
-            hooks = (
+            for event, handler in (
                 (f"before-parameter-build.{service}", self._before),
                 (f"after-call.{service}", self._after),
-            )
-            for event, handler in hooks:
+            ):
+                unique_id = f"stepnet-meter-{event}"
                 # first: botocore's own before-parameter-build handlers wrap S3 bodies in files
-                client.meta.events.register_first(
-                    event, handler, unique_id=f"stepnet-meter-{event}"
-                )
+                client.meta.events.register_first(event, handler, unique_id=unique_id)
                 self._undo.append(
-                    lambda c=client, e=event: c.meta.events.unregister(
-                        e, unique_id=f"stepnet-meter-{e}"
-                    )
+                    functools.partial(client.meta.events.unregister, event, unique_id=unique_id)
                 )
-        self._wrap_tensor_reads(store.tensors)
-        self._wrap_runtime(self.account.runtime)
+        tensors.observers.append(self)
+        self._undo.append(lambda: tensors.observers.remove(self))
+        runtime = self.account.runtime
+        runtime.hooks.append(self._invocation)
+        self._undo.append(lambda: runtime.hooks.remove(self._invocation))
         self.started = time.perf_counter()
 
     def detach(self) -> None:
         while self._undo:
             self._undo.pop()()
 
-    def _wrap_runtime(self, runtime: Any) -> None:
-        original = runtime.invoke
+    # --- invocations (the runtime's hook) ----------------------------------------------------
 
-        def invoke(function_name: str, event: Any) -> Any:
-            name = self._logical(function_name)
-            outer = getattr(self._local, "function", None)
-            self._local.function = name
+    @contextmanager
+    def _invocation(self, function_name: str) -> Iterator[None]:
+        name = function_name.removeprefix(self.prefix)
+        outer = getattr(self._local, "function", None)
+        self._local.function = name
+        with self._lock:
+            self._active[name] += 1
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
             with self._lock:
-                self._active[name] += 1
-            started = time.perf_counter()
-            try:
-                return original(function_name, event)
-            finally:
-                elapsed = time.perf_counter() - started
-                with self._lock:
-                    self._active[name] -= 1
-                    meter = self._functions[name]
-                    meter.invocations += 1
-                    meter.seconds += elapsed
-                    meter.billed_ms += max(1, math.ceil(elapsed * 1000))
-                self._local.function = outer
-
-        self._replace(runtime, "invoke", invoke)
-
-    def _wrap_tensor_reads(self, tensors: Any) -> None:
-        get, get_many = tensors.get, tensors.get_many
-
-        def metered_get(key: str) -> Any:
-            self._tensor_reads([key], batch=False)
-            return get(key)
-
-        def metered_get_many(keys: Sequence[str]) -> Any:
-            self._tensor_reads(list(keys), batch=True)
-            return get_many(keys)
-
-        self._replace(tensors, "get", metered_get)
-        self._replace(tensors, "get_many", metered_get_many)
-
-    def _replace(self, owner: Any, name: str, value: Any) -> None:
-        """Set an instance attribute; detach puts back what was there (or the class's)."""
-        missing = object()
-        previous = owner.__dict__.get(name, missing)
-        setattr(owner, name, value)
-
-        def undo() -> None:
-            if previous is missing:
-                owner.__dict__.pop(name, None)
-            else:
-                setattr(owner, name, previous)
-
-        self._undo.append(undo)
-
-    def _logical(self, function_name: str) -> str:
-        name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
-        return name.removeprefix(self.prefix)
+                self._active[name] -= 1
+                meter = self._functions[name]
+                meter.invocations += 1
+                meter.seconds += elapsed
+                meter.billed_ms += max(1, math.ceil(elapsed * 1000))
+            self._local.function = outer
 
     def _current(self) -> str:
         name = getattr(self._local, "function", None)
@@ -234,26 +188,22 @@ class Meter:
             running = {n for n, count in self._active.items() if count > 0}
         return running.pop() if len(running) == 1 else UNATTRIBUTED
 
-    # --- tensor reads, as asked for ----------------------------------------------------------
-
-    def _tensor_reads(self, keys: list[str], *, batch: bool) -> None:
-        unique = list(dict.fromkeys(keys))
+    def _aws(self) -> StoreUsage:
         name = self._current()
         with self._lock:
-            aws = self._functions[name].aws
-            aws.ddb_reads += -(-len(unique) // BATCH_GET_LIMIT) if batch else len(unique)
-            for key in unique:
-                written = self._written.get(key)
-                if written is None:  # not written while metering: charge the minimum
-                    aws.rru += 1
-                    aws.seed_rru += 1
-                    continue
-                aws.rru += read_units(written.item_bytes)
-                aws.seed_rru += read_units(written.inline_bytes)
-                aws.bytes_read += written.encoded
-                aws.s3_gets += written.spilled
+            return self._functions[name].aws
 
-    # --- botocore hooks ----------------------------------------------------------------------
+    # --- tensors, as a Lambda container would send them (the store's observer) ---------------
+
+    def on_put(
+        self, key: str, item: Item, *, encoded_bytes: int, spilled: bool, scratch: bool
+    ) -> None:
+        self._charges.tensor_put(self._aws(), key, item, encoded=encoded_bytes, spilled=spilled)
+
+    def on_get(self, keys: Sequence[str], *, batch: bool) -> None:
+        self._charges.tensor_get(self._aws(), keys, batch=batch)
+
+    # --- every request as made (botocore hooks) ----------------------------------------------
 
     def _before(self, params: Mapping[str, Any], model: Any, context: Any, **_: Any) -> None:
         """Remember what the request carries (its item, its body size) for after-call."""
@@ -272,8 +222,7 @@ class Meter:
         elif op == "BatchGetItem":
             note["table"] = next(iter(params.get("RequestItems", {})), None)
         elif op in ("PutObject", "UploadPart"):
-            body = params.get("Body", b"")
-            note["bytes"] = _body_bytes(body)
+            note["bytes"] = _body_bytes(params.get("Body", b""))
             note["key"] = params.get("Key", "")
         elif op in ("GetObject", "HeadObject"):
             note["key"] = params.get("Key", "")
@@ -284,93 +233,83 @@ class Meter:
     ) -> None:
         note = (context or {}).get(_CONTEXT_KEY, {})
         service = model.service_model.service_name
-        op = model.name
         name = self._current()
         with self._lock:
             meter = self._functions[name]
-            if service == "dynamodb":
-                self._dynamodb(meter, op, note, parsed)
-            elif service == "s3":
-                self._s3(meter, op, note, parsed)
+            meter.operations[f"{service}.{model.name}" + self._label(service, note)] += 1
+        if service == "dynamodb":
+            self._dynamodb(meter, model.name, note, parsed)
+        elif service == "s3":
+            self._s3(meter, model.name, note, parsed)
 
-    def _table_label(self, table: str | None) -> str:
-        if table == self.tensors_table:
-            return "tensors"
-        if table == self.runs_table:
-            return "runs"
-        return str(table)
+    def _label(self, service: str, note: Mapping[str, Any]) -> str:
+        if service != "dynamodb":
+            return ""
+        table = str(note.get("table"))
+        label = {self.tensors_table: "tensors", self.runs_table: "runs"}.get(table, table)
+        return f"[{label}]"
 
     def _dynamodb(
         self, meter: FunctionMeter, op: str, note: dict[str, Any], parsed: Mapping[str, Any]
     ) -> None:
-        table = self._table_label(note.get("table"))
-        meter.operations[f"dynamodb.{op}[{table}]"] += 1
-        both = (meter.local, meter.aws)
+        tensors = note.get("table") == self.tensors_table
         if op in _DDB_WRITES:
             item = note.get("item", {})
+            if not tensors:  # the tensors' writes reach ``aws`` through the observer
+                self._charges.record_put(meter.aws, item)
+            encoded = int(item.get(NBYTES, {}).get("N", 0)) if tensors else 0
             size = item_bytes(item)
-            inline = size
-            encoded = 0
-            if table == "tensors" and item:
-                encoded = int(item.get(NBYTES, {}).get("N", 0))
-                if S3_KEY in item:  # spilled: the seed design would hold the payload inline
-                    inline = size - item_bytes({S3_KEY: item[S3_KEY]}) + len(PAYLOAD) + encoded
-                self._written[item[names.TENSORS_PK]["S"]] = _Written(
-                    size, inline, encoded, S3_KEY in item
-                )
-            for usage in both:
-                usage.ddb_writes += 1
-                usage.wru += write_units(size)
-                usage.seed_wru += write_units(inline)
-                usage.bytes_written += encoded if S3_KEY not in item else 0
+            seed = inline_item_bytes(item, encoded) if tensors and S3_KEY in item else size
+            with self._lock:
+                meter.local.ddb_writes += 1
+                meter.local.wru += write_units(size)
+                meter.local.seed_wru += write_units(seed)
+                meter.local.bytes_written += encoded if PAYLOAD in item else 0
             return
-        sizes: list[int]
         if op == "GetItem":
-            found = parsed.get("Item")
-            sizes = [item_bytes(found)] if found else [0]
-            units = sum(read_units(s) for s in sizes)
+            items = [parsed["Item"]] if parsed.get("Item") else []
+            units = read_units(item_bytes(items[0]) if items else 0)
         elif op == "BatchGetItem":
             items = [i for found in parsed.get("Responses", {}).values() for i in found]
-            sizes = [item_bytes(i) for i in items]
-            units = sum(read_units(s) for s in sizes)
+            units = sum(read_units(item_bytes(i)) for i in items)
         elif op in ("Query", "Scan"):
-            sizes = [item_bytes(i) for i in parsed.get("Items", [])]
-            units = read_units(sum(sizes))
+            items = list(parsed.get("Items", []))
+            units = read_units(sum(item_bytes(i) for i in items))
         else:
             return
-        if table == "runs" and op == "GetItem" and note.get("record") == CONFIG_RECORD:
-            for usage in both:
-                usage.config_reads += 1
-                usage.config_rru += units
+        if op == "GetItem" and not tensors and note.get("record") == CONFIG_RECORD:
+            self._charges.record_get(meter.local, items[0] if items else None, config=True)
+            self._charges.record_get(meter.aws, items[0] if items else None, config=True)
             return
-        targets = (meter.local,) if table == "tensors" else both  # aws: counted as asked for
-        for usage in targets:
-            usage.ddb_reads += 1
-            usage.rru += units
-            usage.seed_rru += units
-            if table == "tensors":
-                usage.bytes_read += sum(
-                    int(i.get(NBYTES, {}).get("N", 0)) for i in _payload_items(op, parsed)
-                )
+        if not tensors:  # the tensors' reads reach ``aws`` through the observer, as asked for
+            if op == "GetItem":
+                self._charges.record_get(meter.aws, items[0] if items else None)
+            else:
+                self._charges.record_query(meter.aws, items)
+        with self._lock:
+            meter.local.ddb_reads += 1
+            meter.local.rru += units
+            meter.local.seed_rru += units
+            if tensors:
+                meter.local.bytes_read += sum(int(i.get(NBYTES, {}).get("N", 0)) for i in items)
 
     def _s3(
         self, meter: FunctionMeter, op: str, note: dict[str, Any], parsed: Mapping[str, Any]
     ) -> None:
-        key = str(note.get("key", ""))
-        meter.operations[f"s3.{op}"] += 1
-        tensor = key.startswith(names.S3_TENSORS_PREFIX)
+        tensor = str(note.get("key", "")).startswith(names.S3_TENSORS_PREFIX)
         if op in _S3_FREE:
             return
         if op in _S3_PUT_CLASS:
-            for usage in (meter.local, meter.aws):
-                usage.s3_puts += 1
-                usage.bytes_written += note.get("bytes", 0)
+            nbytes = int(note.get("bytes", 0))
+            self._charges.object_put(meter.local, nbytes)
+            if not tensor:  # a spilled tensor's PUT reaches ``aws`` through the observer
+                self._charges.object_put(meter.aws, nbytes)
             return
-        targets = (meter.local,) if tensor and op == "GetObject" else (meter.local, meter.aws)
-        for usage in targets:
-            usage.s3_gets += 1
-            if op == "GetObject" and not tensor:
-                usage.bytes_read += int(parsed.get("ContentLength", 0) or 0)
+        # GET-class: a tensor's GET brings bytes the tensor's read already counted
+        nbytes = int(parsed.get("ContentLength", 0) or 0) if op == "GetObject" else 0
+        self._charges.object_get(meter.local, 0 if tensor else nbytes)
+        if not (tensor and op == "GetObject"):
+            self._charges.object_get(meter.aws, 0 if tensor else nbytes)
 
     # --- reading the counts ------------------------------------------------------------------
 
@@ -403,7 +342,7 @@ class Meter:
         functions = {
             name: m.usage(cold=cold).scaled(1 / epochs)
             for name, m in self.functions().items()
-            if name in EPOCH_FUNCTIONS or name == UNATTRIBUTED
+            if name in workflow.EPOCH_FUNCTIONS or name == UNATTRIBUTED
         }
         transitions = executions = 0
         for name, events in histories.items():
@@ -411,7 +350,7 @@ class Meter:
                 transitions += epoch_counts(events)["transitions"]
                 executions += 1
         return Usage(
-            transitions=transitions / epochs + TRAINING_TRANSITIONS_PER_EPOCH,
+            transitions=transitions / epochs + workflow.TRAINING_TRANSITIONS_PER_EPOCH,
             epoch_transitions=transitions / epochs,
             epoch_executions=executions / epochs,
             epoch_seconds=epoch_seconds,
@@ -427,12 +366,6 @@ def _body_bytes(body: Any) -> int:
     if hasattr(body, "getbuffer"):
         return int(body.getbuffer().nbytes)
     return 0
-
-
-def _payload_items(op: str, parsed: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    if op == "GetItem":
-        return [parsed["Item"]] if parsed.get("Item") else []
-    return [i for found in parsed.get("Responses", {}).values() for i in found]
 
 
 @contextmanager

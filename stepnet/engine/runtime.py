@@ -16,6 +16,7 @@ import traceback
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,11 @@ class _Fault:
     remaining: int
 
 
+InvocationHook = Callable[[str], AbstractContextManager[Any]]
+"""Entered around every invocation, in the invoking thread, given the function's name (a meter's
+or a profiler's way in: ``runtime.hooks.append(hook)``, then ``remove`` it)."""
+
+
 class LambdaRuntime:
     """Maps function names to handler paths (``module.function``) and invokes them in-process."""
 
@@ -57,6 +63,7 @@ class LambdaRuntime:
         self._loaded: dict[str, Handler] = {}
         self._faults: dict[str, _Fault] = {}
         self._lock = threading.Lock()
+        self.hooks: list[InvocationHook] = []
         self.invocations: Counter[str] = Counter()
         self.seconds: defaultdict[str, float] = defaultdict(float)  # handler time per function
 
@@ -80,6 +87,12 @@ class LambdaRuntime:
     def invoke(self, function_name: str, event: Any) -> tuple[Any, str | None]:
         """Run the function on ``event``; returns (payload, function_error or None)."""
         name = _name_of(function_name)
+        with ExitStack() as stack:
+            for hook in list(self.hooks):
+                stack.enter_context(hook(name))
+            return self._invoke(name, event)
+
+    def _invoke(self, name: str, event: Any) -> tuple[Any, str | None]:
         handler = self._handler(name)
         fault = self._take_fault(name)
         started = time.perf_counter()

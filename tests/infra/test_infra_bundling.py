@@ -1,5 +1,6 @@
 """The Lambda asset, bundled with pip and no Docker: aarch64 wheels for the runtime's Python."""
 
+import ast
 from importlib import metadata
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_lambda as lambda_
 
-from infra.bundling import bundle_lambda, lambda_code
+from infra.bundling import NOT_SHIPPED, PACKAGE, bundle_lambda, lambda_code
 from infra.functions import PYTHON_VERSION, RUNTIME
 from infra.paths import LAMBDAS_DIR
 from trainer.contract.functions import FUNCTIONS, handler_module
@@ -49,6 +50,9 @@ def test_bundle_holds_aarch64_numpy_and_the_trainer_package(tmp_path: Path) -> N
     assert (asset / "aws_lambda_powertools").is_dir()
     assert list(asset.rglob("__pycache__")) == []
     assert not (asset / "trainer" / "tests").exists()
+    # and the stack's and the engine's half of the contract stays behind
+    for relative in NOT_SHIPPED:
+        assert not (asset / "trainer" / relative).exists(), relative
     # and it fits Lambda's limit for an unzipped package
     size = _size(asset)
     print(f"Lambda asset, unzipped: {size / 1024 / 1024:.1f} MB")
@@ -91,3 +95,45 @@ def test_the_bundle_pins_exactly_the_versions_the_tests_run() -> None:
     # Then (re-pin, and check that cp314 aarch64 wheels exist: lambdas/requirements.txt)
     assert pins == tested
     assert {"numpy", "pydantic", "pydantic-core", "aws-lambda-powertools"} <= set(pins)
+
+
+def _imports(path: Path) -> set[str]:
+    """The ``trainer`` modules a source file imports (``from trainer.x import y`` gives both
+    ``trainer.x`` and ``trainer.x.y``; only the existing ones count)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.split(".")[0] == PACKAGE}
+
+
+def _source(module: str) -> Path | None:
+    base = LAMBDAS_DIR / module.replace(".", "/")
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_no_handler_imports_what_is_not_shipped() -> None:
+    # Given every handler module, and the packages on the way to them
+    pending = [handler_module(logical) for logical in FUNCTIONS]
+    reached: set[Path] = set()
+
+    # When the imports are followed through the package
+    while pending:
+        module = pending.pop()
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):
+            source = _source(".".join(parts[:depth]))
+            if source is not None and source not in reached:
+                reached.add(source)
+                pending.extend(_imports(source))
+
+    # Then none of them reaches a module the bundle leaves out
+    not_shipped = {LAMBDAS_DIR / PACKAGE / relative for relative in NOT_SHIPPED}
+    assert reached & not_shipped == set()
+    assert LAMBDAS_DIR / PACKAGE / "contract" / "environment.py" in reached  # the walk works

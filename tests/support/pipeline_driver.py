@@ -4,7 +4,9 @@ Mirrors ``statemachine/training.asl.json`` (Initialize run -> Check shards (a Ma
 shards) -> Prepare shards (a Map) -> Start run -> Train epoch -> More epochs? -> Export model)
 and ``statemachine/epoch.asl.json`` (Plan epoch -> per step a Map over the cursor's
 micro-batches whose items are built like the Map's ``ItemSelector`` -> Update weights (with the
-Map's losses) -> More steps? -> at the end Evaluate shards (a Map) -> Evaluate epoch). A
+Map's losses) -> More steps? -> at the end Evaluate shards (a Map) -> Evaluate epoch). Each
+micro-batch invokes the functions of its path in ``trainer.contract.workflow`` (the handlers'
+results move ``layer`` as the ASL's Choices expect; the engine tests run the real Choices). A
 "Continue in a new execution" goes straight back to "Train step" with the same cursor, which is
 what the continuation execution does.
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepnet.engine.runtime import LambdaContext
+from trainer.contract import workflow
 from trainer.contract.functions import FUNCTIONS
 
 Event = dict[str, Any]
@@ -80,15 +83,12 @@ class Pipeline:
         return result
 
     def microbatch(self, task: Event) -> Event:
-        """One Map iteration: "Fused or per layer?" and the states after it."""
-        if task["mode"] == "fused":
-            return self.task("Gradients", task)
-        while task["layer"] <= task["layers"]:  # "Forward done?"
-            task = self.task("Forward", task)
-        task = self.task("Loss", task)
-        self.losses.append(task["loss"])
-        while task["layer"] >= 1:  # "Backward done?"
-            task = self.task("Backward", task)
+        """One Map iteration: the functions of the micro-batch path in the workflow's order
+        (``trainer.contract.workflow``, checked against the ItemProcessor)."""
+        for function in workflow.microbatch_functions(task["mode"], task["layers"]):
+            task = self.task(function, task)
+            if function == "Loss":
+                self.losses.append(task["loss"])
         return task
 
     def map(self, function: Callable[[Event], Event], items: list[Event]) -> list[Event]:

@@ -15,7 +15,7 @@ Scratch (expire after the scratch TTL)::
     <run_id>/scratch/v000012/mb003/A1        layer 1's activation for micro-batch 3
     <run_id>/scratch/v000012/mb003/dZ2       gradient of the loss w.r.t. layer 2's pre-activation
     <run_id>/scratch/v000012/mb003/grad1     layer 1's parameter gradients
-    <run_id>/scratch/v000012/mb003/loss      the micro-batch's loss
+    <run_id>/scratch/v000012/mb003/grads     fused mode: every layer's gradients in one bundle
     <run_id>/batches/e0003/s000042/mb003     the micro-batch's X and Y (per-layer mode)
     <run_id>/evaluations/e0003/g07           an evaluation group's per-shard sums
 """
@@ -76,18 +76,6 @@ def evaluation_key(run_id: str, epoch: int, group: int) -> str:
     )
 
 
-def data_key(run_id: str, part: str) -> str:
-    """The prepared data of one part of the dataset ("train" or "val"). Immutable."""
-    if not isinstance(part, str) or not part or "/" in part:
-        raise ValueError(f"part must be a non-empty name without '/', e.g. 'train', got {part!r}")
-    return f"{_run(run_id)}/data/{part}"
-
-
-def schedule_key(run_id: str, epoch: int) -> str:
-    """An epoch's schedule (micro-batch sizes per step). Immutable."""
-    return f"{_run(run_id)}/schedules/e{_count('epoch', epoch, 0):04d}"
-
-
 def activation_key(run_id: str, version: int, microbatch: int, layer: int) -> str:
     """Layer ``layer``'s activation A for a micro-batch under weights ``version``. Scratch."""
     return f"{_scratch(run_id, version, microbatch)}/A{_count('layer', layer, 1)}"
@@ -107,11 +95,6 @@ def gradients_key(run_id: str, version: int, microbatch: int) -> str:
     """Every layer's parameter gradients for a micro-batch under ``version``, in one bundle
     (``dW1, db1, dW2, …``), as fused mode writes them. Scratch."""
     return f"{_scratch(run_id, version, microbatch)}/grads"
-
-
-def loss_key(run_id: str, version: int, microbatch: int) -> str:
-    """The loss (and its parts) of a micro-batch under weights ``version``. Scratch."""
-    return f"{_scratch(run_id, version, microbatch)}/loss"
 
 
 def batch_key(run_id: str, epoch: int, step: int, microbatch: int) -> str:

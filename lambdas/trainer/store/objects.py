@@ -12,6 +12,11 @@ class ObjectNotFoundError(StoreError):
     """No object at that S3 location."""
 
 
+def object_uri(bucket: str, key: str) -> str:
+    """``s3://bucket/key``."""
+    return f"s3://{bucket}/{key}"
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key/…`` → (bucket, key)."""
     if not uri.startswith("s3://") or "/" not in uri[5:]:
@@ -28,7 +33,7 @@ class ObjectStore:
         self.bucket = bucket
 
     def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
+        return object_uri(self.bucket, key)
 
     def get_bytes(self, uri: str) -> bytes:
         return self._get(uri)

@@ -10,6 +10,10 @@ One partition per run (RUNS_PK = run_id); the sort key (RUNS_SK) names the recor
 Write-once records are idempotent: writing equal content again (a retried task) is a no-op,
 different content raises. Values are stored as canonical JSON text, so floats round-trip exactly
 (including NaN and infinities) and ints stay ints. See docs/storage.md.
+
+Each record's item is built by one function (:func:`config_item`, :func:`dataset_item`,
+:func:`status_item`, :func:`epoch_item`) and read by one (:func:`dataset_info_of`,
+:func:`metrics_row`): the store and the billing code's dry run use the same ones.
 """
 
 from __future__ import annotations
@@ -67,6 +71,13 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_jsonable)
 
 
+def timestamp(seconds: float) -> str:
+    """``created_at`` / ``updated_at``: ISO 8601 UTC to the millisecond, e.g.
+    "2023-11-14T22:13:20.000Z" (always 24 characters)."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not run_id:
         raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
@@ -81,6 +92,76 @@ def _metric(name: str, value: Any) -> int | float | None:
     raise ValueError(f"metric {name!r} must be a number (or None), got {value!r}")
 
 
+# --- the records: one writer and one reader of each item format -------------------------------
+# RunStore writes and reads exactly these; the billing code sizes the items it would write.
+
+
+def record_key(run_id: str, record: str) -> Item:
+    """The key of one record of a run."""
+    return {RUNS_PK: {"S": _check_run_id(run_id)}, RUNS_SK: {"S": record}}
+
+
+def config_item(run_id: str, config_json: str, created_at: str) -> Item:
+    """The "config" record: the run config JSON, exactly as given (write-once)."""
+    return {
+        **record_key(run_id, CONFIG_RECORD),
+        CONFIG: {"S": config_json},
+        CREATED_AT: {"S": created_at},
+    }
+
+
+def dataset_item(run_id: str, info: Mapping[str, Any], created_at: str) -> Item:
+    """The "dataset" record: the dataset facts as canonical JSON (write-once)."""
+    if not isinstance(info, Mapping):
+        raise ValueError(f"dataset info must be a mapping, got {type(info).__name__}")
+    return {
+        **record_key(run_id, DATASET_RECORD),
+        INFO: {"S": canonical_json(dict(info))},
+        CREATED_AT: {"S": created_at},
+    }
+
+
+def dataset_info_of(item: Item) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(item[INFO]["S"])
+    return info
+
+
+def status_item(run_id: str, status: str, fields: Mapping[str, Any], updated_at: str) -> Item:
+    """The "status" record: ``status``, when, and extra ``fields`` as canonical JSON."""
+    if not isinstance(status, str) or not status:
+        raise ValueError(f"status must be a non-empty string, got {status!r}")
+    clash = _RESERVED_STATUS_FIELDS.intersection(fields)
+    if clash:
+        raise ValueError(f"status fields may not be named {sorted(clash)}")
+    return {
+        **record_key(run_id, STATUS_RECORD),
+        STATUS: {"S": status},
+        UPDATED_AT: {"S": updated_at},
+        FIELDS: {"S": canonical_json(dict(fields))},
+    }
+
+
+def epoch_item(
+    run_id: str, epoch: int, metrics: Mapping[str, float | int | None], created_at: str
+) -> Item:
+    """An "epoch#NNNN" record: the epoch and its metrics as canonical JSON (write-once)."""
+    record = epoch_record(epoch)
+    values = {str(name): _metric(str(name), value) for name, value in metrics.items()}
+    if values.pop(EPOCH, epoch) != epoch:
+        raise ValueError(f"metrics[{EPOCH!r}] = {metrics[EPOCH]!r} but epoch = {epoch}")
+    return {
+        **record_key(run_id, record),
+        EPOCH: {"N": str(epoch)},
+        METRICS: {"S": canonical_json(values)},
+        CREATED_AT: {"S": created_at},
+    }
+
+
+def metrics_row(item: Item) -> dict[str, Any]:
+    """An epoch record as a row: ``{"epoch": 3, "train_loss": ..., ...}``."""
+    return {EPOCH: int(item[EPOCH]["N"]), **json.loads(item[METRICS]["S"])}
+
+
 class RunStore:
     """Run records in the runs table. Thread-safe (holds only a low-level DynamoDB client)."""
 
@@ -93,8 +174,7 @@ class RunStore:
         self._configs: dict[str, str] = {}  # write-once records, so safe to keep
 
     def _now(self) -> str:
-        moment = datetime.fromtimestamp(self._clock(), UTC)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return timestamp(self._clock())
 
     # --- config ----------------------------------------------------------------------------------
 
@@ -105,8 +185,7 @@ class RunStore:
             canonical = canonical_json(json.loads(config_json))
         except (TypeError, ValueError) as error:
             raise ValueError(f"config_json must be a JSON document: {error}") from None
-        attributes = {CONFIG: {"S": config_json}, CREATED_AT: {"S": self._now()}}
-        existing = self._put_once(run_id, CONFIG_RECORD, attributes)
+        existing = self._put_once(config_item(run_id, config_json, self._now()))
         if existing is not None and canonical_json(json.loads(existing[CONFIG]["S"])) != canonical:
             raise RunExistsError(run_id)
 
@@ -125,47 +204,26 @@ class RunStore:
         """Forget the configs read so far (as a new Lambda container would)."""
         self._configs.clear()
 
-    def run_exists(self, run_id: str) -> bool:
-        return self._get(_check_run_id(run_id), CONFIG_RECORD) is not None
-
     # --- dataset facts ---------------------------------------------------------------------------
 
     def put_dataset_info(self, run_id: str, info: Mapping[str, Any]) -> None:
         """Record the dataset facts (JSON-able dict). Equal again: no-op. Different: error."""
-        _check_run_id(run_id)
-        if not isinstance(info, Mapping):
-            raise ValueError(f"dataset info must be a mapping, got {type(info).__name__}")
-        text = canonical_json(dict(info))
-        attributes = {INFO: {"S": text}, CREATED_AT: {"S": self._now()}}
-        existing = self._put_once(run_id, DATASET_RECORD, attributes)
-        if existing is not None and existing[INFO]["S"] != text:
+        item = dataset_item(run_id, info, self._now())
+        existing = self._put_once(item)
+        if existing is not None and existing[INFO]["S"] != item[INFO]["S"]:
             raise RecordConflictError(run_id, DATASET_RECORD)
 
     def get_dataset_info(self, run_id: str) -> dict[str, Any]:
         item = self._get(run_id, DATASET_RECORD)
         if item is None:
             raise RunNotFoundError(run_id, DATASET_RECORD)
-        info: dict[str, Any] = json.loads(item[INFO]["S"])
-        return info
+        return dataset_info_of(item)
 
     # --- status ----------------------------------------------------------------------------------
 
     def set_status(self, run_id: str, status: str, /, **fields: Any) -> None:
         """Replace the run's status record with ``status``, ``updated_at`` and ``fields``."""
-        _check_run_id(run_id)
-        if not isinstance(status, str) or not status:
-            raise ValueError(f"status must be a non-empty string, got {status!r}")
-        clash = _RESERVED_STATUS_FIELDS.intersection(fields)
-        if clash:
-            raise ValueError(f"status fields may not be named {sorted(clash)}")
-        item = {
-            RUNS_PK: {"S": run_id},
-            RUNS_SK: {"S": STATUS_RECORD},
-            STATUS: {"S": status},
-            UPDATED_AT: {"S": self._now()},
-            FIELDS: {"S": canonical_json(fields)},
-        }
-        self._put(item)
+        self._put(status_item(run_id, status, fields, self._now()))
 
     def get_status(self, run_id: str) -> dict[str, Any]:
         """``{"status": ..., "updated_at": ..., **fields}`` as last set."""
@@ -181,19 +239,10 @@ class RunStore:
         self, run_id: str, epoch: int, metrics: Mapping[str, float | int | None]
     ) -> None:
         """Record an epoch's metrics. Equal again: no-op. Different: RecordConflictError."""
-        _check_run_id(run_id)
-        record = epoch_record(epoch)
-        values = {str(name): _metric(str(name), value) for name, value in metrics.items()}
-        if values.pop(EPOCH, epoch) != epoch:
-            raise ValueError(f"metrics[{EPOCH!r}] = {metrics[EPOCH]!r} but epoch = {epoch}")
-        text = canonical_json(values)
-        attributes = {
-            EPOCH: {"N": str(epoch)},
-            METRICS: {"S": text},
-            CREATED_AT: {"S": self._now()},
-        }
-        existing = self._put_once(run_id, record, attributes)
-        if existing is not None and existing[METRICS]["S"] != text:
+        item = epoch_item(run_id, epoch, metrics, self._now())
+        existing = self._put_once(item)
+        if existing is not None and existing[METRICS]["S"] != item[METRICS]["S"]:
+            record = item[RUNS_SK]["S"]
             raise RecordConflictError(
                 run_id, record, f"run {run_id!r} already has different metrics for epoch {epoch}"
             )
@@ -214,8 +263,7 @@ class RunStore:
         rows: list[dict[str, Any]] = []
         while True:
             response = self._ddb.query(**request)
-            for item in response.get("Items", []):
-                rows.append({EPOCH: int(item[EPOCH]["N"]), **json.loads(item[METRICS]["S"])})
+            rows.extend(metrics_row(item) for item in response.get("Items", []))
             last = response.get("LastEvaluatedKey")
             if not last:
                 break
@@ -225,13 +273,9 @@ class RunStore:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _key(self, run_id: str, record: str) -> Item:
-        return {RUNS_PK: {"S": run_id}, RUNS_SK: {"S": record}}
-
     def _get(self, run_id: str, record: str) -> Item | None:
-        _check_run_id(run_id)
         response = self._ddb.get_item(
-            TableName=self.table, Key=self._key(run_id, record), ConsistentRead=True
+            TableName=self.table, Key=record_key(run_id, record), ConsistentRead=True
         )
         item: Item | None = response.get("Item")
         return item
@@ -248,9 +292,8 @@ class RunStore:
                 ) from error
             raise
 
-    def _put_once(self, run_id: str, record: str, attributes: Item) -> Item | None:
+    def _put_once(self, item: Item) -> Item | None:
         """Put the record unless it exists; return the existing item if it does."""
-        item = {**self._key(run_id, record), **attributes}
         try:
             self._put(
                 item,
@@ -261,6 +304,7 @@ class RunStore:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+        run_id, record = item[RUNS_PK]["S"], item[RUNS_SK]["S"]
         existing = self._get(run_id, record)
         if existing is None:
             raise StoreError(

@@ -5,6 +5,10 @@ Small bundles are stored inline in the item; bundles whose encoding exceeds the 
 to S3 and the item holds a pointer. Immutable bundles are written once and never overwritten;
 scratch bundles carry a TTL. See docs/storage.md for the layout and the rules.
 
+:func:`tensor_item` is the one writer of the item format: the store writes what it returns, and
+the billing code sizes items with it (``TensorStore.item_for``). Observers
+(:class:`~trainer.store.observer.StoreObserver`) hear of every write and every read asked for.
+
 Thread-safe: it holds only low-level boto3 clients (thread-safe) and a locked LRU cache.
 """
 
@@ -14,7 +18,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
@@ -37,6 +41,7 @@ from trainer.store.errors import (
     TensorIntegrityError,
     TensorNotFoundError,
 )
+from trainer.store.observer import Item, StoreObserver
 
 Bundle = Mapping[str, np.ndarray]
 
@@ -57,8 +62,44 @@ S3_KEY: Final = "s3_key"  # S: where the encoded bundle is, when spilled
 DIGEST: Final = "digest"  # S: sha256 hex of the encoded bytes
 NBYTES: Final = "nbytes"  # N: length of the encoded bytes
 S3_DIGEST_METADATA: Final = "sha256"  # user metadata on spilled objects
+PLACEHOLDER_DIGEST: Final = "0" * 64  # a sha256 hex digest's length, for items sized unwritten
 
-Item = dict[str, Any]
+
+def tensor_item(
+    key: str,
+    nbytes: int,
+    *,
+    spilled: bool,
+    expires_at: int | None,
+    payload: bytes = b"",
+    digest: str = PLACEHOLDER_DIGEST,
+) -> Item:
+    """The tensors-table item of a bundle whose encoding is ``nbytes`` long: the one writer of
+    the item format.
+
+    Always the key, the sha256 ``digest`` of the encoding and ``nbytes``. Inline
+    (``spilled=False``): the encoding itself as ``payload``. Spilled: the S3 key of the object
+    that holds it instead (``tensors/<key>``, or ``tensors/scratch/<key>`` for scratch). Scratch
+    (``expires_at``, epoch seconds): the TTL attribute.
+
+    Billing sizes items without their bytes: ``payload`` left empty, the item's DynamoDB size is
+    its size plus ``nbytes`` when inline.
+    """
+    if not spilled and payload and len(payload) != nbytes:
+        raise ValueError(f"the payload has {len(payload)} bytes, not nbytes = {nbytes}")
+    item: Item = {
+        TENSORS_PK: {"S": key},
+        DIGEST: {"S": digest},
+        NBYTES: {"N": str(nbytes)},
+    }
+    if spilled:
+        prefix = S3_TENSORS_PREFIX if expires_at is None else S3_SCRATCH_PREFIX
+        item[S3_KEY] = {"S": prefix + key}
+    else:
+        item[PAYLOAD] = {"B": payload}
+    if expires_at is not None:
+        item[TENSORS_TTL_ATTRIBUTE] = {"N": str(expires_at)}
+    return item
 
 
 def _error_code(error: ClientError) -> str:
@@ -169,6 +210,7 @@ class TensorStore:
         clock: Callable[[], float] = time.time,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         sleep: Callable[[float], None] = time.sleep,
+        observers: Iterable[StoreObserver] = (),
     ) -> None:
         if not isinstance(scratch_ttl_seconds, int) or scratch_ttl_seconds <= 0:
             raise ValueError(f"scratch_ttl_seconds must be a positive int: {scratch_ttl_seconds!r}")
@@ -190,6 +232,8 @@ class TensorStore:
         self._cache = _LruCache(cache_bytes)
         self._scratch_expiry: dict[str, float] = {}
         self._scratch_lock = threading.Lock()
+        # told of every write and every read asked for (a meter adds itself, then removes itself)
+        self.observers: list[StoreObserver] = list(observers)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -198,10 +242,18 @@ class TensorStore:
         check_key(key)
         data = codec.encode(bundle)
         digest = codec.digest(data)
+        spilled = len(data) > self.inline_limit
+        item = self.item_for(
+            key, len(data), spilled=spilled, scratch=not immutable, payload=data, digest=digest
+        )
         if immutable:
-            self._put_immutable(key, data, digest)
+            self._put_immutable(key, item, data, digest)
         else:
-            self._put_scratch(key, data, digest)
+            self._put_scratch(key, item, data, digest)
+        for observer in self.observers:
+            observer.on_put(
+                key, item, encoded_bytes=len(data), spilled=spilled, scratch=not immutable
+            )
         # Write-through: a warm container (and the local engine, where every handler shares one
         # process) reads back what it wrote without a round trip. Keys never change content:
         # immutable bundles by rule, scratch keys because they name one deterministic result.
@@ -211,26 +263,27 @@ class TensorStore:
                 self._scratch_expiry[key] = self._clock() + self.scratch_ttl_seconds
         self._cache.put(key, copies, replace=not immutable)
 
-    def put_many(self, items: Sequence[tuple[str, Bundle]], *, immutable: bool) -> None:
-        """``put`` each (key, bundle) in order."""
-        for key, bundle in items:
-            self.put(key, bundle, immutable=immutable)
+    def item_for(
+        self,
+        key: str,
+        encoded_len: int,
+        *,
+        spilled: bool,
+        scratch: bool,
+        payload: bytes = b"",
+        digest: str = PLACEHOLDER_DIGEST,
+    ) -> Item:
+        """The item this store writes for a bundle whose encoding is ``encoded_len`` bytes
+        (:func:`tensor_item`; a scratch item expires ``scratch_ttl_seconds`` from now).
+        ``put`` passes the encoding and its digest; billing leaves them out to size the item."""
+        expires_at = int(self._clock()) + self.scratch_ttl_seconds if scratch else None
+        return tensor_item(
+            key, encoded_len, spilled=spilled, expires_at=expires_at, payload=payload, digest=digest
+        )
 
-    def _item(self, key: str, data: bytes, digest: str) -> Item:
-        return {
-            TENSORS_PK: {"S": key},
-            DIGEST: {"S": digest},
-            NBYTES: {"N": str(len(data))},
-        }
-
-    def _put_immutable(self, key: str, data: bytes, digest: str) -> None:
-        item = self._item(key, data, digest)
-        if len(data) > self.inline_limit:
-            s3_key = S3_TENSORS_PREFIX + key
-            self._put_object_once(key, s3_key, data, digest)
-            item[S3_KEY] = {"S": s3_key}
-        else:
-            item[PAYLOAD] = {"B": data}
+    def _put_immutable(self, key: str, item: Item, data: bytes, digest: str) -> None:
+        if S3_KEY in item:
+            self._put_object_once(key, item[S3_KEY]["S"], data, digest)
         try:
             self._ddb.put_item(
                 TableName=self.table,
@@ -309,21 +362,15 @@ class TensorStore:
             raise
         return str(head.get("Metadata", {}).get(S3_DIGEST_METADATA, ""))
 
-    def _put_scratch(self, key: str, data: bytes, digest: str) -> None:
-        item = self._item(key, data, digest)
-        item[TENSORS_TTL_ATTRIBUTE] = {"N": str(int(self._clock()) + self.scratch_ttl_seconds)}
-        if len(data) > self.inline_limit:
-            s3_key = S3_SCRATCH_PREFIX + key
+    def _put_scratch(self, key: str, item: Item, data: bytes, digest: str) -> None:
+        if S3_KEY in item:
             self._s3.put_object(
                 Bucket=self.bucket,
-                Key=s3_key,
+                Key=item[S3_KEY]["S"],
                 Body=data,
                 ContentType="application/octet-stream",
                 Metadata={S3_DIGEST_METADATA: digest},
             )
-            item[S3_KEY] = {"S": s3_key}
-        else:
-            item[PAYLOAD] = {"B": data}
         try:
             self._ddb.put_item(
                 TableName=self.table,
@@ -348,6 +395,8 @@ class TensorStore:
         bundles as writable arrays of their own.
         """
         check_key(key)
+        for observer in self.observers:
+            observer.on_get([key], batch=False)
         cached = self._cached(key)
         if cached is not None:
             return cached
@@ -369,6 +418,8 @@ class TensorStore:
     def get_many(self, keys: Sequence[str]) -> list[dict[str, np.ndarray]]:
         """The bundles stored under ``keys``, in the same order (duplicates allowed)."""
         keys = [check_key(key) for key in keys]
+        for observer in self.observers:
+            observer.on_get(keys, batch=True)
         found: dict[str, dict[str, np.ndarray]] = {}
         cached_scratch: set[str] = set()
         for key in dict.fromkeys(keys):
@@ -404,14 +455,6 @@ class TensorStore:
             result.append(dict(bundle))
         return result
 
-    def exists(self, key: str) -> bool:
-        """Whether a (non-expired) bundle is stored under ``key``."""
-        check_key(key)
-        if self._cached(key) is not None:
-            return True
-        item = self._get_item(key, projection=(TENSORS_PK, TENSORS_TTL_ATTRIBUTE))
-        return item is not None and not self._expired(item)
-
     def clear_cache(self) -> None:
         """Drop every cached bundle (tests; memory pressure)."""
         self._cache.clear()
@@ -420,17 +463,10 @@ class TensorStore:
     def cache_size_bytes(self) -> int:
         return self._cache.size_bytes
 
-    def _get_item(self, key: str, projection: tuple[str, ...] = ()) -> Item | None:
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": {TENSORS_PK: {"S": key}},
-            "ConsistentRead": True,
-        }
-        if projection:
-            names = {f"#a{i}": name for i, name in enumerate(projection)}
-            request["ProjectionExpression"] = ", ".join(names)
-            request["ExpressionAttributeNames"] = names
-        item: Item | None = self._ddb.get_item(**request).get("Item")
+    def _get_item(self, key: str) -> Item | None:
+        item: Item | None = self._ddb.get_item(
+            TableName=self.table, Key={TENSORS_PK: {"S": key}}, ConsistentRead=True
+        ).get("Item")
         return item
 
     def _batch_get(self, keys: Sequence[str]) -> dict[str, Item]:

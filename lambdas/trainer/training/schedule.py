@@ -24,6 +24,7 @@ from typing import Final
 
 import numpy as np
 
+from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET
 from trainer.data.blocks import MAX_SHARD_GROUPS, Segment, Split, order_segments
 
@@ -112,16 +113,11 @@ def step_layout(n_train: int, batch_size: int, workers: int) -> StepLayout:
 
 
 def events_per_step(*, workers: int, layers: int, mode: str) -> int:
-    """The history events one training step adds to an epoch execution (no retries).
-
-    Per micro-batch (one inline Map iteration): 2 iteration events and 2 for the mode Choice;
-    then per layer mode: L forward Tasks (5 events each) and their Choices (2 each), the cost
-    Task (5), L backward Tasks and Choices, and the final Succeed (2); fused mode: one Task (5).
-    Per step: the Map state (4), the update Task (5) and the loop Choice (2). Retries add events,
-    hence the budget's headroom below 25,000. ``tests/engine`` checks this count on real histories.
-    """
-    per_microbatch = 4 + (14 * layers + 7 if mode == "per_layer" else 5)
-    return workers * per_microbatch + 11
+    """The history events one training step adds to an epoch execution (no retries), as
+    :func:`trainer.contract.workflow.events_per_step` derives them from the workflow's paths:
+    ``W(14L + 11) + 11`` per layer, ``9W + 11`` fused. ``tests/engine`` checks this count on
+    real histories."""
+    return workflow.events_per_step(workers=workers, layers=layers, mode=mode)
 
 
 EVALUATION_EVENTS: Final = 4 + (2 + 5) * MAX_SHARD_GROUPS + 5

@@ -17,6 +17,7 @@ from trainer.store import (
     RunStore,
     Store,
     StoreError,
+    runs,
 )
 
 RUN = "digits-demo"
@@ -39,7 +40,6 @@ def test_create_run_records_the_config(aws: Any) -> None:
 
     # Then
     assert runs.get_config_json(RUN) == CONFIG
-    assert runs.run_exists(RUN)
     item = aws.dynamodb.get_item(
         TableName=aws.runs_table, Key={RUNS_PK: {"S": RUN}, RUNS_SK: {"S": "config"}}
     )["Item"]
@@ -94,7 +94,6 @@ def test_unknown_run_raises_run_not_found(store: Store) -> None:
         store.runs.get_status("nope")
     with pytest.raises(RunNotFoundError, match="'dataset'"):
         store.runs.get_dataset_info("nope")
-    assert not store.runs.run_exists("nope")
     assert store.runs.list_epoch_metrics("nope") == []
 
 
@@ -260,3 +259,36 @@ def test_list_epoch_metrics_follows_pages(aws: Any) -> None:
     # Then
     assert [row["epoch"] for row in rows] == list(range(1, 24))
     assert paged.queries >= 5
+
+
+# --- the item formats ----------------------------------------------------------------------------
+
+
+def test_every_record_is_the_item_its_one_writer_builds(aws: Any) -> None:
+    # Given a run store at a fixed time, and the time as the records spell it
+    store = _run_store(aws)
+    now = runs.timestamp(1_700_000_000.0)
+    info = {"n_train": 8, "mean": [0.5, 1 / 3]}
+    metrics = {"train_loss": 0.25, "val_loss": 0.5, "version": 12}
+
+    # When a run's records are written
+    store.create_run(RUN, CONFIG)
+    store.put_dataset_info(RUN, info)
+    store.set_status(RUN, "SUCCEEDED", model_uri="s3://b/runs/x/model/")
+    store.put_epoch_metrics(RUN, 3, metrics)
+
+    # Then each item in the table is what its builder returns, and reads back through its reader
+    def stored(record: str) -> dict[str, Any]:
+        key = {RUNS_PK: {"S": RUN}, RUNS_SK: {"S": record}}
+        item: dict[str, Any] = aws.dynamodb.get_item(TableName=aws.runs_table, Key=key)["Item"]
+        return item
+
+    assert now == "2023-11-14T22:13:20.000Z"
+    assert stored("config") == runs.config_item(RUN, CONFIG, now)
+    assert stored("dataset") == runs.dataset_item(RUN, info, now)
+    assert runs.dataset_info_of(stored("dataset")) == info
+    assert stored("status") == runs.status_item(
+        RUN, "SUCCEEDED", {"model_uri": "s3://b/runs/x/model/"}, now
+    )
+    assert stored("epoch#0003") == runs.epoch_item(RUN, 3, metrics, now)
+    assert runs.metrics_row(stored("epoch#0003")) == {"epoch": 3, **metrics}

@@ -26,6 +26,7 @@ from trainer.store import (
     codec,
     keys,
 )
+from trainer.store.tensors import DIGEST, PAYLOAD, S3_KEY, tensor_item
 
 RUN = "test-run"
 NOW = 1_700_000_000.0
@@ -136,6 +137,93 @@ def test_inline_limit_is_the_boundary(aws: Any) -> None:
     assert "s3_key" in _item(aws, "a/spilled")
     _assert_same(under_limit.get("a/spilled"), bundle)
     assert INLINE_LIMIT_BYTES == 10 * 1024  # the cost break-even, see tensors.py
+
+
+@pytest.mark.parametrize("scratch", [False, True], ids=["immutable", "scratch"])
+@pytest.mark.parametrize("spilled", [False, True], ids=["inline", "spilled"])
+def test_the_written_item_is_the_one_item_for_describes(
+    aws: Any, spilled: bool, scratch: bool
+) -> None:
+    # Given a bundle, its encoding and a store that inlines it or not
+    bundle = _layer(3)
+    data = codec.encode(bundle)
+    tensors = _tensor_store(aws, clock=FakeClock(), inline_limit=0 if spilled else len(data))
+    key = keys.gradient_key(RUN, 1, 0, 1) if scratch else keys.weights_key(RUN, 1, 1)
+
+    # When it is written
+    tensors.put(key, bundle, immutable=not scratch)
+
+    # Then the item in the table is item_for's, payload and digest filled in
+    expected = tensors.item_for(
+        key, len(data), spilled=spilled, scratch=scratch, payload=data, digest=codec.digest(data)
+    )
+    assert _item(aws, key) == expected
+    # and item_for without the bytes differs only in the payload and the digest's value
+    sized = tensors.item_for(key, len(data), spilled=spilled, scratch=scratch)
+    assert sized.keys() == expected.keys()
+    assert len(sized[DIGEST]["S"]) == len(expected[DIGEST]["S"])
+    if not spilled:
+        assert sized[PAYLOAD] == {"B": b""}
+
+
+def test_an_item_says_inline_or_spilled_and_expires_only_if_scratch() -> None:
+    # Given the item format's one writer, When / Then
+    inline = tensor_item("r/k", 12, spilled=False, expires_at=None, payload=b"x" * 12)
+    assert inline[PAYLOAD] == {"B": b"x" * 12} and S3_KEY not in inline
+    assert TENSORS_TTL_ATTRIBUTE not in inline
+    spilled = tensor_item("r/k", 12, spilled=True, expires_at=1_700_000_000)
+    assert spilled[S3_KEY] == {"S": S3_SCRATCH_PREFIX + "r/k"} and PAYLOAD not in spilled
+    assert spilled[TENSORS_TTL_ATTRIBUTE] == {"N": "1700000000"}
+    assert tensor_item("r/k", 12, spilled=True, expires_at=None)[S3_KEY] == {
+        "S": S3_TENSORS_PREFIX + "r/k"
+    }
+    with pytest.raises(ValueError, match="payload"):
+        tensor_item("r/k", 12, spilled=False, expires_at=None, payload=b"short")
+
+
+class _Recorder:
+    """A StoreObserver that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def on_put(
+        self, key: str, item: dict[str, Any], *, encoded_bytes: int, spilled: bool, scratch: bool
+    ) -> None:
+        self.events.append(("put", key, item, encoded_bytes, spilled, scratch))
+
+    def on_get(self, keys: Any, *, batch: bool) -> None:
+        self.events.append(("get", list(keys), batch))
+
+
+def test_observers_hear_every_write_and_every_read_asked_for(aws: Any) -> None:
+    # Given a store with an observer, one bundle inline and one too large for it
+    recorder = _Recorder()
+    tensors = _tensor_store(aws, inline_limit=1_000, observers=[recorder])
+    small, large = keys.weights_key(RUN, 0, 1), keys.batch_key(RUN, 1, 0, 0)
+
+    # When both are written, then read (from the cache) one by one and in a batch
+    tensors.put(small, _layer(0))
+    tensors.put(large, {"X": np.zeros((40, 40), np.float32)}, immutable=False)
+    tensors.get(small)
+    tensors.get_many([large, small, large])
+    tensors.observers.remove(recorder)
+    tensors.get(small)
+
+    # Then each write is told with its item as written, and each read as asked (cache or not)
+    put_small, put_large, get_one, get_batch = recorder.events
+    assert put_small == (
+        "put",
+        small,
+        _item(aws, small),
+        len(codec.encode(_layer(0))),
+        False,
+        False,
+    )
+    assert put_large[:2] == ("put", large) and put_large[2] == _item(aws, large)
+    assert put_large[4:] == (True, True)
+    assert get_one == ("get", [small], False)
+    assert get_batch == ("get", [large, small, large], True)
 
 
 @pytest.mark.parametrize("inline_limit", [-1, 400_000])
@@ -258,11 +346,11 @@ def test_scratch_items_expire_after_the_ttl(aws: Any, big: bool) -> None:
     if big:
         assert item["s3_key"]["S"] == S3_SCRATCH_PREFIX + key
     _assert_same(tensors.get(key), bundle)
-    assert tensors.exists(key)
     clock.now += 3600
-    assert not tensors.exists(key)
     with pytest.raises(TensorNotFoundError, match="expired"):
         tensors.get(key)
+    with pytest.raises(TensorNotFoundError, match="expired"):
+        _tensor_store(aws, clock=clock).get(key)  # another container: nothing cached
 
 
 def test_scratch_may_be_rewritten_and_comes_back_writable(store: Store) -> None:
@@ -297,7 +385,7 @@ def test_scratch_spilled_to_s3_that_expired_there_is_not_found(aws: Any) -> None
 # --- reading -------------------------------------------------------------------------------------
 
 
-def test_missing_key_raises_a_readable_error(store: Store) -> None:
+def test_missing_key_raises_a_readable_error(store: Store, aws: Any) -> None:
     # Given
     key = keys.weights_key(RUN, 9, 1)
 
@@ -308,7 +396,7 @@ def test_missing_key_raises_a_readable_error(store: Store) -> None:
     # Then
     assert raised.value.key == key
     assert str(raised.value) == f"no tensor bundle is stored under key {key!r}"
-    assert not store.tensors.exists(key)
+    assert _item(aws, key) is None
 
 
 def test_get_many_keeps_order_across_more_than_100_keys(aws: Any) -> None:
@@ -375,9 +463,9 @@ class _ThrottledBatchGet:
 def test_get_many_retries_unprocessed_keys_with_backoff(aws: Any) -> None:
     # Given
     writer = _tensor_store(aws)
-    wanted = [keys.loss_key(RUN, 0, mb) for mb in range(120)]
+    wanted = [keys.activation_key(RUN, 0, mb, 1) for mb in range(120)]
     for index, key in enumerate(wanted):
-        writer.put(key, {"loss": np.array(float(index))}, immutable=False)
+        writer.put(key, {"A": np.array(float(index))}, immutable=False)
     throttled = _ThrottledBatchGet(aws.dynamodb)
     sleeps: list[float] = []
     reader = TensorStore(
@@ -388,7 +476,7 @@ def test_get_many_retries_unprocessed_keys_with_backoff(aws: Any) -> None:
     bundles = reader.get_many(wanted)
 
     # Then
-    assert [float(bundle["loss"]) for bundle in bundles] == [float(i) for i in range(120)]
+    assert [float(bundle["A"]) for bundle in bundles] == [float(i) for i in range(120)]
     assert throttled.calls > 2
     assert len(sleeps) == throttled.calls - 2  # one sleep per retry, two chunks
     assert all(0 < seconds <= 2.0 for seconds in sleeps)
@@ -443,7 +531,6 @@ def test_immutable_bundles_are_cached_as_read_only_arrays(store: Store, aws: Any
             bundle["W"].flags.writeable = True
     second["W"] = np.zeros(1)  # replacing an entry in the returned dict is harmless
     _assert_same(store.tensors.get(key), _layer(0))
-    assert store.tensors.exists(key)
 
 
 def test_the_cache_is_bounded_by_bytes(aws: Any) -> None:

@@ -1,4 +1,4 @@
-"""The analytic cost model: sizes, DynamoDB's rules, the transition structure and the bills."""
+"""The estimate: the digits epoch's known counts, long epochs, the bills, datasets, the report."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
+from stepnet.billing import bills, prices, report
 from stepnet.billing import estimate as cost
-from stepnet.billing import prices
 from stepnet.datasets import synthetic_classification, write_npz
 from trainer.config import parse_config
-from trainer.store import codec
 from trainer.training import schedule
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -22,81 +20,6 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 def _digits(**changes: Any) -> Any:
     document = json.loads((EXAMPLES / "digits.json").read_text())
     return parse_config(document | changes)
-
-
-@pytest.mark.parametrize(
-    "bundle",
-    [
-        {},
-        {"W": np.zeros((784, 256), np.float32), "b": np.zeros(256, np.float32)},
-        {"sizes": np.zeros((118, 4), np.int64)},
-        {"A": np.zeros((1, 1), np.float32)},
-        {"m_W": np.zeros((3, 3)), "m_b": np.zeros(3), "v_W": np.zeros((3, 3)), "v_b": np.zeros(3)},
-        {"X": np.zeros((0, 7), np.float32), "Y": np.zeros((0, 2), np.float32)},
-        {"dZ": np.zeros((2, 3, 4), np.float16)},
-    ],
-)
-def test_encoded_bytes_equal_the_codec(bundle: dict[str, np.ndarray]) -> None:
-    # Given a bundle, When its size is computed from shapes alone
-    predicted = cost.encoded_bytes(cost.bundle_spec(bundle))
-
-    # Then it is exactly the length of the codec's bytes
-    assert predicted == len(codec.encode(bundle))
-
-
-def test_encoded_bytes_of_a_large_array_need_no_allocation() -> None:
-    # Given MNIST's training set shape (188 MB if allocated)
-    spec = {"X": ((60_000, 784), np.float32), "Y": ((60_000, 10), np.float32)}
-
-    # When / Then: the arrays' bytes plus the small .npz overhead
-    size = cost.encoded_bytes(spec)
-    assert 0 < size - (60_000 * 794 * 4) < 1_000
-
-
-@pytest.mark.parametrize(
-    ("size", "wru", "rru"),
-    [(1, 1, 1), (1024, 1, 1), (1025, 2, 1), (4096, 4, 1), (4097, 5, 2), (350_000, 342, 86)],
-)
-def test_capacity_units_follow_dynamodb_rules(size: int, wru: int, rru: int) -> None:
-    # Given an item of `size` bytes, Then 1 WRU per started KB and 1 RRU per started 4 KB
-    assert cost.write_units(size) == wru
-    assert cost.read_units(size) == rru
-
-
-def test_item_size_counts_names_and_values() -> None:
-    # Given an item with a string, a number and a binary value
-    item = {"key": {"S": "abc"}, "n": {"N": "12345"}, "payload": {"B": b"\x00" * 10}}
-
-    # When / Then: names (3 + 1 + 7) plus values (3 + ceil(5/2)+1 + 10)
-    assert cost.item_bytes(item) == 11 + 3 + 4 + 10
-
-
-def test_tensor_items_are_sized_with_their_payload_or_pointer() -> None:
-    # Given a key and an encoded bundle of 1,000 bytes
-    key = "run/weights/v000001/layer1"
-
-    # When / Then: inline items carry the payload; spilled items a pointer instead
-    inline = cost.tensor_item_bytes(key, 1000, spilled=False, scratch=False)
-    spilled = cost.tensor_item_bytes(key, 1000, spilled=True, scratch=False)
-    assert inline - spilled == 1000 + len("payload") - len("s3_key") - len("tensors/" + key)
-    scratch = cost.tensor_item_bytes(key, 1000, spilled=False, scratch=True)
-    assert scratch - inline == len("expires_at") + 6
-
-
-@pytest.mark.parametrize("layers", [1, 2, 3, 9])
-@pytest.mark.parametrize("mode", ["per_layer", "fused"])
-def test_transitions_per_microbatch_match_the_history_event_structure(
-    layers: int, mode: str
-) -> None:
-    # Given the event count the step budget uses (schedule.events_per_step, checked on histories)
-    events = schedule.events_per_step(workers=1, layers=layers, mode=mode) - 11
-    tasks = 2 * layers + 1 if mode == "per_layer" else 1
-
-    # When the model counts StateEntered per micro-batch
-    states = cost.transitions_per_microbatch(layers, mode)
-
-    # Then: 2 Map-iteration events, 5 events per Task state, 2 per Choice/Succeed state
-    assert events == 2 + 5 * tasks + 2 * (states - tasks)
 
 
 def test_the_digits_epoch_has_the_known_counts() -> None:
@@ -162,8 +85,8 @@ def test_fused_needs_fewer_transitions_and_invocations() -> None:
 
 def test_express_duration_is_billed_in_100_ms_steps() -> None:
     # Given 2 executions of 1.23 s in all, When / Then each is rounded up to 0.7 s
-    assert cost.express_seconds(1.23, 2) == pytest.approx(1.4)
-    assert cost.express_seconds(0.0, 0) == 0.0
+    assert bills.express_seconds(1.23, 2) == pytest.approx(1.4)
+    assert bills.express_seconds(0.0, 0) == 0.0
 
 
 def test_the_dataset_shape_is_read_from_a_local_npz(tmp_path: Path) -> None:
@@ -193,7 +116,7 @@ def test_an_s3_dataset_needs_n_train_and_n_features() -> None:
 
 def test_format_estimate_shows_both_modes_and_every_design() -> None:
     # Given the digits estimate, When rendered
-    text = cost.format_estimate(cost.estimate(_digits()))
+    text = report.format_estimate(cost.estimate(_digits()))
 
     # Then the counts and the dollars of each design are there, with the prices' source
     for needle in ("State transitions", "per_layer", "fused", "Express (hypothetical)"):

@@ -1,0 +1,181 @@
+"""The workflow's paths: which states a training enters, per micro-batch, step, epoch and run.
+
+One description of the walk through ``statemachine/epoch.asl.json`` and ``training.asl.json``
+(``tests/unit/contract/test_workflow.py`` walks the real files and checks it), from which both
+counts are derived:
+
+* **history events** (:func:`events_per_step`): what one step adds to an Epoch execution's
+  history, so that a long epoch continues in a new execution before the 25,000-event limit
+  (``trainer.training.schedule.steps_per_execution``, the run config's validation);
+* **state transitions** (``StateEntered`` events: :func:`transitions_per_microbatch`,
+  :func:`epoch_transitions`, :data:`TRAINING_TRANSITIONS_PER_EPOCH`, ...), which Step Functions
+  Standard bills, and the Lambda functions each path invokes (``stepnet.billing``).
+
+The paths, for ``L`` layers:
+
+* per micro-batch (one iteration of the Map "Train step"'s ItemProcessor), ``per_layer``:
+  the mode Choice, L × (Forward Task, its Choice), the loss Task, L × (Backward Task, its
+  Choice), the Succeed: ``4L + 3`` states; ``fused``: the mode Choice and one Task (2 states);
+* per step: the Map, the Update Task and the "More steps?" Choice (3 states);
+* per Epoch execution: its first Choice, and at its end the Succeed, preceded by the
+  continuation Task in every execution but the epoch's last; the Plan Task once per epoch, in
+  the first execution: ``3`` states per execution in all;
+* per epoch in the Training execution: Train epoch, Evaluate epoch, More epochs? (3 states);
+  per run: Initialize run and Export model (2 states).
+
+History events per state (no retries): a Lambda Task 5 (entered, scheduled, started, succeeded,
+exited), a Choice or Succeed 2 (entered, exited), the Map 4 (entered, started, succeeded,
+exited), plus 2 per Map iteration (started, succeeded). So a step adds
+``W × (2 + Σ events of the micro-batch path) + 4 + 5 + 2`` events: ``W(14L + 11) + 11`` per
+layer, ``9W + 11`` fused. ``tests/engine/test_history_limit.py`` checks it on real histories.
+
+Pure data and arithmetic: this module ships to Lambda (the config validation uses it), so it
+reads no ASL file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+StateType = Literal["Task", "Choice", "Succeed", "Map"]
+MODES: Final = ("per_layer", "fused")
+
+
+@dataclass(frozen=True)
+class State:
+    """One state of a path: its name in the ASL, its type and, for a Task that invokes a Lambda
+    function, the function's logical name (``trainer.contract.functions.FUNCTIONS``)."""
+
+    name: str
+    type: StateType
+    function: str | None = None
+
+
+# --- epoch.asl.json: one iteration of the Map "Train step" (its ItemProcessor) -------------------
+MODE_CHOICE: Final = State("Fused or per layer?", "Choice")
+FORWARD: Final = State("Forward layer", "Task", "Forward")
+FORWARD_DONE: Final = State("Forward done?", "Choice")
+LOSS: Final = State("Compute loss", "Task", "Loss")
+BACKWARD: Final = State("Backward layer", "Task", "Backward")
+BACKWARD_DONE: Final = State("Backward done?", "Choice")
+MICROBATCH_DONE: Final = State("Micro-batch done", "Succeed")
+GRADIENTS: Final = State("Compute gradients", "Task", "Gradients")
+
+# --- epoch.asl.json: per step, per execution, per epoch ----------------------------------------
+TRAIN_STEP: Final = State("Train step", "Map")
+UPDATE: Final = State("Update weights", "Task", "Update")
+MORE_STEPS: Final = State("More steps?", "Choice")
+STEP_PATH: Final = (TRAIN_STEP, UPDATE, MORE_STEPS)
+EXECUTION_START: Final = (State("New epoch or continuation?", "Choice"),)
+EPOCH_START: Final = (State("Plan epoch", "Task", "Plan"),)  # the epoch's first execution only
+EPOCH_TRAINED: Final = State("Epoch trained", "Succeed")
+CONTINUE: Final = State("Continue in a new execution", "Task")  # starts the next part (no Lambda)
+EXECUTION_END: Final = (EPOCH_TRAINED,)  # the epoch's last execution
+CONTINUED_END: Final = (CONTINUE, EPOCH_TRAINED)  # every other execution
+
+# --- training.asl.json ---------------------------------------------------------------------------
+RUN_START: Final = (State("Initialize run", "Task", "Initialize"),)
+EPOCH_PATH: Final = (
+    State("Train epoch", "Task"),  # starts the Epoch execution (no Lambda)
+    State("Evaluate epoch", "Task", "Evaluate"),
+    State("More epochs?", "Choice"),
+)
+RUN_END: Final = (State("Export model", "Task", "Finalize"),)
+
+# --- history events (no retries) ----------------------------------------------------------------
+EVENTS_PER_STATE: Final[dict[StateType, int]] = {"Task": 5, "Choice": 2, "Succeed": 2, "Map": 4}
+EVENTS_PER_MAP_ITERATION: Final = 2  # MapIterationStarted, MapIterationSucceeded
+
+TRANSITIONS_PER_STEP: Final = len(STEP_PATH)
+TRAINING_TRANSITIONS_PER_EPOCH: Final = len(EPOCH_PATH)
+TRAINING_TRANSITIONS_PER_RUN: Final = len(RUN_START) + len(RUN_END)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def microbatch_path(mode: str, layers: int) -> tuple[State, ...]:
+    """The states one micro-batch enters, in order: ``4L + 3`` per layer, 2 fused."""
+    _check_mode(mode)
+    if layers < 1:
+        raise ValueError(f"a network has at least one layer, got {layers}")
+    if mode == "fused":
+        return (MODE_CHOICE, GRADIENTS)
+    forward = (FORWARD, FORWARD_DONE) * layers
+    backward = (BACKWARD, BACKWARD_DONE) * layers
+    return (MODE_CHOICE, *forward, LOSS, *backward, MICROBATCH_DONE)
+
+
+def functions(path: tuple[State, ...]) -> list[str]:
+    """The Lambda functions a path invokes, in order (one invocation per Task state)."""
+    return [state.function for state in path if state.function is not None]
+
+
+def microbatch_functions(mode: str, layers: int) -> list[str]:
+    """``Forward × L, Loss, Backward × L`` per layer; ``Gradients`` fused."""
+    return functions(microbatch_path(mode, layers))
+
+
+def history_events(path: tuple[State, ...]) -> int:
+    """History events of the states of ``path`` (each entered once, no retries)."""
+    return sum(EVENTS_PER_STATE[state.type] for state in path)
+
+
+def events_per_microbatch(mode: str, layers: int) -> int:
+    """One Map iteration's events: ``14L + 11`` per layer, ``9`` fused."""
+    return EVENTS_PER_MAP_ITERATION + history_events(microbatch_path(mode, layers))
+
+
+def events_per_step(*, workers: int, layers: int, mode: str) -> int:
+    """The history events one training step with ``workers`` micro-batches adds to an Epoch
+    execution (no retries): ``workers × events_per_microbatch + 11`` (the Map, Update, the
+    loop Choice). Retries add events, hence the budget's headroom below 25,000."""
+    return workers * events_per_microbatch(mode, layers) + history_events(STEP_PATH)
+
+
+def transitions_per_microbatch(mode: str, layers: int) -> int:
+    """``StateEntered`` events of one Map iteration: ``4L + 3`` per layer, 2 fused."""
+    return len(microbatch_path(mode, layers))
+
+
+def epoch_transitions(
+    *, mode: str, layers: int, steps: int, microbatches: int, executions: int
+) -> int:
+    """``StateEntered`` events of one epoch's Epoch executions (the epoch's ``executions``
+    parts): per execution its first Choice and its end (continuation and/or Succeed), Plan once,
+    3 per step, ``transitions_per_microbatch`` per micro-batch: ``3·P + 3·S + M·t_mb``."""
+    if executions < 1 or steps < executions or microbatches < steps:
+        raise ValueError(
+            f"an epoch of {steps} steps and {microbatches} micro-batches cannot take "
+            f"{executions} executions"
+        )
+    return (
+        executions * len(EXECUTION_START)
+        + (executions - 1) * len(CONTINUED_END)
+        + len(EXECUTION_END)
+        + len(EPOCH_START)
+        + steps * TRANSITIONS_PER_STEP
+        + microbatches * transitions_per_microbatch(mode, layers)
+    )
+
+
+def epoch_functions() -> tuple[str, ...]:
+    """Every function an epoch invokes, in workflow order: Plan, the micro-batch functions of
+    both modes, Update, then Evaluate (in the Training execution)."""
+    found = functions(EPOCH_START)
+    for mode in MODES:
+        found += [f for f in microbatch_functions(mode, 1) if f not in found]
+    found += functions(STEP_PATH) + functions(EPOCH_PATH)
+    return tuple(found)
+
+
+def run_functions() -> tuple[str, ...]:
+    """The functions a run invokes once: Initialize, Finalize."""
+    return tuple(functions(RUN_START) + functions(RUN_END))
+
+
+EPOCH_FUNCTIONS: Final = epoch_functions()
+RUN_FUNCTIONS: Final = run_functions()

@@ -1,0 +1,220 @@
+"""Usage in dollars, by design, and the duration model that turns store traffic into GB-seconds.
+
+Bills (prices from :mod:`stepnet.billing.prices`):
+
+* :func:`standard_bill`: the stack as built, Standard Training and Epoch machines:
+  ``transitions × $/transition + invocations × $/request + GB-s × $/GB-s + WRU, RRU, S3 requests``.
+* :func:`express_bill` (hypothetical): the Epoch machine as Express: the Training machine's
+  transitions stay Standard; each Epoch execution is a request, billed ``64 MB × its duration``
+  in 100 ms steps.
+* :func:`seed_bill`: the seed design, Lambdas chained by SNS (one publish per invocation) with
+  every tensor in DynamoDB (``seed_wru``/``seed_rru``), no Step Functions, no S3.
+* :func:`m5_bill`: an m5.large running the reference trainer for the same epoch.
+
+Durations are an *assumption* (:class:`DurationModel`), not a measurement: per invocation,
+``overhead + requests × latency / concurrency + bytes / throughput + flops / (GFLOP/s × vCPU)``
+with the assumed arithmetic of :func:`task_flops`. ``make bench`` reports the local engine's
+measured handler times next to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from stepnet.billing import prices
+from stepnet.billing.usage import FUNCTION_MEMORY_MB, StoreUsage, Usage
+from trainer.contract.functions import LAMBDA_ARCHITECTURE
+
+# Express bills the memory the execution uses in 64 MB steps; states that carry only keys stay
+# in the first step. Duration is billed in 100 ms steps.
+EXPRESS_MEMORY_MB: Final = 64
+EXPRESS_DURATION_STEP_S: Final = 0.1
+EXPRESS_MAX_SECONDS: Final = 300.0
+
+# Store requests a handler keeps in flight at once (dal.save_microbatches: a pool of 16).
+CONCURRENCY: Final = {"Plan": 16}
+
+
+@dataclass(frozen=True)
+class Bill:
+    """Dollars for one design, by component."""
+
+    design: str
+    label: str
+    items: dict[str, float]
+    hypothetical: bool = False
+    note: str = ""
+
+    @property
+    def total(self) -> float:
+        return sum(self.items.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "design": self.design,
+            "label": self.label,
+            "total_usd": self.total,
+            "items_usd": self.items,
+            "hypothetical": self.hypothetical,
+            "note": self.note,
+        }
+
+
+def _lambda_items(usage: Usage, memory_mb: Mapping[str, int]) -> dict[str, float]:
+    gb_price = prices.each(f"lambda_gb_second_{LAMBDA_ARCHITECTURE.replace('-', '_')}")
+    return {
+        "Lambda requests": usage.invocations * prices.each("lambda_request"),
+        "Lambda GB-s": usage.gb_seconds(memory_mb) * gb_price,
+    }
+
+
+def _store_items(store: StoreUsage) -> dict[str, float]:
+    return {
+        "DynamoDB WRU": store.wru * prices.each("dynamodb_write_request_unit"),
+        "DynamoDB RRU": (store.rru + store.config_rru) * prices.each("dynamodb_read_request_unit"),
+        "S3 PUT": store.s3_puts * prices.each("s3_put_request"),
+        "S3 GET": store.s3_gets * prices.each("s3_get_request"),
+    }
+
+
+def standard_bill(
+    usage: Usage, mode: str, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB
+) -> Bill:
+    """The stack as built: Standard Training and Epoch machines."""
+    items = {
+        "Step Functions transitions": usage.transitions
+        * prices.each("stepfunctions_standard_transition"),
+        **_lambda_items(usage, memory_mb),
+        **_store_items(usage.store),
+    }
+    return Bill(f"standard:{mode}", f"Step Functions Standard, {mode}", items)
+
+
+def express_seconds(seconds: float, executions: float) -> float:
+    """Billed Express duration: each execution rounded up to 100 ms (spread evenly)."""
+    if executions <= 0:
+        return 0.0
+    each = seconds / executions
+    return math.ceil(each / EXPRESS_DURATION_STEP_S - 1e-9) * EXPRESS_DURATION_STEP_S * executions
+
+
+def express_bill(
+    usage: Usage, mode: str, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB
+) -> Bill:
+    """Hypothetical: the Epoch machine as an Express workflow (the Training machine stays
+    Standard). stepnet has no Express mode; Express allows no ``.sync`` inside and at most
+    5 minutes per execution."""
+    gb_s = express_seconds(usage.epoch_seconds, usage.epoch_executions) * EXPRESS_MEMORY_MB / 1024
+    items = {
+        "Step Functions transitions": (usage.transitions - usage.epoch_transitions)
+        * prices.each("stepfunctions_standard_transition"),
+        "Express requests": usage.epoch_executions * prices.each("stepfunctions_express_request"),
+        "Express GB-s": gb_s * prices.each("stepfunctions_express_gb_second"),
+        **_lambda_items(usage, memory_mb),
+        **_store_items(usage.store),
+    }
+    per_execution = usage.epoch_seconds / max(usage.epoch_executions, 1.0)
+    note = "hypothetical: stepnet has no Express mode"
+    if per_execution > EXPRESS_MAX_SECONDS:
+        note += f"; {per_execution:.0f} s per execution exceeds Express's 5-minute limit"
+    return Bill(
+        f"express:{mode}", f"Epoch machine as Express (hypothetical), {mode}", items, True, note
+    )
+
+
+def seed_bill(per_layer: Usage, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB) -> Bill:
+    """The seed design: the per-layer Lambdas chained by SNS (a publish per invocation), every
+    tensor in DynamoDB (1 WRU per KB written, 1 RRU per 4 KB read), no Step Functions, no S3.
+    Priced from the per-layer mode's counts."""
+    store = per_layer.store
+    items = {
+        **_lambda_items(per_layer, memory_mb),
+        "SNS publishes": per_layer.invocations * prices.each("sns_publish"),
+        "DynamoDB WRU": store.seed_wru * prices.each("dynamodb_write_request_unit"),
+        "DynamoDB RRU": (store.seed_rru + store.config_rru)
+        * prices.each("dynamodb_read_request_unit"),
+    }
+    note = "items above 400 KB would have to be chunked; units are the same"
+    return Bill(
+        "seed", "seed design: Lambdas chained by SNS, tensors in DynamoDB", items, False, note
+    )
+
+
+def m5_bill(reference_seconds: float, *, measured: bool) -> Bill:
+    """An m5.large running the reference trainer for the same epoch."""
+    items = {"m5.large time": reference_seconds / 3600 * prices.each("ec2_m5_large_hour")}
+    how = "measured reference time" if measured else "assumed throughput (DurationModel)"
+    return Bill("m5.large", "m5.large running the reference", items, False, how)
+
+
+# --- the duration model -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DurationModel:
+    """Assumed warm-Lambda durations, for GB-seconds and the Express duration. Not measured on
+    AWS: ballpark figures to be replaced by measurements when the stack is deployed."""
+
+    invoke_overhead_ms: float = 5.0  # runtime, event validation, logging
+    dynamodb_request_ms: float = 6.0  # single-digit ms in-region
+    s3_request_ms: float = 25.0  # first byte of a GET / a PUT's round trip
+    store_mb_per_s: float = 80.0  # payload throughput of one function to DynamoDB / S3
+    codec_mb_per_s: float = 400.0  # .npz encode/decode plus sha256
+    gflops_per_vcpu: float = 8.0  # numpy float32 dense layers on one Lambda vCPU
+    mb_per_vcpu: float = 1769.0  # Lambda gives one vCPU per 1,769 MB
+    task_dispatch_ms: float = 25.0  # Step Functions → Lambda → Step Functions per Task state
+    m5_large_gflops: float = 20.0  # the reference trainer on an m5.large (2 vCPU)
+
+    def task_ms(
+        self, store: StoreUsage, flops: float, memory_mb: int, concurrency: int = 1
+    ) -> float:
+        """One invocation's duration; ``concurrency``: requests the handler overlaps."""
+        vcpu = min(1.0, memory_mb / self.mb_per_vcpu)
+        moved = (store.bytes_written + store.bytes_read) / 1e6
+        return (
+            self.invoke_overhead_ms
+            + (store.ddb_writes + store.ddb_reads) * self.dynamodb_request_ms / concurrency
+            + (store.s3_puts + store.s3_gets) * self.s3_request_ms / concurrency
+            + moved / self.store_mb_per_s * 1000
+            + moved / self.codec_mb_per_s * 1000
+            + flops / (self.gflops_per_vcpu * 1e9 * vcpu) * 1000
+        )
+
+
+def multiply_adds(sizes: Sequence[int]) -> int:
+    """``Σ_l n_{l-1}·n_l`` over ``sizes = [n_features, units_1, …, units_L]``: one example's
+    multiply-adds through every layer."""
+    return sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+def task_flops(
+    function: str,
+    sizes: Sequence[int],
+    *,
+    rows: int = 0,
+    layer: int = 0,
+    microbatches: int = 0,
+    examples: int = 0,
+) -> float:
+    """The arithmetic assumed for one invocation (``sizes``: the layer sizes, ``rows``: the
+    micro-batch's examples, ``layer``: 1-based, ``microbatches``: the step's, ``examples``:
+    all that Evaluate scores): dense forward ``2·rows·n_in·n_out``, backward twice that, the
+    loss ``5·rows·k``, fused ``6·rows·Σ n_in·n_out``, Update ``(m + 20)·parameters``, Evaluate
+    ``2·examples·Σ n_in·n_out``; no arithmetic to speak of elsewhere."""
+    if function in ("Forward", "Backward"):
+        macs = rows * sizes[layer - 1] * sizes[layer]
+        return float(2 * macs if function == "Forward" else 4 * macs)
+    if function == "Loss":
+        return float(5 * rows * sizes[-1])
+    if function == "Gradients":
+        return float(6 * rows * multiply_adds(sizes))
+    if function == "Update":
+        parameters = sum(a * b + b for a, b in itertools.pairwise(sizes))
+        return float((microbatches + 20) * parameters)
+    if function == "Evaluate":
+        return float(2 * examples * multiply_adds(sizes))
+    return 0.0

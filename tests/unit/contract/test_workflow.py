@@ -1,0 +1,225 @@
+"""trainer.contract.workflow describes the real ASL: its paths are walked through the files."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from trainer.contract import workflow
+from trainer.contract.functions import functions_in
+from trainer.contract.statemachines import definition_text
+from trainer.contract.workflow import State
+
+FUNCTION_ARN = re.compile(r"^\$\{(\w+)FunctionArn\}$")
+
+# What each micro-batch function does to the task's ``layer`` (trainer.messages.MicroBatchTask:
+# each handler returns the task for the next state), which the ItemProcessor's Choices read.
+LAYER_AFTER = {
+    "Forward": lambda task: task["layer"] + 1,
+    "Loss": lambda task: task["layers"],
+    "Backward": lambda task: task["layer"] - 1,
+    "Gradients": lambda task: 0,
+}
+
+
+def _machine(logical: str) -> dict[str, Any]:
+    """A state machine's ASL (trainer.contract.statemachines), placeholders unfilled."""
+    document: dict[str, Any] = json.loads(definition_text(logical))
+    return document
+
+
+def _item_processor() -> dict[str, Any]:
+    processor: dict[str, Any] = _machine("Epoch")["States"]["Train step"]["ItemProcessor"]
+    return processor
+
+
+def _state(name: str, definition: dict[str, Any]) -> State:
+    """A state of the ASL as the workflow module spells it (Lambda Tasks name their function)."""
+    target = definition.get("Parameters", {}).get("FunctionName", "")
+    match = FUNCTION_ARN.match(target) if isinstance(target, str) else None
+    return State(name, definition["Type"], match.group(1) if match else None)
+
+
+def _matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
+    """The Choice rules the ItemProcessor uses (a Variable and one comparison)."""
+    value = data[rule["Variable"].removeprefix("$.")]
+    if "StringEquals" in rule:
+        return bool(value == rule["StringEquals"])
+    if "NumericLessThanEqualsPath" in rule:
+        return bool(value <= data[rule["NumericLessThanEqualsPath"].removeprefix("$.")])
+    if "NumericGreaterThanEquals" in rule:
+        return bool(value >= rule["NumericGreaterThanEquals"])
+    raise AssertionError(f"a Choice rule this walk does not know: {rule}")
+
+
+def _walk_item_processor(mode: str, layers: int) -> list[State]:
+    """The states one Map item enters, following Next, Choices and End as Step Functions does."""
+    processor = _item_processor()
+    task = {"mode": mode, "layer": 1, "layers": layers}
+    name: str | None = processor["StartAt"]
+    path = []
+    while name is not None:
+        definition = processor["States"][name]
+        state = _state(name, definition)
+        path.append(state)
+        assert len(path) < 1000, "the walk does not end"
+        if definition["Type"] == "Choice":
+            chosen = [c["Next"] for c in definition["Choices"] if _matches(c, task)]
+            name = chosen[0] if chosen else definition["Default"]
+            continue
+        if definition["Type"] == "Task":
+            assert state.function is not None, name
+            task["layer"] = LAYER_AFTER[state.function](task)
+        name = (
+            None if definition.get("End") or definition["Type"] == "Succeed" else definition["Next"]
+        )
+    return path
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3, 5])
+@pytest.mark.parametrize("mode", workflow.MODES)
+def test_the_microbatch_path_is_the_item_processors_walk(mode: str, layers: int) -> None:
+    # Given the Map's ItemProcessor in epoch.asl.json, When walked for one micro-batch
+    walked = _walk_item_processor(mode, layers)
+
+    # Then the workflow module names the same states, types and functions, in order
+    assert list(workflow.microbatch_path(mode, layers)) == walked
+    assert workflow.transitions_per_microbatch(mode, layers) == len(walked)
+    assert workflow.microbatch_functions(mode, layers) == [s.function for s in walked if s.function]
+
+
+def test_every_state_of_the_item_processor_is_on_a_path() -> None:
+    # Given the states both modes enter
+    entered = {s.name for mode in workflow.MODES for s in _walk_item_processor(mode, 2)}
+
+    # Then none of the ItemProcessor's states is left out
+    assert entered == set(_item_processor()["States"])
+
+
+def test_the_step_path_loops_through_the_map_update_and_choice() -> None:
+    # Given epoch.asl.json's states
+    states = _machine("Epoch")["States"]
+    map_state, update, more = workflow.STEP_PATH
+
+    # Then each step state is there, with its type and function, and they form the loop
+    for state in workflow.STEP_PATH:
+        assert _state(state.name, states[state.name]) == state
+    assert states[map_state.name]["Next"] == update.name
+    assert states[update.name]["Next"] == more.name
+    assert states[more.name]["Default"] == map_state.name
+    assert states[map_state.name]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
+
+
+def test_an_epoch_execution_starts_plans_once_and_ends_as_described() -> None:
+    # Given epoch.asl.json
+    machine = _machine("Epoch")
+    states = machine["States"]
+    (start,), (plan,) = workflow.EXECUTION_START, workflow.EPOCH_START
+    continued, finished = workflow.CONTINUED_END, workflow.EXECUTION_END
+
+    # Then it starts at the Choice, which goes to Plan (a new epoch) or straight to the Map
+    assert machine["StartAt"] == start.name
+    assert _state(start.name, states[start.name]) == start
+    assert states[start.name]["Default"] == plan.name
+    assert [c["Next"] for c in states[start.name]["Choices"]] == [workflow.TRAIN_STEP.name]
+    assert _state(plan.name, states[plan.name]) == plan
+    assert states[plan.name]["Next"] == workflow.TRAIN_STEP.name
+    # and "More steps?" ends the execution, or continues the epoch in a new one first
+    exits = {c["Next"] for c in states[workflow.MORE_STEPS.name]["Choices"]}
+    assert exits == {finished[0].name, continued[0].name}
+    for state in (*continued, *finished):
+        assert _state(state.name, states[state.name]) == state
+    assert states[continued[0].name]["Next"] == continued[1].name == finished[0].name
+
+
+def test_the_training_execution_is_initialize_epochs_and_export() -> None:
+    # Given training.asl.json
+    machine = _machine("Training")
+    states = machine["States"]
+    (initialize,), (export,) = workflow.RUN_START, workflow.RUN_END
+    train, evaluate, more = workflow.EPOCH_PATH
+
+    # Then the run starts with Initialize, loops over the epoch states and ends with Export
+    assert machine["StartAt"] == initialize.name
+    for state in (initialize, *workflow.EPOCH_PATH, export):
+        assert _state(state.name, states[state.name]) == state
+    assert states[initialize.name]["Next"] == train.name
+    assert states[train.name]["Next"] == evaluate.name
+    assert states[evaluate.name]["Next"] == more.name
+    assert states[more.name]["Default"] == train.name
+    assert [c["Next"] for c in states[more.name]["Choices"]] == [export.name]
+    assert states[export.name]["End"] is True
+    assert workflow.TRAINING_TRANSITIONS_PER_EPOCH == 3
+    assert workflow.TRAINING_TRANSITIONS_PER_RUN == 2
+
+
+def test_every_lambda_task_of_both_machines_is_on_a_path() -> None:
+    # Given every Task that invokes a function, in both files
+    tasks = set()
+    for logical in ("Epoch", "Training"):
+        for state_name, definition in _machine(logical)["States"].items():
+            state = _state(state_name, definition)
+            if state.function is not None:
+                tasks.add(state.function)
+    tasks |= {s.function for s in workflow.microbatch_path("fused", 1) if s.function}
+    tasks |= {s.function for s in workflow.microbatch_path("per_layer", 1) if s.function}
+
+    # Then the workflow's functions are exactly those, per epoch and per run
+    assert set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS) == tasks
+    assert workflow.EPOCH_FUNCTIONS == (
+        "Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "Evaluate",
+    )  # fmt: skip
+    assert workflow.RUN_FUNCTIONS == ("Initialize", "Finalize")
+
+
+def test_the_paths_agree_with_each_functions_scope() -> None:
+    # Given the contract's function table (each function's loop and mode)
+    per_epoch = workflow.EPOCH_START + workflow.STEP_PATH + workflow.EPOCH_PATH
+
+    # Then the micro-batch path of each mode invokes that mode's functions, the epoch and step
+    # paths the epoch functions, the run's ends the run functions
+    for mode in workflow.MODES:
+        assert set(workflow.microbatch_functions(mode, 3)) == set(functions_in("microbatch", mode))
+    assert set(workflow.functions(per_epoch)) == set(functions_in("epoch"))
+    assert set(workflow.RUN_FUNCTIONS) == set(functions_in("run"))
+
+
+@pytest.mark.parametrize(("layers", "workers"), [(1, 1), (2, 4), (9, 3)])
+def test_history_events_follow_from_the_paths(layers: int, workers: int) -> None:
+    # Given a step of `workers` micro-batches through `layers` layers
+    per_layer = workflow.events_per_step(workers=workers, layers=layers, mode="per_layer")
+    fused = workflow.events_per_step(workers=workers, layers=layers, mode="fused")
+
+    # Then: 2 per Map iteration, 5 per Lambda Task, 2 per Choice or Succeed; 11 per step
+    assert per_layer == workers * (14 * layers + 11) + 11
+    assert fused == workers * 9 + 11
+    states = workflow.transitions_per_microbatch("per_layer", layers)
+    tasks = len(workflow.microbatch_functions("per_layer", layers))
+    assert workflow.events_per_microbatch("per_layer", layers) == 2 + 5 * tasks + 2 * (
+        states - tasks
+    )
+
+
+@pytest.mark.parametrize("executions", [1, 2, 5])
+def test_an_epoch_enters_three_states_per_execution_and_step(executions: int) -> None:
+    # Given an epoch of 12 steps and 45 micro-batches in `executions` parts
+    counts = {"steps": 12, "microbatches": 45, "executions": executions}
+
+    # When / Then: 3 per execution (Plan counted once), 3 per step, the micro-batch paths
+    fused = workflow.epoch_transitions(mode="fused", layers=2, **counts)
+    per_layer = workflow.epoch_transitions(mode="per_layer", layers=2, **counts)
+    assert fused == 3 * executions + 3 * 12 + 2 * 45
+    assert per_layer == 3 * executions + 3 * 12 + 11 * 45
+
+
+def test_unknown_modes_and_empty_networks_are_refused() -> None:
+    # When / Then
+    with pytest.raises(ValueError, match="mode"):
+        workflow.microbatch_path("layerwise", 2)
+    with pytest.raises(ValueError, match="one layer"):
+        workflow.microbatch_path("fused", 0)
+    with pytest.raises(ValueError, match="executions"):
+        workflow.epoch_transitions(mode="fused", layers=1, steps=1, microbatches=1, executions=2)
