@@ -18,8 +18,7 @@ import boto3
 from stepnet import sources
 from trainer.config import RunConfig
 from trainer.contract import names
-from trainer.data.readers import read_dataset
-from trainer.data.shards import DEFAULT_SHARD_MB, encode_shard
+from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.store import Store
 from trainer.training import exports
 from trainer.training.cursor import parse_epoch_name
@@ -122,32 +121,15 @@ class StepnetClient:
         (:func:`stepnet.sources.file_shards`, under :func:`stepnet.sources.sharded_prefix`); a
         smaller file goes as it is (:func:`stepnet.sources.upload_key`). Keys follow the
         contents, so re-uploads are idempotent."""
-        source = config.dataset.source
-        if not sources.is_local(source):
+        plan = sources.upload_plan(config.dataset.source, config.dataset.label, base, shard_mb)
+        if plan is None:
             return config
-        dataset = config.dataset
-        shards = sources.local_shards(source, base)
-        if shards is not None:
-            folder = sources.local_folder(source, base)
-            prefix = sources.folder_prefix(folder, shards)
-            for path in shards:
-                key = prefix + path.relative_to(folder).as_posix()
-                self.store.objects.put_bytes(key, path.read_bytes())
-            uri = self.store.objects.uri(prefix)
-        else:
-            data, name = sources.read_local(source, base)
-            if len(data) <= sources.shard_bytes(shard_mb):
-                uri = self.store.objects.put_bytes(sources.upload_key(data, name), data)
-            else:
-                X, y = read_dataset(data, name, dataset.label)
-                prefix, size = sources.sharded_prefix(data, name, shard_mb), len(data)
-                del data
-                for index, (X_s, y_s) in enumerate(sources.file_shards(X, y, size, shard_mb)):
-                    key = prefix + sources.shard_name(index)
-                    self.store.objects.put_bytes(key, encode_shard(X_s, y_s))
-                uri = self.store.objects.uri(prefix)
-                dataset = dataset.model_copy(update={"label": None})  # the shards are .npz
-        dataset = dataset.model_copy(update={"source": uri})
+        for key, data in plan.objects():
+            self.store.objects.put_bytes(key, data)
+        update: dict[str, Any] = {"source": self.store.objects.uri(plan.key)}
+        if not plan.csv_label:
+            update["label"] = None  # the shards are .npz files
+        dataset = config.dataset.model_copy(update=update)
         return config.model_copy(update={"dataset": dataset})
 
     def start(self, config: RunConfig) -> str:

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +24,13 @@ import numpy as np
 
 from trainer.contract import names
 from trainer.data.errors import DatasetError
-from trainer.data.shards import DEFAULT_SHARD_MB, shard_row_counts, single_file_shards
+from trainer.data.readers import read_dataset
+from trainer.data.shards import (
+    DEFAULT_SHARD_MB,
+    encode_shard,
+    shard_row_counts,
+    single_file_shards,
+)
 from trainer.data.sources import BUILTIN_FILES, SHARD_SUFFIXES, read_builtin
 from trainer.training.memory import DatasetShape
 
@@ -119,6 +126,52 @@ def folder_prefix(folder: Path, shards: list[Path]) -> str:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return f"{names.S3_DATASETS_PREFIX}{digest.hexdigest()[:16]}-{folder.name}/"
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    """What ``stepnet start``/``local`` put in the bucket for a local dataset: ``key``, the key
+    (one file) or prefix (ending in '/') the run's ``dataset.source`` names once uploaded;
+    ``objects()``, the objects to put, one at a time; ``csv_label``: whether
+    ``dataset.label`` still applies (not once a CSV file has become ``.npz`` shards)."""
+
+    key: str
+    objects: Callable[[], Iterator[tuple[str, bytes]]]
+    csv_label: bool = True
+
+
+def upload_plan(
+    source: str, label: str | None, base: Path = Path(), shard_mb: int = DEFAULT_SHARD_MB
+) -> UploadPlan | None:
+    """How a local ``source`` is uploaded (None for a builtin or ``s3://`` source). A folder's
+    shards go as they are, under :func:`folder_prefix`; a file larger than ``shard_mb`` MiB is
+    read, shuffled once and cut (:func:`file_shards`) into ``.npz`` shards under
+    :func:`sharded_prefix`; a smaller file goes as it is (:func:`upload_key`). Keys follow the
+    contents, so uploading again writes the same objects."""
+    if not is_local(source):
+        return None
+    shards = local_shards(source, base)
+    if shards is not None:
+        folder = local_folder(source, base)
+        prefix = folder_prefix(folder, shards)
+
+        def folder_objects() -> Iterator[tuple[str, bytes]]:
+            for path in shards:
+                yield prefix + path.relative_to(folder).as_posix(), path.read_bytes()
+
+        return UploadPlan(prefix, folder_objects)
+    data, name = read_local(source, base)
+    if len(data) <= shard_bytes(shard_mb):
+        key = upload_key(data, name)
+        return UploadPlan(key, lambda: iter([(key, data)]))
+    prefix, size = sharded_prefix(data, name, shard_mb), len(data)
+
+    def file_objects() -> Iterator[tuple[str, bytes]]:
+        X, y = read_dataset(data, name, label)
+        for index, (X_s, y_s) in enumerate(file_shards(X, y, size, shard_mb)):
+            yield prefix + shard_name(index), encode_shard(X_s, y_s)
+
+    return UploadPlan(prefix, file_objects, csv_label=False)
 
 
 def upload_key(data: bytes, name: str) -> str:

@@ -215,6 +215,6 @@ def task_flops(
     if function == "Update":
         parameters = sum(a * b + b for a, b in itertools.pairwise(sizes))
         return float((microbatches + 20) * parameters)
-    if function == "Evaluate":
+    if function == "EvaluateShards":
         return float(2 * examples * multiply_adds(sizes))
     return 0.0

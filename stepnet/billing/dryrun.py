@@ -77,25 +77,32 @@ from trainer.contract import names, workflow
 from trainer.contract.functions import FUNCTIONS, handler_module
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.contract.storage import DATA_BUCKET
+from trainer.data.blocks import split_blocks
 from trainer.data.errors import DatasetError
-from trainer.data.prepare import split_sizes
+from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.data.sources import BUILTIN_FILES
 from trainer.messages import (
     Cursor,
     EpochEnd,
     EpochMetrics,
     EpochStart,
+    EvaluationTask,
     FinalizeRequest,
     InitializeRequest,
     MicroBatchTask,
+    PrepareTask,
+    RunPlan,
     RunProgress,
+    ShardGroupTask,
+    StartRequest,
+    StepEnd,
 )
-from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, keys, runs
+from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, runs
 from trainer.store.objects import object_uri
 from trainer.store.observer import Item, StoreObserver
 from trainer.store.tensors import DEFAULT_SCRATCH_TTL_SECONDS, check_key, tensor_item
 from trainer.training.cursor import first_cursor, next_cursor
-from trainer.training.schedule import StepLayout, step_layout
+from trainer.training.schedule import StepLayout, layout_sizes, step_layout
 
 # The bucket the dry run's objects live in: its name is in the model's S3 URI (the status record,
 # the run summary). The local engine's name for it; a deployed stack's generated name is as long.
@@ -134,7 +141,8 @@ class _Bundle:
 
 
 def _kept(array: np.ndarray) -> bool:
-    return bool(np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_)
+    """Integers, booleans and strings steer the handlers (sizes, offsets, URIs): kept."""
+    return bool(np.issubdtype(array.dtype, np.integer) or array.dtype.kind in "bUS")
 
 
 class ShapeTensors:
@@ -273,29 +281,57 @@ class ShapeRuns:
 
 
 class ShapeObjects:
-    """An object store that serves ``files`` (``s3://`` URI → bytes) and charges every GET and
-    PUT by its bytes; what is put is counted, not kept."""
+    """An object store that serves ``files`` (``s3://`` URI → bytes) and the objects put into
+    it (the handlers read back the shards they convert), and charges every request: a GET, a
+    ranged GET or a HEAD by the bytes it returns, a PUT by its bytes, a LIST as the PUT-class
+    request it is."""
 
     def __init__(self, account: _Account, *, bucket: str, files: Mapping[str, bytes]) -> None:
         self._account = account
         self.bucket = bucket
         self._files = dict(files)
+        self._lock = threading.Lock()
 
     def uri(self, key: str) -> str:
         return object_uri(self.bucket, key)
 
-    def get_bytes(self, uri: str) -> bytes:
-        data = self._files.get(uri)
+    def _data(self, uri: str) -> bytes:
+        with self._lock:
+            data = self._files.get(uri)
         if data is None:
             raise ObjectNotFoundError(f"no object at {uri}")
+        return data
+
+    def get_bytes(self, uri: str) -> bytes:
+        data = self._data(uri)
         self._account.charges.object_get(self._account.usage, len(data))
         return data
+
+    def get_range(self, uri: str, start: int, stop: int) -> bytes:
+        data = self._data(uri)[start:stop]
+        self._account.charges.object_get(self._account.usage, len(data))
+        return data
+
+    def size(self, uri: str) -> int:
+        data = self._data(uri)
+        self._account.charges.object_get(self._account.usage, 0)
+        return len(data)
+
+    def list_prefix(self, prefix_uri: str) -> list[tuple[str, int]]:
+        self._account.charges.object_put(self._account.usage, 0)  # LIST: a PUT-class request
+        with self._lock:
+            return sorted(
+                (uri, len(data)) for uri, data in self._files.items() if uri.startswith(prefix_uri)
+            )
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> str:
         self._account.charges.object_put(self._account.usage, len(data))
-        return self.uri(key)
+        uri = self.uri(key)
+        with self._lock:
+            self._files[uri] = bytes(data)
+        return uri
 
 
 @dataclass(frozen=True)
@@ -333,6 +369,7 @@ class DatasetInput:
 
     source: str
     objects: Mapping[str, bytes] = field(default_factory=dict)
+    csv_label: bool = True  # False: a CSV file was cut into .npz shards
 
     @classmethod
     def of(
@@ -343,10 +380,12 @@ class DatasetInput:
         bucket: str = DRY_RUN_BUCKET,
         n_train: int | None = None,
         n_features: int | None = None,
+        shard_mb: int = DEFAULT_SHARD_MB,
     ) -> DatasetInput:
-        """The config's own dataset (builtin, or a local file put where ``stepnet start``
-        uploads it); a stand-in of the given shape when ``n_train`` or ``n_features`` is given
-        or the source is in S3 (which the estimate does not read)."""
+        """The config's own dataset (builtin, or a local file or folder put where ``stepnet
+        start`` uploads it, cut into shards as it cuts them); a stand-in of the given shape
+        when ``n_train`` or ``n_features`` is given or the source is in S3 (which the estimate
+        does not read)."""
         source = config.dataset.source
         if source.startswith("s3://") and (n_train is None or n_features is None):
             raise EstimateError(
@@ -356,14 +395,15 @@ class DatasetInput:
             if n_train is None and n_features is None:
                 if source in BUILTIN_FILES:
                     return cls(source)
-                data, name = sources.read_local(source, base)
-                uri = object_uri(bucket, sources.upload_key(data, name))
-                return cls(uri, {uri: data})
+                plan = sources.upload_plan(source, config.dataset.label, base, shard_mb)
+                assert plan is not None  # a local source
+                objects = {object_uri(bucket, key): data for key, data in plan.objects()}
+                return cls(object_uri(bucket, plan.key), objects, csv_label=plan.csv_label)
             if n_train is None or n_features is None:
                 n, d = sources.shape_of(source, base)
                 n_features = d if n_features is None else n_features
                 if n_train is None:
-                    n_train = split_sizes(n, config.dataset.validation_fraction)[0]
+                    n_train = _training_rows(config, n)
         except DatasetError as error:
             raise EstimateError(f"{error}; pass n_train and n_features") from None
         if n_train is None or n_train < 1 or n_features < 1:
@@ -371,24 +411,34 @@ class DatasetInput:
                 f"need n_train >= 1 and n_features >= 1, got {n_train}, {n_features}"
             )
         data = stand_in(config, n_train, n_features)
-        if source.startswith("s3://"):
+        if source.startswith("s3://") and not source.endswith("/"):
             return cls(source, {source: data})
-        name = BUILTIN_FILES.get(source, Path(source).name)  # a builtin set's stand-in: a file
+        name = BUILTIN_FILES.get(source, Path(source.rstrip("/")).name)
+        if not name.lower().endswith((".npz", ".csv")):
+            name += ".npz"  # a folder or prefix: one stand-in file
         uri = object_uri(bucket, sources.upload_key(data, name))
         return cls(uri, {uri: data})
 
 
-def _examples_for(n_train: int, fraction: float) -> int:
-    """The smallest ``n`` whose validation split (``trainer.data.prepare.split_sizes``) leaves
-    ``n_train`` training examples (the training part grows by 0 or 1 per example)."""
+def _training_rows(config: RunConfig, n: int) -> int:
+    """The training rows of a single file of ``n`` rows (the block split of one shard)."""
+    return split_blocks(
+        (n,), config.block_rows, config.dataset.validation_fraction, config.seed
+    ).n_train
+
+
+def _examples_for(config: RunConfig, n_train: int) -> int:
+    """The smallest ``n`` whose split (``trainer.data.blocks.split_blocks``, one shard) leaves
+    ``n_train`` training rows or more (whole blocks: at most a block more)."""
 
     def training(n: int) -> int:
         try:
-            return split_sizes(n, fraction)[0]
+            return _training_rows(config, n)
         except DatasetError:  # nothing left to train on
             return 0
 
-    n = max(n_train + 1, int(n_train / (1 - fraction)) - 2)
+    fraction = config.dataset.validation_fraction
+    n = max(n_train + 1, int(n_train / (1 - fraction)) - 2 * config.block_rows)
     while training(n) < n_train:
         n += 1
     return n
@@ -399,7 +449,7 @@ def stand_in(config: RunConfig, n_train: int, n_features: int) -> bytes:
     (``n_train`` after the split) of ``n_features`` zeros; classification labels cycle through
     ``model.layers[-1].units`` classes, regression targets are zeros. In the format the source
     names: ``.csv`` (the label column ``dataset.label``, last), else ``.npz``."""
-    n = _examples_for(n_train, config.dataset.validation_fraction)
+    n = _examples_for(config, n_train)
     k = config.model.layers[-1].units
     if config.dataset.source.lower().endswith(".csv"):
         header = ",".join(
@@ -451,17 +501,39 @@ class Step:
 
 @dataclass(frozen=True)
 class DryRun:
-    """What the handlers did: the run-level invocations once, and per mode the epoch's first
-    step and, if there are more, its last (``steps[mode][0]``, ``steps[mode][-1]``)."""
+    """What the handlers did: the run-level invocations once (the shard passes once per group
+    of shards), the epoch's evaluation (once per group, then its merge), and per mode the
+    epoch's first step and, if there are more, its last (``steps[mode][0]``,
+    ``steps[mode][-1]``)."""
 
     config: RunConfig
-    info: dict[str, Any]  # the dataset facts Initialize recorded
+    info: dict[str, Any]  # the dataset facts Start recorded
     layout: StepLayout  # the epoch's steps (trainer.training.schedule.step_layout)
     initialize: Invocation
+    check_shards: tuple[Invocation, ...]
+    prepare_shards: tuple[Invocation, ...]
+    start: Invocation
     plan: Invocation
+    evaluate_shards: tuple[Invocation, ...]
     evaluate: Invocation
     finalize: Invocation
     steps: dict[str, tuple[Step, ...]]
+
+    @property
+    def groups(self) -> int:
+        """The groups of shards each shard pass and each evaluation runs over."""
+        return len(self.check_shards)
+
+    @property
+    def fixed(self) -> tuple[Invocation, ...]:
+        """The run's invocations outside its epochs, in workflow order."""
+        return (
+            self.initialize,
+            *self.check_shards,
+            *self.prepare_shards,
+            self.start,
+            self.finalize,
+        )
 
 
 Run = Callable[[Store, Any], BaseModel]
@@ -512,17 +584,30 @@ class _Driver:
 
     def train_step(self, cursor: Cursor, schedule: np.ndarray) -> tuple[Step, Cursor]:
         """The Map over the step's micro-batches, then Update; the step and the next cursor."""
-        microbatches = []
+        microbatches, losses = [], []
         for index in cursor.microbatches:
             task: BaseModel = map_item(cursor, index)
             invocations = []
             for function in workflow.microbatch_functions(cursor.mode, cursor.layers):
                 task, invocation = self.invoke(function, task)
                 invocations.append(invocation)
+            assert isinstance(task, MicroBatchTask) and task.loss is not None
+            losses.append(task.loss)
             rows = int(schedule[cursor.step, index])
             microbatches.append(MicroBatch(cursor.step, index, rows, tuple(invocations)))
-        after, update = self.invoke("Update", cursor)
+        after, update = self.invoke("Update", StepEnd(cursor=cursor, losses=losses))
         return Step(cursor.step, tuple(microbatches), update), after
+
+    def groups(
+        self, function: str, messages: Sequence[BaseModel]
+    ) -> tuple[list[Any], list[Invocation]]:
+        """A Map over groups of shards: each group's invocation, in group order."""
+        results, invocations = [], []
+        for message in messages:
+            result, invocation = self.invoke(function, message)
+            results.append(result)
+            invocations.append(invocation)
+        return results, invocations
 
 
 def _config_in(config: RunConfig, mode: str) -> RunConfig:
@@ -550,23 +635,41 @@ def dry_run(
     run_id = config.run_id
     document = json.loads(config.to_json())
     document["dataset"]["source"] = dataset.source
+    if not dataset.csv_label:
+        document["dataset"].pop("label", None)
     ordered = sorted(modes, key=lambda mode: mode != config.mode)  # the config's own first
     with _quiet_handlers():
         request = InitializeRequest(config=document, execution_name=run_id)
-        progress, initialize = driver.invoke("Initialize", request)
+        plan_result, initialize = driver.invoke("Initialize", request)
+        assert isinstance(plan_result, RunPlan)
+        common = {"run_id": run_id, "config": plan_result.config}
+        checks, check_shards = driver.groups(
+            "CheckShards", [ShardGroupTask(**common, group=g) for g in plan_result.groups]
+        )
+        _, prepare_shards = driver.groups(
+            "PrepareShards",
+            [PrepareTask(**common, group=g, checks=checks) for g in plan_result.groups],
+        )
+        progress, start_invocation = driver.invoke(
+            "Start", StartRequest(run_id=run_id, checks=checks)
+        )
         assert isinstance(progress, RunProgress)
+        item = store.runs.record(run_id, runs.DATASET_RECORD)
+        assert item is not None
+        info = runs.dataset_info_of(item)
+        layout = step_layout(int(info["n_train"]), config.batch_size, config.workers)
+        schedule = layout_sizes(layout, config.workers)
         start = EpochStart(run_id=run_id, epoch=progress.epoch, version=progress.version)
         planned, plan = driver.invoke("Plan", start)
         assert isinstance(planned, Cursor)
-        schedule = store.tensors.value(keys.schedule_key(run_id, start.epoch))["sizes"]
         steps: dict[str, tuple[Step, ...]] = {}
-        version = start.version
+        version, loss_sum = start.version, 0.0
         for mode in ordered:
             cursor = planned
             if mode != planned.mode:
                 cursor = first_cursor(
                     _config_in(config, mode), start.epoch, start.version, schedule,
-                    budget=history_event_budget,
+                    groups=len(planned.groups), budget=history_event_budget,
                 )  # fmt: skip
             first, after = driver.train_step(cursor, schedule)
             trained: tuple[Step, ...] = (first,)
@@ -580,21 +683,29 @@ def dry_run(
                 trained = (first, final)
             steps[mode] = trained
             if mode == config.mode:
-                version = after.version
-        end = EpochEnd(run_id=run_id, epoch=start.epoch, version=version)
+                version, loss_sum = after.version, after.loss_sum
+        _, evaluate_shards = driver.groups(
+            "EvaluateShards",
+            [
+                EvaluationTask(run_id=run_id, epoch=start.epoch, version=version, group=g)
+                for g in planned.groups
+            ],
+        )
+        end = EpochEnd(run_id=run_id, epoch=start.epoch, version=version, loss_sum=loss_sum)
         evaluated, evaluate = driver.invoke("Evaluate", end)
         assert isinstance(evaluated, RunProgress)
         _record_other_epochs(store, account, config, evaluated, n_steps=schedule.shape[0])
         _, finalize = driver.invoke("Finalize", FinalizeRequest(run_id=run_id, version=version))
-    item = store.runs.record(run_id, runs.DATASET_RECORD)
-    assert item is not None
-    info = runs.dataset_info_of(item)
     return DryRun(
         config=config,
         info=info,
-        layout=step_layout(int(info["n_train"]), config.batch_size, config.workers),
+        layout=layout,
         initialize=initialize,
+        check_shards=tuple(check_shards),
+        prepare_shards=tuple(prepare_shards),
+        start=start_invocation,
         plan=plan,
+        evaluate_shards=tuple(evaluate_shards),
         evaluate=evaluate,
         finalize=finalize,
         steps=steps,

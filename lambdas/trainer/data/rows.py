@@ -10,6 +10,7 @@ network's inputs exactly as for any other rows: standardized ``X`` and one-hot (
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,7 +84,10 @@ def read_segments(
 
     if threads > 1 and len(segments) > 1:
         with ThreadPoolExecutor(max_workers=min(threads, len(segments))) as pool:
-            parts = list(pool.map(one, segments))
+            # each read in a copy of the caller's context (whatever it carries: a meter's
+            # attribution of requests to the invocation, for one)
+            futures = [pool.submit(contextvars.copy_context().run, one, s) for s in segments]
+            parts = [future.result() for future in futures]
     else:
         parts = [one(segment) for segment in segments]
     if len(parts) == 1:

@@ -120,10 +120,10 @@ def events_per_step(*, workers: int, layers: int, mode: str) -> int:
     return workflow.events_per_step(workers=workers, layers=layers, mode=mode)
 
 
-EVALUATION_EVENTS: Final = 4 + (2 + 5) * MAX_SHARD_GROUPS + 5
+EVALUATION_EVENTS: Final = workflow.evaluation_events(MAX_SHARD_GROUPS)
 """The most history events an epoch's evaluation adds to the execution that ends the epoch: the
 Map "Evaluate shards" (4), each of its at most ``MAX_SHARD_GROUPS`` iterations (2, and its Task's
-5) and the Task "Evaluate epoch" (5). Every execution reserves them out of its budget."""
+5) and the Task "Evaluate epoch" (5): 289. Every execution reserves them out of its budget."""
 
 
 def steps_per_execution(
