@@ -31,8 +31,8 @@ handlers, and the totals still include such calls.
 
 from __future__ import annotations
 
-import functools
 import contextvars
+import functools
 import math
 import threading
 import time

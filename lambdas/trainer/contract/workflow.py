@@ -130,6 +130,7 @@ def run_start(groups: int) -> tuple[State, ...]:
     """The states a run enters before its first epoch, for ``groups`` groups of shards."""
     return (INITIALIZE, *CHECK_SHARDS.path(groups), *PREPARE_SHARDS.path(groups), START)
 
+
 # --- history events (no retries) ----------------------------------------------------------------
 EVENTS_PER_STATE: Final[dict[StateType, int]] = {"Task": 5, "Choice": 2, "Succeed": 2, "Map": 4}
 EVENTS_PER_MAP_ITERATION: Final = 2  # MapIterationStarted, MapIterationSucceeded
