@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 from infra.functions import ARCHITECTURE, RUNTIME, sized_specs
 from trainer.contract import names
@@ -151,6 +151,17 @@ def test_context_sets_the_scratch_ttl_and_the_log_level(make_stack: Any) -> None
         variables = function["Environment"]["Variables"]
         assert variables[VARIABLES["scratch_ttl_hours"]] == "48"
         assert variables[VARIABLES["log_level"]] == "DEBUG"
+    # and the one scratch TTL also sets the bucket's rule for scratch objects: 48 h, 2 days
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [Match.object_like({"Prefix": "tensors/scratch/", "ExpirationInDays": 2})]
+                )
+            }
+        },
+    )
 
 
 def _allowed(resources: dict[str, Any], role: str) -> set[tuple[str, str]]:
