@@ -5,6 +5,7 @@ before anything is written; an epoch reads (nearly) only its own rows."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,9 @@ def _npz(X: np.ndarray, y: np.ndarray, compressed: bool) -> bytes:
 
 def _csv(X: np.ndarray, y: np.ndarray) -> bytes:
     header = ",".join([*(f"f{j}" for j in range(X.shape[1])), "target"])
-    rows = [",".join([*(repr(float(v)) for v in x), repr(float(t))]) for x, t in zip(X, y)]
+    rows = [
+        ",".join([*(repr(float(v)) for v in x), repr(float(t))]) for x, t in zip(X, y, strict=True)
+    ]
     return ("\n".join([header, *rows]) + "\n").encode()
 
 
@@ -45,7 +48,7 @@ def shard_files(kind: str) -> dict[str, bytes]:
         X, y = synthetic_classification(n=sum(SIZES), d=5, k=3, seed=3)
     bounds = np.cumsum((0, *SIZES))
     files = {}
-    for index, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for index, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         name = f"part-{index}.{kind}"
         if kind == "csv":
             files[name] = _csv(X[lo:hi], y[lo:hi])
