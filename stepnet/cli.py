@@ -213,6 +213,43 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from inference.errors import InputError, ModelError
+    from stepnet.predict import (
+        check_source,
+        is_model_dir,
+        model_from_run,
+        predict_file,
+        write_predictions,
+    )
+
+    try:
+        check_source(args.model)
+        if is_model_dir(args.model):
+            from inference.model import Model
+
+            model = Model.from_dir(Path(args.model).expanduser())
+        else:
+            from trainer.store.objects import ObjectNotFoundError
+
+            try:
+                model = model_from_run(_client(args), args.model)
+            except ObjectNotFoundError as error:
+                raise ModelError(
+                    f"run {args.model} has no exported model ({error}); is it finished?"
+                ) from None
+        prediction = predict_file(model, Path(args.input))
+        out = write_predictions(prediction, Path(args.out))
+    except (InputError, ModelError) as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    console.print(
+        f"[green]{prediction.n_rows} predictions written to {out}[/] "
+        f"(model of run {model.run_id}, version {model.version})"
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
     import threading
@@ -300,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     _stack_options(p)
     p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("predict", help="predict the rows of a .csv or .npz file with a model")
+    p.add_argument("model", help="a folder with model.npz and model.json, or a run id")
+    p.add_argument("input", help=".csv (a header of feature columns, then rows) or .npz (X)")
+    p.add_argument("--out", required=True, help="the predictions CSV to write")
+    _stack_options(p)  # for a run id
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="keep an emulated account running for AWS clients")
     p.add_argument("--port", type=int, default=5000)

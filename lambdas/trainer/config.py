@@ -20,7 +20,7 @@ RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 MAX_BLOCK_ROWS = 65_536
 Activation = Literal["relu", "tanh", "sigmoid", "softmax", "linear"]
 Loss = Literal["cross_entropy", "mse"]
-Init = Literal["he", "xavier"]
+Init = Literal["xavier_uniform", "he", "xavier"]  # trainer.nn.initializers.INIT_SCHEMES
 Mode = Literal["per_layer", "fused"]
 
 
@@ -83,7 +83,11 @@ class LayerConfig(_Strict):
 
 class ModelConfig(_Strict):
     layers: list[LayerConfig] = Field(min_length=1, max_length=64)
-    init: Init = "he"
+    init: Init = Field(
+        default="xavier_uniform",
+        description="weight initialization (trainer.nn.initializers): xavier_uniform (Glorot "
+        "uniform, biases too, as scikit-learn), he (normal, sqrt(2/n_in)) or xavier (normal)",
+    )
 
     @model_validator(mode="after")
     def _softmax_last_only(self) -> ModelConfig:

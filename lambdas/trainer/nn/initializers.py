@@ -1,12 +1,26 @@
-"""Weight initialization: He and Xavier (Glorot) normal, zero biases.
+"""Weight initialization: Glorot (Xavier) uniform with uniform biases, He and Glorot normal.
 
-``W ~ N(0, σ²)`` of shape (n_in, n_out) with
+For a layer of shape (n_in, n_out):
 
-* he:     ``σ = sqrt(2 / n_in)``          (for relu layers)
-* xavier: ``σ = sqrt(2 / (n_in + n_out))`` (Glorot normal; tanh / sigmoid / softmax layers)
+* xavier_uniform (the config's default): ``W ~ U(-a, a)`` and ``b ~ U(-a, a)`` of shape
+  (n_out,), with ``a = sqrt(6 / (n_in + n_out))``, so ``Var W = 2 / (n_in + n_out)``: Glorot &
+  Bengio (2010), biases included, exactly as scikit-learn's ``MLPClassifier`` draws them;
+* he:     ``W ~ N(0, σ²)``, ``σ = sqrt(2 / n_in)``, ``b = 0`` (He et al. 2015, for relu layers);
+* xavier: ``W ~ N(0, σ²)``, ``σ = sqrt(2 / (n_in + n_out))``, ``b = 0`` (Glorot normal).
 
-and ``b = 0`` of shape (n_out,). Draws use ``rng.standard_normal((n_in, n_out))`` in float64,
-then scale, then cast, so a seed gives the same weights for every dtype and platform.
+Why the default is xavier_uniform: at equal work (same data, network, optimizer, epochs and
+examples per update) stepnet with ``he`` trailed scikit-learn's MLP by 0.4 (digits), 1.3 (iris)
+and 2.7 (make_classification) points of validation accuracy, mean over 10 seeds
+(``docs/benchmarks/quality.md``). The cause is the initial scale: He gives ``Var Z_1 = 2`` for
+standardized inputs, 2× Glorot's for a square layer and 4.2× for 20 → 64, and the sharper start
+ends, on these small sets, with a higher validation loss (0.119 vs 0.093 on digits); zero biases
+add a little (every relu hyperplane starts through the data's mean; random biases spread them:
+``xavier`` → ``xavier_uniform`` lowers the validation loss on every set but iris). With
+``xavier_uniform`` the gap is within the seeds' noise (+0.1, -0.4, +0.2 points). ``he`` and
+``xavier`` stay available, unchanged.
+
+Draws are float64 (``rng.standard_normal`` or ``rng.uniform``, W first, then b), then scaled,
+then cast, so a seed gives the same weights for every dtype and platform.
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ import numpy.typing as npt
 from trainer.nn._types import Array
 from trainer.nn.params import LayerParams
 
-INIT_SCHEMES: tuple[str, ...] = ("he", "xavier")
+INIT_SCHEMES: tuple[str, ...] = ("xavier_uniform", "he", "xavier")
 
 
 def init_layer(
@@ -34,19 +48,26 @@ def init_layer(
     """Initialize one dense layer.
 
     Args:
-        scheme: ``"he"`` (σ = sqrt(2/n_in)) or ``"xavier"`` (σ = sqrt(2/(n_in+n_out))).
+        scheme: ``"xavier_uniform"`` (W, b ~ U(±sqrt(6/(n_in+n_out)))), ``"he"``
+            (W ~ N(0, 2/n_in), b = 0) or ``"xavier"`` (W ~ N(0, 2/(n_in+n_out)), b = 0).
         n_in: number of inputs (units of the previous layer, or features), >= 1.
         n_out: number of units of this layer, >= 1.
-        rng: the generator to draw from (advanced by n_in * n_out standard normals).
+        rng: the generator to draw from (advanced by n_in * n_out standard normals, or by
+            n_in * n_out + n_out uniforms for xavier_uniform).
         dtype: dtype of the returned arrays.
 
     Returns:
-        ``(W, b)``: W ndarray of shape (n_in, n_out) ~ N(0, σ²), b zeros of shape (n_out,).
+        ``(W, b)``: W ndarray of shape (n_in, n_out), b of shape (n_out,).
     """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; expected one of {INIT_SCHEMES}")
     if n_in < 1 or n_out < 1:
         raise ValueError(f"n_in and n_out must be >= 1; got n_in={n_in}, n_out={n_out}")
+    if scheme == "xavier_uniform":
+        bound = math.sqrt(6.0 / (n_in + n_out))
+        W_uniform: Array = rng.uniform(-bound, bound, (n_in, n_out)).astype(dtype)
+        b_uniform: Array = rng.uniform(-bound, bound, n_out).astype(dtype)
+        return LayerParams(W_uniform, b_uniform)
     std = math.sqrt(2.0 / n_in) if scheme == "he" else math.sqrt(2.0 / (n_in + n_out))
     W: Array = (rng.standard_normal((n_in, n_out)) * std).astype(dtype)
     b: Array = np.zeros(n_out, dtype=dtype)

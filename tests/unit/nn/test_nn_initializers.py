@@ -1,4 +1,4 @@
-"""He / Xavier initialization: scale, reproducibility, dtype, layer order."""
+"""Glorot uniform / He / Xavier initialization: scale, reproducibility, dtype, layer order."""
 
 import math
 from collections.abc import Callable
@@ -27,6 +27,23 @@ def test_init_layer_draws_scaled_float64_normals_then_casts(scheme: str, std: fl
     assert np.array_equal(W, (reference * std).astype(np.float32))
     assert not b.any()
     assert float(W.std()) == pytest.approx(std, rel=0.02)
+
+
+def test_xavier_uniform_draws_weights_then_biases_in_the_glorot_range() -> None:
+    # Given
+    rng = np.random.default_rng(44)
+    reference = np.random.default_rng(44)
+    bound = math.sqrt(6 / (400 + 300))
+
+    # When
+    W, b = init_layer("xavier_uniform", 400, 300, rng)
+
+    # Then: scikit-learn's MLP initialization, biases included
+    assert W.dtype == np.float32 and b.dtype == np.float32
+    assert np.array_equal(W, reference.uniform(-bound, bound, (400, 300)).astype(np.float32))
+    assert np.array_equal(b, reference.uniform(-bound, bound, 300).astype(np.float32))
+    assert float(np.abs(W).max()) <= bound and float(np.abs(b).max()) <= bound
+    assert float(W.std()) == pytest.approx(math.sqrt(2 / (400 + 300)), rel=0.02)
 
 
 def test_same_seed_same_bits_and_dtype_is_honoured() -> None:
