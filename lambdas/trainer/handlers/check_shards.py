@@ -11,6 +11,7 @@ from trainer.data.shards import Schema, check_schemas, check_shard
 from trainer.handlers._edge import lambda_edge
 from trainer.messages import ShardCheck, ShardGroupTask
 from trainer.store import Store
+from trainer.training.memory import check_shard_fits, own_memory_mb
 
 
 def run(store: Store, task: ShardGroupTask) -> ShardCheck:
@@ -22,6 +23,7 @@ def run(store: Store, task: ShardGroupTask) -> ShardCheck:
     classes: set[int] = set()
     for index in group_shards(len(listing.shards), task.group):
         shard = listing.shards[index]
+        check_shard_fits("CheckShards", shard.name, shard.size, own_memory_mb("CheckShards"))
         checked = check_shard(
             dal.read_shard(store, shard), shard.name, label=config.dataset.label,
             classification=config.is_classification, n_outputs=units,

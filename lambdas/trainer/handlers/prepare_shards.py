@@ -21,6 +21,7 @@ from trainer.data.shards import (
 from trainer.handlers._edge import lambda_edge
 from trainer.messages import PrepareTask, ShardCheck, ShardGroupTask
 from trainer.store import Store
+from trainer.training.memory import check_shard_fits, own_memory_mb
 
 
 def shard_rows(checks: list[ShardCheck]) -> tuple[int, ...]:
@@ -41,6 +42,7 @@ def run(store: Store, task: PrepareTask) -> ShardGroupTask:
         raise fail(f"{config.dataset.source} changed during the run; start it again")
     for index in group_shards(len(rows), task.group):
         shard = listing.shards[index]
+        check_shard_fits("PrepareShards", shard.name, shard.size, own_memory_mb("PrepareShards"))
         checked = check_shard(
             dal.read_shard(store, shard), shard.name, label=config.dataset.label,
             classification=config.is_classification, n_outputs=config.model.layers[-1].units,

@@ -17,21 +17,26 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from trainer import settings
 from trainer.config import RunConfig
+from trainer.contract.functions import FUNCTIONS
 from trainer.data.blocks import CHUNK_ROWS, MAX_SHARD_GROUPS
+from trainer.data.errors import fail
 from trainer.data.rows import READ_THREADS
+from trainer.store import DEFAULT_CACHE_BYTES
 
 MB: Final = 1024 * 1024
 BASELINE_MB: Final = 100
 """The runtime before any data: the interpreter with numpy (its BLAS), boto3's clients,
 pydantic, Powertools and the handlers' imports — 80 MB measured on the local engine's Python —
 plus the Lambda runtime's own client."""
-CACHE_MB: Final = 256  # trainer.store.DEFAULT_CACHE_BYTES, the cap of the store's LRU
-CACHE_FRACTION: Final = 8  # … and at most 1/8 of the function's memory (trainer.settings)
+CACHE_MB: Final = DEFAULT_CACHE_BYTES // MB  # the cap of the store's LRU of immutable bundles
+CACHE_FRACTION: Final = settings.CACHE_FRACTION  # … and at most 1/8 of the function's memory
 HEADROOM: Final = 0.8
 """A config is refused when a function's estimate is above this fraction of its memory."""
 BLOCK_BYTES: Final = 64  # the block table, the split and an epoch's order: int64s per block
@@ -164,13 +169,17 @@ class MemoryFitError(ValueError):
 
 
 def check(config: RunConfig, shape: DatasetShape, memory_mb: Mapping[str, int]) -> None:
-    """Raise :class:`MemoryFitError` if any function's estimate is above ``HEADROOM`` of its
-    memory, naming the function, the estimate, its memory and the fixes."""
+    """Raise :class:`MemoryFitError` if any function the config runs (the micro-batch functions
+    of its mode only) has an estimate above ``HEADROOM`` of its memory, naming the function,
+    the estimate, its memory and the fixes."""
     problems = []
     for function, need in estimate(config, shape, memory_mb).items():
         memory = memory_mb.get(function)
+        mode = FUNCTIONS[function].scope.mode
         if memory is None or need.bytes <= HEADROOM * memory * MB:
             continue
+        if mode is not None and mode != config.mode:
+            continue  # the other mode's micro-batch functions do not run
         largest = max(
             (p for p in need.parts if p not in ("runtime", "cache")),
             key=need.parts.__getitem__,
@@ -198,3 +207,34 @@ def check(config: RunConfig, shape: DatasetShape, memory_mb: Mapping[str, int]) 
 
 
 _BATCH_BOUND: Final = frozenset({"Forward", "Loss", "Backward", "Gradients"})
+
+
+def own_memory_mb(function: str, environ: Mapping[str, str] = os.environ) -> int:
+    """The memory of the function running this code: Lambda's ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``,
+    else the contract's size for ``function``."""
+    value = environ.get(settings.LAMBDA_MEMORY_VARIABLE, "")
+    return int(value) if value.isdigit() else FUNCTIONS[function].memory_mb
+
+
+def largest_shard_bytes(function: str, shard_format: str, memory_mb: int) -> int:
+    """The largest shard file ``function`` (CheckShards, PrepareShards) can take within
+    ``HEADROOM`` of ``memory_mb``: what is left beside the runtime and the cache, over the
+    format's factor (and a converted copy for PrepareShards)."""
+    room = HEADROOM * memory_mb * MB - BASELINE_MB * MB - cache_bytes(memory_mb)
+    factor = SHARD_FACTOR.get(shard_format, 5) + (1 if function == "PrepareShards" else 0)
+    return max(0, int(room // factor))
+
+
+def check_shard_fits(function: str, name: str, size: int, memory_mb: int) -> None:
+    """Refuse, before reading it, a shard file too large for ``function``'s memory: a
+    DatasetError naming the shard, its size, the limit and the fixes."""
+    shard_format = "csv" if name.lower().endswith(".csv") else "npz"
+    limit = largest_shard_bytes(function, shard_format, memory_mb)
+    if size <= limit:
+        return
+    raise fail(
+        f"shard {name} is {size / MB:,.0f} MB, more than {function} can read within its "
+        f"{memory_mb:,} MB ({limit / MB:,.0f} MB for a .{shard_format} shard, docs/data.md); "
+        "cut the dataset into smaller shards (stepnet start --shard-mb, or write smaller files) "
+        f"or give {function} more memory (the stack's `memory` context)"
+    )
