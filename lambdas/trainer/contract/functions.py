@@ -154,7 +154,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "CheckShards": FunctionSpec(
         handler="trainer.handlers.check_shards.handler",
-        memory_mb=1769,  # one shard at a time, whole, parsed (a CSV is ~5x its text); a vCPU
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # one shard at a time, whole, parsed (a CSV is ~5x its text); a vCPU
         timeout_s=900,
         scope=RUN,
         grants=Grants(
@@ -164,7 +164,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "PrepareShards": FunctionSpec(
         handler="trainer.handlers.prepare_shards.handler",
-        memory_mb=1769,  # as CheckShards, plus a converted copy of the shard
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # as CheckShards, plus a converted copy of the shard
         timeout_s=900,
         scope=RUN,
         grants=Grants(
@@ -204,7 +204,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "Forward": FunctionSpec(
         handler="trainer.handlers.forward.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=PER_LAYER,
         grants=Grants(
@@ -227,7 +227,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "Backward": FunctionSpec(
         handler="trainer.handlers.backward.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=PER_LAYER,
         grants=Grants(
@@ -238,7 +238,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "Gradients": FunctionSpec(
         handler="trainer.handlers.gradients.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=FUSED,
         grants=Grants(
@@ -267,7 +267,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "EvaluateShards": FunctionSpec(
         handler="trainer.handlers.evaluate_shards.handler",
-        memory_mb=1769,  # the model and one chunk of 4,096 rows at a time; a vCPU
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # the model and one chunk of 4,096 rows at a time; a vCPU
         timeout_s=900,
         scope=EPOCH,
         grants=Grants(

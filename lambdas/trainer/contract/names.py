@@ -59,6 +59,9 @@ def state_machine_name(prefix: str, logical: str) -> str:
 
 DEFAULT_STACK_NAME: Final = "stepnet"
 
+# --- Lambda -------------------------------------------------------------------------------------
+FULL_VCPU_MEMORY_MB: Final = 1769  # Lambda gives a function one full vCPU at this memory size
+
 # --- Step Functions limits we plan against ------------------------------------------------------
 HISTORY_EVENT_LIMIT: Final = 25_000
 HISTORY_EVENT_BUDGET: Final = 20_000  # what one chunk of steps may use, with headroom

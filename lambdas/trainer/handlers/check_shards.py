@@ -23,7 +23,7 @@ def run(store: Store, task: ShardGroupTask) -> ShardCheck:
     classes: set[int] = set()
     for index in group_shards(len(listing.shards), task.group):
         shard = listing.shards[index]
-        check_shard_fits("CheckShards", shard.name, shard.size, own_memory_mb("CheckShards"))
+        check_shard_fits("CheckShards", shard.name, shard.size, own_memory_mb())
         checked = check_shard(
             dal.read_shard(store, shard), shard.name, label=config.dataset.label,
             classification=config.is_classification, n_outputs=units,

@@ -42,7 +42,7 @@ def run(store: Store, task: PrepareTask) -> ShardGroupTask:
         raise fail(f"{config.dataset.source} changed during the run; start it again")
     for index in group_shards(len(rows), task.group):
         shard = listing.shards[index]
-        check_shard_fits("PrepareShards", shard.name, shard.size, own_memory_mb("PrepareShards"))
+        check_shard_fits("PrepareShards", shard.name, shard.size, own_memory_mb())
         checked = check_shard(
             dal.read_shard(store, shard), shard.name, label=config.dataset.label,
             classification=config.is_classification, n_outputs=config.model.layers[-1].units,

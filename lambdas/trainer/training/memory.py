@@ -24,7 +24,8 @@ from typing import Final
 
 from trainer import settings
 from trainer.config import RunConfig
-from trainer.contract.functions import FUNCTIONS
+from trainer.contract import workflow
+from trainer.contract.names import FULL_VCPU_MEMORY_MB
 from trainer.data.blocks import CHUNK_ROWS, MAX_SHARD_GROUPS
 from trainer.data.errors import fail
 from trainer.data.rows import READ_THREADS
@@ -175,10 +176,9 @@ def check(config: RunConfig, shape: DatasetShape, memory_mb: Mapping[str, int]) 
     problems = []
     for function, need in estimate(config, shape, memory_mb).items():
         memory = memory_mb.get(function)
-        mode = FUNCTIONS[function].scope.mode
         if memory is None or need.bytes <= HEADROOM * memory * MB:
             continue
-        if mode is not None and mode != config.mode:
+        if function in _other_mode(config.mode):
             continue  # the other mode's micro-batch functions do not run
         largest = max(
             (p for p in need.parts if p not in ("runtime", "cache")),
@@ -209,11 +209,17 @@ def check(config: RunConfig, shape: DatasetShape, memory_mb: Mapping[str, int]) 
 _BATCH_BOUND: Final = frozenset({"Forward", "Loss", "Backward", "Gradients"})
 
 
-def own_memory_mb(function: str, environ: Mapping[str, str] = os.environ) -> int:
+def _other_mode(mode: str) -> set[str]:
+    """The micro-batch functions only the other mode runs."""
+    mine = set(workflow.microbatch_functions(mode, 1))
+    return {f for m in workflow.MODES for f in workflow.microbatch_functions(m, 1)} - mine
+
+
+def own_memory_mb(environ: Mapping[str, str] = os.environ) -> int:
     """The memory of the function running this code: Lambda's ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``,
-    else the contract's size for ``function``."""
+    else (the local engine, tests) the shard passes' size in the contract, one full vCPU."""
     value = environ.get(settings.LAMBDA_MEMORY_VARIABLE, "")
-    return int(value) if value.isdigit() else FUNCTIONS[function].memory_mb
+    return int(value) if value.isdigit() else FULL_VCPU_MEMORY_MB
 
 
 def largest_shard_bytes(function: str, shard_format: str, memory_mb: int) -> int:

@@ -108,8 +108,8 @@ def test_a_shard_too_large_for_its_function_is_refused_before_it_is_read() -> No
         memory.check_shard_fits("CheckShards", "s3://b/p/a.npz", limit + 1, 1769)
     assert str(raised.value).startswith("dataset: shard s3://b/p/a.npz is ")
     assert "--shard-mb" in str(raised.value)
-    assert memory.own_memory_mb("CheckShards", {}) == 1769
-    assert memory.own_memory_mb("CheckShards", {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008"}) == 3008
+    assert memory.own_memory_mb({}) == FUNCTIONS["CheckShards"].memory_mb
+    assert memory.own_memory_mb({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008"}) == 3008
 
 
 def test_stepnet_cost_refuses_a_config_that_cannot_fit(
