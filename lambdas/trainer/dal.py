@@ -198,7 +198,7 @@ def create_run(store: Store, config: RunConfig) -> None:
 def start_run(store: Store, config: RunConfig, dataset: Dataset, split: Split) -> None:
     """Record the prepared dataset and its facts and mark the run RUNNING (idempotent)."""
     store.tensors.put(keys.dataset_key(config.run_id), dataset.as_bundle())
-    store.runs.put_dataset_info(config.run_id, dataset.facts(split))
+    store.runs.put_dataset_info(config.run_id, dataset.facts(split, config.model.layers[-1].units))
     store.runs.set_status(config.run_id, "RUNNING")
 
 

@@ -11,36 +11,35 @@ needs and charge each call through :class:`~stepnet.billing.usage.StoreCharges`:
   :func:`~stepnet.billing.rules.encoded_bytes`) and tells its observer, as ``TensorStore`` does.
   Reads return zeros of the recorded shapes: read-only ``np.broadcast_to`` views for immutable
   bundles (no memory, however large the data), fresh writable arrays for scratch (as
-  ``TensorStore`` hands out scratch; untouched zero pages). Integer arrays keep their values:
-  they steer what the handlers do next (the schedule's micro-batch sizes decide how many
-  gradients Update reads); floating-point values never do.
+  ``TensorStore`` hands out scratch; untouched zero pages). Integer, boolean and string arrays
+  keep their values: they steer what the handlers do next (the dataset's shard sizes, byte
+  offsets and URIs decide which rows each task reads); floating-point values never do.
 * :class:`ShapeRuns` builds each record with ``trainer.store.runs``' record builders and
-  charges the item; :class:`ShapeObjects` charges the bytes put and got.
+  charges the item; :class:`ShapeObjects` serves the dataset's files and the objects put (the
+  converted shards), charging every GET, ranged GET, HEAD, LIST and PUT.
 
-The handlers do their real arithmetic on those zeros, in real time: Evaluate over the whole
-dataset is the largest piece (about 30 GFLOP for the MNIST-sized bench config, a second or so).
+The handlers do their real arithmetic on those zeros, in real time: EvaluateShards over the
+whole dataset is the largest piece (about 30 GFLOP for the MNIST-sized bench config, a second
+or so).
 The numbers that come out are meaningless; the calls, keys, shapes and sizes are the real ones.
 
-**The dataset: Initialize runs for real.** Initialize reads the dataset, checks it, splits and
-standardizes it, then records the dataset facts. The dry run gives it the real file (a builtin
-set, or a local file served from the ShapeStore's bucket under the key ``stepnet start`` would
-upload it to), so everything downstream is exact: the split's sizes and the classes come from
-``trainer.data`` itself, the "dataset" record holds the real mean and std (its size is data
-dependent), the S3 GET carries the file's real length. Patching nothing, and no second reader of
-the formats. The price is Initialize's own work once per estimate (both modes share the run,
-below), as its Lambda does it on AWS: for the 200 MB MNIST-sized file 3–4 s of CPU (decompressing,
-then standardizing in float64) and about 1.4 GB at the peak. The alternatives were worse: a tiny
-file of the right column count gives the wrong example counts to everything downstream unless a
-seam fixes them up; a shape-only reader behind a seam saves the decompression only, since
-``prepare`` does its O(n·d) work on any array, and loses the exact dataset facts. When the file
-cannot be read (an ``s3://`` source) or its counts are overridden, a stand-in of the given shape
-(the rest from the header, ``stepnet.sources.shape_of``) is generated in the source's format:
-zeros, the classes cycling through the labels; exact in shapes, approximate only in the dataset
-record's mean and std text.
+**The dataset: the shard passes run for real.** CheckShards reads and checks every shard,
+PrepareShards converts what it must and computes each shard's statistics, Start merges them and
+records the dataset; they run once per group of shards, on the real files (a builtin set, or a
+local file or folder served from the ShapeStore's bucket where ``stepnet start`` would upload
+it, cut into shards as it cuts them), so everything downstream is exact: the split's sizes, the
+classes, the shards' byte offsets, and the byte ranges every micro-batch task and EvaluateShards
+read (the ShapeStore serves the files and the shards the handlers convert). The price is their
+own work once per estimate (both modes share the run, below), as their Lambdas do it on AWS.
+When the file cannot be read (an ``s3://`` source) or its counts are overridden, a stand-in of
+the given shape (the rest from the header, ``stepnet.sources.shape_of``) is generated: one
+file, zeros, the classes cycling through the labels; exact in shapes, approximate only in the
+shards' count and the dataset's statistics.
 
-**Representatives.** The dry run runs Initialize, Plan for epoch 1, then per mode the epoch's
-first step and, if the epoch has more than one, its last (every micro-batch of each, for
-Update reads them all), then Evaluate and Finalize. Keys are zero-padded, so every full
+**Representatives.** The dry run runs Initialize, the shard passes and Start, Plan for epoch 1,
+then per mode the epoch's first step and, if the epoch has more than one, its last (every
+micro-batch of each, for Update reads them all), then every group's EvaluateShards, Evaluate and
+Finalize. Keys are zero-padded, so every full
 micro-batch (and every full step) sends exactly what the first one sends;
 ``stepnet.billing.estimate`` weights these by the counts of
 ``trainer.training.schedule.step_layout``. Two shortcuts, both invisible to the bill: the last

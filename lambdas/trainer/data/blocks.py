@@ -69,11 +69,9 @@ def cut_blocks(shard_rows: tuple[int, ...], block_rows: int) -> Blocks:
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))  # each shard's first block
     index = np.arange(shard.shape[0], dtype=np.int64) - first[shard]  # block within its shard
     start = index * block_rows
-    ends = np.minimum(start + block_rows, np.asarray(shard_rows, dtype=np.int64)[shard])
-    for array in (shard, start, ends):
-        array.flags.writeable = False
-    rows = ends - start
-    rows.flags.writeable = False
+    rows = np.minimum(start + block_rows, np.asarray(shard_rows, dtype=np.int64)[shard]) - start
+    for array in (shard, start, rows):
+        array.flags.writeable = False  # shared through the cache
     return Blocks(shard=shard, start=start, rows=rows, shard_rows=shard_rows, block_rows=block_rows)
 
 

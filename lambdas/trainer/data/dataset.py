@@ -144,14 +144,14 @@ class Dataset:
             classes=None if classes is None else [int(c) for c in classes],
         )
 
-    def facts(self, split: Split) -> dict[str, Any]:
+    def facts(self, split: Split, n_outputs: int) -> dict[str, Any]:
         """The small facts the runs table keeps about the dataset (no per-feature data)."""
         return {
             "n": sum(self.shard_rows),
             "n_train": split.n_train,
             "n_val": split.n_val,
             "n_features": self.n_features,
-            "n_outputs": len(self.classes) if self.classes is not None else None,
+            "n_outputs": n_outputs,
             "shards": len(self.shards),
             "block_rows": self.block_rows,
             "blocks": split.blocks.n_blocks,

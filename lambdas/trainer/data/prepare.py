@@ -1,4 +1,11 @@
-"""Dataset preparation: split, standardize and encode labels (pure numpy, no I/O).
+"""Dataset preparation: standardize and encode labels (pure numpy, no I/O).
+
+The pipeline and the reference prepare a dataset shard by shard (``trainer.data.dataset``):
+its split is of whole blocks (``trainer.data.blocks``) and its statistics are merged
+(``trainer.data.stats``); they use :func:`split_sizes`, :func:`standardize`,
+:func:`encode_labels` and :func:`class_labels` from here. :func:`prepare` and
+:func:`split_indices` prepare one in-memory array with a row-level split: tests of the labels'
+rules and the shipped datasets use them; training does not.
 
 Shapes use ``n`` samples, ``d`` features and ``k`` outputs (classes, or regression targets).
 """

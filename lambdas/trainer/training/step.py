@@ -16,7 +16,7 @@ import numpy as np
 from trainer.config import RunConfig
 from trainer.data.blocks import CHUNK_ROWS, Split, cut_segments, shard_part
 from trainer.data.dataset import Dataset
-from trainer.data.rows import ShardAccess
+from trainer.data.rows import READ_THREADS, ShardAccess, read_segments
 from trainer.nn import (
     LayerParams,
     OptimizerSpec,
@@ -124,9 +124,10 @@ def evaluate_shard(
     acts = activations(config)
     for part in parts:
         for chunk in cut_segments(shard_part(split, part, shard), CHUNK_ROWS):
-            pieces = [access.read(lo, hi) for _, lo, hi in chunk]
-            X_raw = pieces[0][0] if len(pieces) == 1 else np.concatenate([p[0] for p in pieces])
-            y_raw = pieces[0][1] if len(pieces) == 1 else np.concatenate([p[1] for p in pieces])
+            # the chunk's byte ranges in flight at once, in order (one shard: shard 0 here)
+            X_raw, y_raw = read_segments(
+                [access], [(0, lo, hi) for _, lo, hi in chunk], threads=READ_THREADS
+            )
             X, Y = dataset.batch(X_raw, y_raw, n_outputs)
             A = predict(list(params), acts, X)
             n = int(X.shape[0])
