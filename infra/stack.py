@@ -18,7 +18,7 @@ from infra.workflow import Workflow
 MEMORY_CONTEXT = "memory"  # {"Forward": 2048}: MB per function
 TIMEOUT_CONTEXT = "timeout"  # {"Forward": 300}: seconds per function
 LOG_LEVEL_CONTEXT = "log_level"  # the functions' POWERTOOLS_LOG_LEVEL
-SCRATCH_TTL_HOURS_CONTEXT = "scratch_ttl_hours"  # lifetime of scratch items in the tensors table
+SCRATCH_TTL_HOURS_CONTEXT = "scratch_ttl_hours"  # lifetime of scratch: DynamoDB TTL and S3 rule
 
 
 class StepnetStack(Stack):
@@ -26,14 +26,15 @@ class StepnetStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         context = self.node.try_get_context
         scratch_ttl_hours = context(SCRATCH_TTL_HOURS_CONTEXT)
-        storage = Storage(self, "Storage")
+        scratch_ttl = None if scratch_ttl_hours is None else int(scratch_ttl_hours)
+        storage = Storage(self, "Storage", scratch_ttl_hours=scratch_ttl)
         functions = Functions(
             self,
             "Functions",
             prefix=self.stack_name,
             specs=sized_specs(memory=context(MEMORY_CONTEXT), timeout=context(TIMEOUT_CONTEXT)),
             storage=storage,
-            scratch_ttl_hours=None if scratch_ttl_hours is None else int(scratch_ttl_hours),
+            scratch_ttl_hours=scratch_ttl,
             log_level=context(LOG_LEVEL_CONTEXT),
         )
         workflow = Workflow(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,10 +23,13 @@ from rich.table import Table
 
 from trainer.config import ConfigError, RunConfig, parse_config
 from trainer.data.errors import DatasetError
+from trainer.data.shards import DEFAULT_SHARD_MB
+from trainer.training.memory import MemoryFitError
 
 if TYPE_CHECKING:  # the commands import these when they run: moto is slow to import
     from stepnet.client import MetricsRow, StepnetClient
     from stepnet.local import LocalRun
+    from trainer.training.memory import DatasetShape
 
 console = Console(soft_wrap=True)  # long paths and messages stay whole
 
@@ -47,26 +52,52 @@ def _metric_line(row: MetricsRow) -> str:
     return line
 
 
-def _steps_per_epoch(config: RunConfig) -> int | None:
+def _steps_per_epoch(config: RunConfig, shard_mb: int = DEFAULT_SHARD_MB) -> int | None:
     """Optimizer steps per epoch, or None when the dataset's size cannot be told here.
 
-    Sized from the dataset file's header (:func:`stepnet.sources.shape_of`), before the run
-    starts, rather than from the run's dataset record once Initialize has written it: no
-    polling of the store and no reading of its record layout in the CLI, and a bar from the
-    first step. For any file Initialize accepts the number is the pipeline's own: the same
-    ``split_sizes`` as the split and the same ``step_layout`` as Plan. An ``s3://`` source, or a
-    file the run will reject anyway (it reports why), gets no step bar.
+    Sized from the dataset files' headers (:func:`stepnet.sources.dataset_shape`: each shard's
+    rows, a large file cut as the upload cuts it), before the run starts, rather than from the
+    run's dataset record once Start has written it: no polling of the store and no reading of
+    its record layout in the CLI, and a bar from the first step. For any dataset the run
+    accepts the number is the pipeline's own: the same ``split_blocks`` as the split and the
+    same ``step_layout`` as Plan. An ``s3://`` source, or a file the run will reject anyway (it
+    reports why), gets no step bar.
     """
-    from stepnet.sources import shape_of
-    from trainer.data.prepare import split_sizes
+    from stepnet.sources import dataset_shape
+    from trainer.data.blocks import split_blocks
     from trainer.training.schedule import step_layout
 
     try:
-        n, _ = shape_of(config.dataset.source)
-        n_train, _ = split_sizes(n, config.dataset.validation_fraction)
-        return step_layout(n_train, config.batch_size, config.workers).n_steps
+        rows, _ = dataset_shape(config.dataset.source, shard_mb=shard_mb)
+        split = split_blocks(
+            rows, config.block_rows, config.dataset.validation_fraction, config.seed
+        )
+        return step_layout(split.n_train, config.batch_size, config.workers).n_steps
     except (DatasetError, ValueError):
         return None
+
+
+def _check_memory(
+    config: RunConfig,
+    shard_mb: int,
+    memory_mb: Mapping[str, int] | None = None,
+    shape: DatasetShape | None = None,
+) -> None:
+    """Refuse, before anything runs, a config some function cannot run within its memory
+    (``trainer.training.memory``: the formula of docs/data.md), with the contract's sizes
+    unless ``memory_mb`` says otherwise. An ``s3://`` dataset without a ``shape`` is not
+    checked here (CheckShards checks each shard against its own memory)."""
+    from stepnet.sources import dataset_shape
+    from trainer.contract.functions import FUNCTIONS
+    from trainer.training import memory
+
+    if shape is None:
+        try:
+            _, shape = dataset_shape(config.dataset.source, shard_mb=shard_mb)
+        except DatasetError:
+            return  # in S3, or a file the run will reject with its own message
+    sizes = {name: spec.memory_mb for name, spec in FUNCTIONS.items()} | dict(memory_mb or {})
+    memory.check(config, shape, sizes)
 
 
 class _StepBar:
@@ -94,7 +125,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     from stepnet.reference import prepare_dataset, train, write_outputs
 
     config = _load_config(args.config)
-    data = prepare_dataset(config)
+    data = prepare_dataset(config, shard_mb=args.shard_mb)
     with _progress() as progress:
         task = progress.add_task("reference", total=config.epochs)
 
@@ -113,7 +144,8 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     config = _load_config(args.config)
     out = Path(args.out) if args.out else Path("out") / config.run_id
-    steps = _steps_per_epoch(config)
+    _check_memory(config, args.shard_mb)
+    steps = _steps_per_epoch(config, args.shard_mb)
     with _progress() as progress:
         epochs = progress.add_task("epochs", total=config.epochs)
 
@@ -122,7 +154,7 @@ def cmd_local(args: argparse.Namespace) -> int:
             progress.advance(epochs)
 
         on_step = None if steps is None else _StepBar(progress, steps, config.epochs)
-        run = run_local(config, out, on_epoch=on_epoch, on_step=on_step)
+        run = run_local(config, out, on_epoch=on_epoch, on_step=on_step, shard_mb=args.shard_mb)
     if not run.succeeded:
         from stepnet.client import readable_cause
 
@@ -177,8 +209,9 @@ def _client(args: argparse.Namespace) -> StepnetClient:
 
 def cmd_start(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
+    _check_memory(config, args.shard_mb)  # the contract's sizes: a stack's own may be larger
     client = _client(args)
-    config = client.upload_dataset(config)
+    config = client.upload_dataset(config, shard_mb=args.shard_mb)
     arn = client.start(config)
     console.print(f"started run [bold]{config.run_id}[/]")
     console.print(f"execution: {arn}")
@@ -409,6 +442,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from stepnet.billing.report import format_estimate
 
     config = _load_config(args.config)
+    shape = None
+    if args.n_train is not None and args.n_features is not None:
+        shape = _assumed_shape(config, args.n_train, args.n_features)
+    _check_memory(config, args.shard_mb, shape=shape)
     try:
         result = estimate(config, args.n_train, n_features=args.n_features)
     except EstimateError as error:
@@ -419,6 +456,31 @@ def cmd_cost(args: argparse.Namespace) -> int:
     else:
         print(format_estimate(result))
     return 0
+
+
+def _assumed_shape(config: RunConfig, n_train: int, n_features: int) -> DatasetShape:
+    """A dataset of ``n_train`` training rows of float32 features, in shards of the default
+    size (for the memory check of an ``s3://`` dataset whose counts were given)."""
+    from stepnet.sources import shard_bytes
+    from trainer.training.memory import DatasetShape
+
+    rows = math.ceil(n_train / (1 - config.dataset.validation_fraction))
+    row_bytes = 4 * n_features + 8
+    largest = min(rows * row_bytes, shard_bytes(DEFAULT_SHARD_MB))
+    return DatasetShape(
+        rows=rows, n_features=n_features, row_bytes=row_bytes, x_itemsize=4,
+        shards=math.ceil(rows * row_bytes / largest), largest_shard_bytes=largest,
+    )  # fmt: skip
+
+
+def _shard_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard-mb",
+        type=int,
+        default=DEFAULT_SHARD_MB,
+        help=f"cut a local dataset file larger than this into shards of this size, MiB "
+        f"(default {DEFAULT_SHARD_MB}); a folder's shards are used as they are",
+    )
 
 
 def _stack_options(parser: argparse.ArgumentParser) -> None:
@@ -438,11 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reference", help="train in memory, single process (no AWS)")
     p.add_argument("config")
     p.add_argument("--out", required=True, help="folder for model.npz, model.json, metrics.json")
+    _shard_option(p)
     p.set_defaults(func=cmd_reference)
 
     p = sub.add_parser("local", help="train on the local engine: the real workflow, no AWS")
     p.add_argument("config")
     p.add_argument("--out", help="output folder (default out/<run_id>)")
+    _shard_option(p)
     p.set_defaults(func=cmd_local)
 
     p = sub.add_parser("cost", help="what an epoch and a run would cost on AWS, before deploying")
@@ -450,10 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=None, help="training examples (s3:// datasets)")
     p.add_argument("--n-features", type=int, default=None, help="input features (s3:// datasets)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    _shard_option(p)
     p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser("start", help="start a run on a deployed stack")
     p.add_argument("config")
+    _shard_option(p)
     _stack_options(p)
     p.set_defaults(func=cmd_start)
 
@@ -509,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (DatasetError, ConfigError) as error:
+    except (DatasetError, ConfigError, MemoryFitError) as error:
         console.print(f"[red]error:[/] {error}")
         return 2
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from stepnet import sources
 from trainer import dal
 from trainer.config import RunConfig
 from trainer.contract import names
+from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.executions import console_url, readable_cause
 from trainer.registry import service
 from trainer.registry.records import Production
@@ -113,14 +114,24 @@ class StepnetClient:
 
     # --- start -----------------------------------------------------------------------------
 
-    def upload_dataset(self, config: RunConfig, base: Path = Path()) -> RunConfig:
-        """A config whose dataset the functions can read: a local file goes to the bucket
-        (under :func:`stepnet.sources.upload_key`, so re-uploads are idempotent)."""
-        if not sources.is_local(config.dataset.source):
+    def upload_dataset(
+        self, config: RunConfig, base: Path = Path(), shard_mb: int = DEFAULT_SHARD_MB
+    ) -> RunConfig:
+        """A config whose dataset the functions can read. A local folder's shards go to the
+        bucket as they are (:func:`stepnet.sources.folder_prefix`); a local file larger than
+        ``shard_mb`` MiB is shuffled once and cut into shards of that size
+        (:func:`stepnet.sources.file_shards`, under :func:`stepnet.sources.sharded_prefix`); a
+        smaller file goes as it is (:func:`stepnet.sources.upload_key`). Keys follow the
+        contents, so re-uploads are idempotent."""
+        plan = sources.upload_plan(config.dataset.source, config.dataset.label, base, shard_mb)
+        if plan is None:
             return config
-        data, name = sources.read_local(config.dataset.source, base)
-        uri = self.store.objects.put_bytes(sources.upload_key(data, name), data)
-        dataset = config.dataset.model_copy(update={"source": uri})
+        for key, data in plan.objects():
+            self.store.objects.put_bytes(key, data)
+        update: dict[str, Any] = {"source": self.store.objects.uri(plan.key)}
+        if not plan.csv_label:
+            update["label"] = None  # the shards are .npz files
+        dataset = config.dataset.model_copy(update=update)
         return config.model_copy(update={"dataset": dataset})
 
     def start(self, config: RunConfig) -> str:

@@ -15,6 +15,7 @@ from stepnet.client import HistoryEvent, MetricsRow, StepnetClient, epoch_counts
 from stepnet.engine import LocalAccount
 from trainer.config import RunConfig
 from trainer.contract import names
+from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.training.cursor import parse_epoch_name
 
 EpochCallback = Callable[[MetricsRow], None]
@@ -58,6 +59,7 @@ def run_local(
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
     account: LocalAccount | None = None,
+    shard_mb: int = DEFAULT_SHARD_MB,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -70,7 +72,7 @@ def run_local(
         if account.resources is None:
             raise RuntimeError("run_local needs an account that is entered (with LocalAccount())")
         client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
-        config = client.upload_dataset(config, base)
+        config = client.upload_dataset(config, base, shard_mb)
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         client.start(config)

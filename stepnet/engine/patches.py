@@ -12,7 +12,11 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
    LR tables for every path it evaluates: most of its time per state), one cached boto3 client
    per (service, region) instead of a new client per Task, and a short poll interval while a
    parent waits for a child execution.
-4. S3 event notifications invoke their function asynchronously, as S3 does (an ``Event``
+4. S3 ranged GETs read only their bytes: moto 5.2.5 reads (and copies) the whole object for a
+   ``Range: bytes=a-b`` GET and slices it afterwards; the training reads its rows as byte
+   ranges of shards of tens of MB, so each such GET would cost the whole shard in time and
+   memory. The patch serves a single closed range from the object's buffer.
+5. S3 event notifications invoke their function asynchronously, as S3 does (an ``Event``
    invocation): moto calls the function inside the PUT request, so an upload would wait for
    the batch prediction it triggers (and a client time out and upload again). The patch runs
    each invocation in its own thread and, like Lambda for an asynchronous invocation, retries
@@ -22,9 +26,11 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -35,7 +41,9 @@ import jsonpath_ng
 import jsonpath_ng.ext
 import moto
 from moto.awslambda import models as lambda_models
+from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
+from moto.s3 import responses as s3_responses
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import (
@@ -97,6 +105,7 @@ def apply() -> None:
         _patch_sfn_sync2()
         _patch_boto_clients()
         _patch_json_path_parsing()
+        _patch_s3_ranged_get()
         _patch_s3_notifications()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
@@ -252,7 +261,66 @@ def _patch_json_path_parsing() -> None:
     result_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.parse)  # type: ignore[attr-defined]
 
 
-# --- S3 notifications (4. above): asynchronous invocations -------------------------------------
+# --- 5. S3 ranged GETs read their range only -------------------------------------------------
+
+_RANGE: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "stepnet_s3_range", default=None
+)
+_SINGLE_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+def single_range(header: str | None) -> tuple[int, int] | None:
+    """``(first, last)`` of a ``Range: bytes=first-last`` header (both given, one range)."""
+    match = _SINGLE_RANGE.match((header or "").strip())
+    if match is None or int(match[1]) > int(match[2]):
+        return None
+    return int(match[1]), int(match[2])
+
+
+def _patch_s3_ranged_get() -> None:
+    # FakeKey.value is a property (moto types it as its getter): read from the class dict
+    value: property = vars(s3_models.FakeKey)["value"]
+    whole = value.fget
+    assert whole is not None
+
+    def ranged_value(self: Any) -> bytes:
+        span = _RANGE.get()
+        if span is None:
+            return bytes(whole(self))
+        first, last = span
+        with self.lock:
+            self._value_buffer.seek(first)
+            return bytes(self._value_buffer.read(last - first + 1))
+
+    s3_models.FakeKey.value = property(ranged_value, value.fset)  # type: ignore[assignment]
+    original = s3_responses.S3Response.get_object
+
+    @functools.wraps(original)
+    def get_object(self: Any) -> Any:
+        span = single_range(self.headers.get("range"))
+        if span is None or self._get_int_param("partNumber"):
+            return original(self)
+        key, _ = self._get_key()
+        if key.multipart or span[0] >= key.size:
+            return original(self)  # moto's own handling (and its errors)
+        span = (span[0], min(span[1], key.size - 1))
+        token = _RANGE.set(span)
+        try:
+            status, headers, body = original(self)
+        finally:
+            _RANGE.reset(token)
+        if status != 200:
+            return status, headers, body
+        for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
+            del headers[name]  # a range has no checksum (as moto drops it)
+        headers["content-range"] = f"bytes {span[0]}-{span[1]}/{key.size}"
+        headers["content-length"] = str(len(body))
+        return 206, headers, body  # not 200: moto slices only 200 responses
+
+    s3_responses.S3Response.get_object = get_object  # type: ignore[method-assign]
+
+
+# --- 6. S3 notifications: asynchronous invocations (5. above) ---------------------------------
 
 _in_flight: set[threading.Thread] = set()
 _in_flight_lock = threading.Lock()

@@ -43,6 +43,7 @@ from trainer.contract import names
 from trainer.contract.environment import VARIABLES
 from trainer.contract.functions import FUNCTIONS, MODES, key_matches
 from trainer.contract.statemachines import STATE_MACHINES, function_placeholder, machine_placeholder
+from trainer.data.shards import encode_shard
 from trainer.handlers import api as api_handler
 from trainer.store import Store
 
@@ -424,8 +425,8 @@ Call = tuple[str, str, str]  # (IAM action, table or bucket name, object key or 
 
 @pytest.fixture(scope="module")
 def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
-    """Every store call each function's handler makes in a whole run per mode, each task retried
-    once (what Step Functions does after a lost response), every tensor spilled to S3 (inline
+    """Every store call each function's handler makes in a whole run per mode (and one on a
+    prefix of shards), each task retried once (what Step Functions does after a lost response), every tensor spilled to S3 (inline
     limit 0) and every invocation in a cold container (no cached tensors or configs)."""
     assert account.resources is not None
     observed: dict[str, set[Call]] = defaultdict(set)
@@ -440,15 +441,21 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
             tables = params["RequestItems"] if "RequestItems" in params else [params["TableName"]]
             for table in tables:
                 observed[running[0]].add((f"dynamodb:{operation}", table, ""))
-        else:  # HeadObject is allowed by s3:GetObject
-            action = "s3:GetObject" if operation == "HeadObject" else f"s3:{operation}"
+        else:  # HeadObject is allowed by s3:GetObject, ListObjectsV2 by s3:ListBucket
+            action = {"HeadObject": "s3:GetObject", "ListObjectsV2": "s3:ListBucket"}.get(
+                operation, f"s3:{operation}"
+            )
             observed[running[0]].add((action, params["Bucket"], params.get("Key", "")))
 
     dynamodb, s3 = account.client("dynamodb"), account.client("s3")
-    # a dataset where `stepnet start` uploads it
+    # a dataset where `stepnet start` uploads it: one file, and a prefix of two shards (one
+    # read in place, one compressed and so converted)
     X, y = synthetic_regression(n=48, d=3, k=2, seed=5)
     key = f"{names.S3_DATASETS_PREFIX}contract.npz"
     s3.put_object(Bucket=account.resources.bucket, Key=key, Body=npz_bytes(X, y))
+    prefix = f"{names.S3_DATASETS_PREFIX}contract-shards/"
+    for name, body in (("a.npz", encode_shard(X[:20], y[:20])), ("b.npz", npz_bytes(X, y))):
+        s3.put_object(Bucket=account.resources.bucket, Key=prefix + name, Body=body)
     for client in (dynamodb, s3):
         client.meta.events.register("before-parameter-build", record)
     store = Store.from_clients(
@@ -475,10 +482,10 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
         pipeline_driver.HANDLERS.update(
             {logical: cold(logical, h) for logical, h in original.items()}
         )
-        for mode in MODES:
+        for mode, source in (*((mode, key) for mode in MODES), ("fused", prefix)):
             config = {
-                "run_id": f"contract-{mode.replace('_', '-')}",
-                "dataset": {"source": store.objects.uri(key), "validation_fraction": 0.25},
+                "run_id": f"contract-{mode.replace('_', '-')}-{len(source)}",
+                "dataset": {"source": store.objects.uri(source), "validation_fraction": 0.25},
                 "model": {
                     "layers": [
                         {"units": 4, "activation": "tanh"},

@@ -126,6 +126,38 @@ def test_lambda_invocations_run_in_process_through_the_lambda_api(account) -> No
     assert "epoch" in payload["errorMessage"]
 
 
+def test_a_ranged_get_reads_only_its_range(account, monkeypatch) -> None:
+    # Given an object of 8 MB (spooled to disk by moto) in the account's bucket
+    s3 = account.client("s3")
+    bucket = account.resources.bucket
+    data = bytes(range(256)) * (8 * 4096)
+    s3.put_object(Bucket=bucket, Key="datasets/ranged.bin", Body=data)
+    whole_reads = []
+    value = vars(patches.s3_models.FakeKey)["value"]
+
+    def counting(key):
+        if patches._RANGE.get() is None:
+            whole_reads.append(key.name)
+        return value.fget(key)
+
+    monkeypatch.setattr(patches.s3_models.FakeKey, "value", property(counting, value.fset))
+
+    # When ranges are read, and the whole object
+    got = [
+        s3.get_object(Bucket=bucket, Key="datasets/ranged.bin", Range=f"bytes={a}-{b}")
+        for a, b in ((0, 0), (1000, 5095), (len(data) - 10, len(data) + 100))
+    ]
+    whole = s3.get_object(Bucket=bucket, Key="datasets/ranged.bin")["Body"].read()
+
+    # Then each range is its bytes (the last clipped to the object), read without the rest
+    assert [g["Body"].read() for g in got] == [data[:1], data[1000:5096], data[-10:]]
+    assert got[1]["ContentRange"] == f"bytes 1000-5095/{len(data)}"
+    assert got[1]["ContentLength"] == 4096
+    assert whole == data and whole_reads == ["datasets/ranged.bin"]
+    assert patches.single_range("bytes=5-") is None  # open ranges are moto's own
+    assert patches.single_range("bytes=5-9") == (5, 9)
+
+
 def test_s3_notifications_invoke_their_function_asynchronously_and_retry_a_failure(
     account,
 ) -> None:

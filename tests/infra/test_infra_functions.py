@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 from inference.settings import DEFAULT_POINTER_TTL_SECONDS
 from inference.settings import VARIABLES as INFERENCE_VARIABLES
@@ -175,9 +175,21 @@ def test_context_sets_the_scratch_ttl_and_the_log_level(make_stack: Any) -> None
 
     # Then (the trainer's functions: the prediction functions have neither)
     for logical in functions_of("trainer"):
-        variables = functions[names.function_name(stack.stack_name, logical)]["Environment"]
-        assert variables["Variables"][VARIABLES["scratch_ttl_hours"]] == "48"
-        assert variables["Variables"][VARIABLES["log_level"]] == "DEBUG"
+        function = functions[names.function_name(stack.stack_name, logical)]
+        variables = function["Environment"]["Variables"]
+        assert variables[VARIABLES["scratch_ttl_hours"]] == "48"
+        assert variables[VARIABLES["log_level"]] == "DEBUG"
+    # and the one scratch TTL also sets the bucket's rule for scratch objects: 48 h, 2 days
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [Match.object_like({"Prefix": "tensors/scratch/", "ExpirationInDays": 2})]
+                )
+            }
+        },
+    )
 
 
 def _allowed(resources: dict[str, Any], role: str) -> set[tuple[str, str]]:

@@ -154,7 +154,7 @@ def test_mse_with_a_linear_last_layer_parses() -> None:
         ("run_id", "my run", "run_id", RUN_ID_PATTERN),
         ("run_id", "", "run_id", RUN_ID_PATTERN),
         ("run_id", "a/b", "run_id", RUN_ID_PATTERN),
-        ("dataset.source", "data.txt", "dataset.source", "ending in .npz or .csv"),
+        ("dataset.source", "data.txt", "dataset.source", "a .npz or .csv file, a folder"),
         ("dataset.source", "builtin:mnist", "dataset.source", "'builtin:digits'"),
         ("dataset.validation_fraction", 0.0, "dataset.validation_fraction", "greater than 0"),
         ("dataset.validation_fraction", 1.0, "dataset.validation_fraction", "less than 1"),

@@ -97,6 +97,8 @@ TENSORS: Final = names.S3_TENSORS_PREFIX  # spilled tensor bundles, scratch ones
 SCRATCH: Final = names.S3_SCRATCH_PREFIX  # spilled scratch bundles only
 RUNS: Final = names.S3_RUNS_PREFIX  # a run's exported model
 MODELS: Final = MODELS_PREFIX  # models/<pipeline>/production.json, the production pointers
+# Any run's exported model only (runs/<run_id>/ also holds a run's converted shards).
+RUN_MODELS: Final = f"{names.S3_RUNS_PREFIX}*/model/"
 # Batch inference, any pipeline: a `*` in a prefix matches one key segment's characters, as in
 # an IAM resource (inference/*/in/ and inference/*/out/).
 INFERENCE_IN: Final = f"{INFERENCE_PREFIX}*/{IN}"
@@ -176,51 +178,89 @@ class FunctionSpec:
             raise ValueError(f"{self.handler}: not a handler of package {self.package!r}")
 
 
-# Every function reads the run's config first (RunStore.get_config_json), except Initialize,
-# which writes it.
+# Every function reads the run's config first (RunStore.get_config_json), except those that get
+# it in their input before the run is recorded (Initialize, CheckShards, PrepareShards).
 _READS_CONFIG: Final = _table(GET_ITEM)
 
-# The functions, in the order a run meets them (then the API's and the predictions') (Gradients in place of Forward/Loss/Backward in
-# fused mode). Sizes: 1769 MB is one full vCPU, and numpy's matrix products are CPU-bound;
-# Initialize loads the dataset, Evaluate runs the whole training and validation sets, Gradients
-# every layer of a micro-batch. The stack lets CDK context override the sizes per deployment.
+# The functions, in the order a run meets them, then the API's and the predictions'
+# (Gradients in place of Forward/Loss/Backward in fused mode). Sizes follow the memory formula
+# of docs/data.md (``trainer.training.memory``): per invocation, the runtime's baseline
+# (~100 MB) + the model + one micro-batch or one chunk of rows + one shard for the shard
+# passes — never the dataset. 1769 MB is one full vCPU, which the CPU-bound tasks (numpy's
+# matrix products, parsing a shard) are given whatever they need in memory; the others get what
+# their formula needs with room. The stack lets CDK context override the sizes per deployment;
+# `stepnet cost` and the CLI check a config against them.
 FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     "Initialize": FunctionSpec(
         handler="trainer.handlers.initialize.handler",
-        memory_mb=1769,
+        memory_mb=256,  # the config and a listing of the source (1,000 keys a page)
+        timeout_s=60,
+        scope=RUN,
+        grants=Grants(
+            # lists the source's shards (or heads its one object); writes nothing
+            objects={ANY_KEY: _objects(GET_OBJECT)},
+        ),
+    ),
+    "CheckShards": FunctionSpec(
+        handler="trainer.handlers.check_shards.handler",
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # one shard at a time, whole, parsed (a CSV is ~5x its text); a vCPU
+        timeout_s=900,
+        scope=RUN,
+        grants=Grants(
+            # reads a group of shards (anywhere in the bucket); writes nothing
+            objects={ANY_KEY: _objects(GET_OBJECT)},
+        ),
+    ),
+    "PrepareShards": FunctionSpec(
+        handler="trainer.handlers.prepare_shards.handler",
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # as CheckShards, plus a converted copy of the shard
+        timeout_s=900,
+        scope=RUN,
+        grants=Grants(
+            # records the config (write-once); per shard its layout, moments and classes
+            tables={"runs": _table(GET_ITEM, PUT_ITEM), "tensors": _table(GET_ITEM, PUT_ITEM)},
+            objects={
+                ANY_KEY: _objects(GET_OBJECT),  # the shards; HeadObject of its own spills
+                RUNS: _objects(PUT_OBJECT),  # converted shards: runs/<run_id>/data/
+                TENSORS: _objects(PUT_OBJECT),  # spilled shard bundles
+            },
+        ),
+    ),
+    "Start": FunctionSpec(
+        handler="trainer.handlers.start.handler",
+        memory_mb=1024,  # every shard's moments (2 x features float64 each), weights v0
         timeout_s=300,
         scope=RUN,
         grants=Grants(
-            # config, dataset facts (write-once: a conditional put, then a read on a retry), status
-            tables={"runs": _table(GET_ITEM, PUT_ITEM), "tensors": _table(GET_ITEM, PUT_ITEM)},
-            objects={
-                # The dataset: any s3:// URI in the stack's bucket (docs/deploy.md), not only
-                # datasets/ where `stepnet start` uploads. Covers HeadObject on tensors/ too.
-                ANY_KEY: _objects(GET_OBJECT),
-                TENSORS: _objects(PUT_OBJECT),  # prepared data, weights and optimizer v0
+            # reads the shards' bundles; writes the dataset, its facts, status, weights v0
+            tables={
+                "runs": _table(GET_ITEM, PUT_ITEM),
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
             },
+            objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
         ),
     ),
     "Plan": FunctionSpec(
         handler="trainer.handlers.plan.handler",
-        memory_mb=512,
+        memory_mb=256,  # the dataset's bundle and its block table: O(blocks), never the rows
         timeout_s=60,
         scope=EPOCH,
         grants=Grants(
-            # reads the training data; writes the micro-batches (scratch) and the schedule
-            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
-            objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
+            # reads the prepared dataset; writes nothing
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM)},
+            objects={TENSORS: _objects(GET_OBJECT)},
         ),
     ),
     "Forward": FunctionSpec(
         handler="trainer.handlers.forward.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=PER_LAYER,
         grants=Grants(
-            # reads the layer's weights and its input (micro-batch or activation); writes A_l
+            # layer 1 reads the micro-batch's rows from the shards and keeps them (scratch);
+            # reads the layer's weights and its input; writes A_l
             tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
-            objects={TENSORS: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+            objects={ANY_KEY: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
         ),
     ),
     "Loss": FunctionSpec(
@@ -236,7 +276,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "Backward": FunctionSpec(
         handler="trainer.handlers.backward.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=PER_LAYER,
         grants=Grants(
@@ -247,16 +287,17 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "Gradients": FunctionSpec(
         handler="trainer.handlers.gradients.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=FUSED,
         grants=Grants(
-            # reads the micro-batch and every layer's weights (one batch); writes the gradients
+            # reads the micro-batch's rows from the shards and every layer's weights (one
+            # batch); writes the gradients
             tables={
                 "runs": _READS_CONFIG,
                 "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
             },
-            objects={TENSORS: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+            objects={ANY_KEY: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
         ),
     ),
     "Update": FunctionSpec(
@@ -265,7 +306,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
         timeout_s=120,
         scope=EPOCH,
         grants=Grants(
-            # reads the schedule, weights, optimizer state and gradients; writes version v+1
+            # reads the dataset's size, weights, optimizer state and gradients; writes v+1
             tables={
                 "runs": _READS_CONFIG,
                 "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
@@ -273,13 +314,27 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
             objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
         ),
     ),
-    "Evaluate": FunctionSpec(
-        handler="trainer.handlers.evaluate.handler",
-        memory_mb=1769,
-        timeout_s=300,
+    "EvaluateShards": FunctionSpec(
+        handler="trainer.handlers.evaluate_shards.handler",
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # the model and one chunk of 4,096 rows at a time; a vCPU
+        timeout_s=900,
         scope=EPOCH,
         grants=Grants(
-            # reads the weights and both data sets; writes the epoch's metrics (write-once)
+            # reads the weights and a group of shards' rows; writes per-shard sums (scratch)
+            tables={
+                "runs": _READS_CONFIG,
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
+            },
+            objects={ANY_KEY: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+        ),
+    ),
+    "Evaluate": FunctionSpec(
+        handler="trainer.handlers.evaluate.handler",
+        memory_mb=256,  # at most 40 small bundles of per-shard sums
+        timeout_s=60,
+        scope=EPOCH,
+        grants=Grants(
+            # reads the groups' sums; writes the epoch's metrics (write-once)
             tables={
                 "runs": _table(GET_ITEM, PUT_ITEM),
                 "tensors": _table(GET_ITEM, BATCH_GET_ITEM),
@@ -293,11 +348,11 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
         timeout_s=120,
         scope=RUN,
         grants=Grants(
-            # reads the dataset facts, every epoch's metrics and the weights; writes the model
-            # files and the status
+            # reads the dataset's statistics, every epoch's metrics and the weights; writes the
+            # model files and the status
             tables={
                 "runs": _table(GET_ITEM, PUT_ITEM, QUERY),
-                "tensors": _table(BATCH_GET_ITEM),
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM),
             },
             objects={TENSORS: _objects(GET_OBJECT), RUNS: _objects(PUT_OBJECT)},
         ),
@@ -345,7 +400,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
         timeout_s=30,
         scope=REQUEST,
         package="inference",
-        grants=Grants(objects={MODELS: _objects(GET_OBJECT), RUNS: _objects(GET_OBJECT)}),
+        grants=Grants(objects={MODELS: _objects(GET_OBJECT), RUN_MODELS: _objects(GET_OBJECT)}),
     ),
     "PredictBatch": FunctionSpec(
         handler="inference.handlers.batch",
@@ -358,7 +413,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
             # and deletes the other one of the pair
             objects={
                 MODELS: _objects(GET_OBJECT),
-                RUNS: _objects(GET_OBJECT),
+                RUN_MODELS: _objects(GET_OBJECT),
                 INFERENCE_IN: _objects(GET_OBJECT),
                 INFERENCE_OUT: _objects(PUT_OBJECT, DELETE_OBJECT),
             }

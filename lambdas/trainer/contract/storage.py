@@ -15,6 +15,7 @@ Pure (stdlib only).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -113,20 +114,37 @@ INFERENCE_TRIGGERS: Final = tuple(
     for suffix in SUFFIXES
 )
 
-# Datasets, spilled tensors (tensors/), their scratch (tensors/scratch/, expired), models,
-# production pointers (models/) and batch inference files (inference/).
-DATA_BUCKET: Final = BucketSpec(
-    name_infix="data",
-    lifecycle_rules=(
-        LifecycleRule(
-            id="expire-scratch-tensors",
-            prefix=names.S3_SCRATCH_PREFIX,
-            expiration_days=names.SCRATCH_EXPIRY_DAYS,
+
+def scratch_expiry_days(scratch_ttl_hours: int) -> int:
+    """The lifecycle rule's days for a scratch TTL: S3 expires objects in whole days, so the
+    hours rounded up (S3 keeps a scratch object at least as long as DynamoDB its item)."""
+    if scratch_ttl_hours < 1:
+        raise ValueError(f"the scratch TTL is at least one hour, got {scratch_ttl_hours}")
+    return math.ceil(scratch_ttl_hours / 24)
+
+
+def data_bucket(scratch_ttl_hours: int = names.SCRATCH_TTL_HOURS) -> BucketSpec:
+    """The data bucket: datasets, converted shards and models (runs/), spilled tensors
+    (tensors/) and their scratch (tensors/scratch/), which expires after the deployment's one
+    scratch TTL (``FunctionEnvironment.scratch_ttl_hours``, the stack's ``scratch_ttl_hours``
+    context), in days (:func:`scratch_expiry_days`); production pointers (models/) and batch
+    inference files (inference/, whose uploads trigger predictions: :data:`INFERENCE_TRIGGERS`)."""
+    return BucketSpec(
+        name_infix="data",
+        lifecycle_rules=(
+            LifecycleRule(
+                id="expire-scratch-tensors",
+                prefix=names.S3_SCRATCH_PREFIX,
+                expiration_days=scratch_expiry_days(scratch_ttl_hours),
+            ),
+            LifecycleRule(
+                id="abort-incomplete-multipart-uploads",
+                abort_multipart_days=ABORT_INCOMPLETE_MULTIPART_DAYS,
+            ),
         ),
-        LifecycleRule(
-            id="abort-incomplete-multipart-uploads",
-            abort_multipart_days=ABORT_INCOMPLETE_MULTIPART_DAYS,
-        ),
-    ),
-    triggers=INFERENCE_TRIGGERS,
-)
+        triggers=INFERENCE_TRIGGERS,
+    )
+
+
+# The bucket with the default scratch TTL (what the local engine provisions).
+DATA_BUCKET: Final = data_bucket()
