@@ -136,11 +136,13 @@ def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[st
         document["dataset"]["source"] = workload.dataset(scratch)
     config = parse_config(document)
     data = prepare_dataset(config)
-    n_train, n_val, n_features = len(data.X_train), len(data.X_val), data.X_train.shape[1]
+    n_train, n_val, n_features = data.split.n_train, data.split.n_val, data.dataset.n_features
     systems: dict[str, Any] = {}
     for runner in (run_reference, run_sklearn, run_torch):
         load = _load()
-        result = runner(config, data) | {"load_before": load}
+        # the reference reads the shards as the pipeline does; the baselines get arrays
+        given = data if runner is run_reference else data.prepared
+        result = runner(config, given) | {"load_before": load}
         systems[result["system"]] = result
         if "skipped" in result:
             log(f"    {result['label']}: skipped ({result['skipped']})")

@@ -31,7 +31,7 @@ def _labels(Y: np.ndarray) -> np.ndarray:
     return labels
 
 
-def run_reference(config: RunConfig, data: PreparedData) -> dict[str, Any]:
+def run_reference(config: RunConfig, data: Any) -> dict[str, Any]:
     """stepnet.reference.train, timed epoch by epoch."""
     from stepnet.reference import train
 

@@ -155,7 +155,7 @@ def measure(quality_set: QualitySet, seeds: list[int], folder: Path, quick: bool
             run["accuracy"].append(float(final["val_accuracy"]))
             run["val_loss"].append(float(final["val_loss"]))
         for system, runner in (("scikit-learn MLPClassifier", run_sklearn), ("PyTorch", run_torch)):
-            result = runner(base, data)
+            result = runner(base, data.prepared)  # the baselines get the prepared arrays
             if "skipped" not in result:
                 runs.setdefault(system, {"accuracy": []})["accuracy"].append(result["val_accuracy"])
         print(f"  {quality_set.name} seed {seed} done", file=sys.stderr, flush=True)

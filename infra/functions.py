@@ -1,5 +1,11 @@
 """The Lambda functions, all made from the contract's one spec table
-(`trainer.contract.functions.FUNCTIONS`): handler, size, runtime, architecture and IAM grants.
+(`trainer.contract.functions.FUNCTIONS`): handler, size, runtime, architecture, IAM grants and
+the package each is bundled from (`infra.bundling`: one asset per package). Their environment
+is the contract's (`trainer.contract.wiring`).
+
+The functions that start runs (the API's: grants on a state machine) need the Training machine's
+ARN, and the machine needs the workflow's functions: they are made once the machines exist
+(`Functions.add_run_starters`).
 
 Sizing can be changed per deployment through CDK context, without editing code:
 `npx cdk deploy -c 'memory={"Forward": 2048}' -c 'timeout={"Forward": 300}'` or the same keys in
@@ -10,23 +16,26 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.bundling import lambda_code
+from infra.bundling import inference_code, lambda_code
 from infra.nag import acknowledge, wildcard_resource_finding
 from infra.storage import Storage
-from trainer.contract import names
+from trainer.contract import names, wiring
 from trainer.contract.environment import FunctionEnvironment, LogLevel
 from trainer.contract.functions import (
+    DESCRIBE_EXECUTION,
     LAMBDA_ARCHITECTURE,
     LAMBDA_PYTHON_VERSION,
     LAMBDA_RUNTIME,
     FunctionSpec,
     Grants,
+    Package,
     Size,
     size_overrides,
     sized_functions,
@@ -88,31 +97,51 @@ class Functions(Construct):
     ) -> None:
         """`scratch_ttl_hours` and `log_level` override the contract's defaults when given."""
         super().__init__(scope, construct_id)
-        code = lambda_code(RUNTIME)
+        self._prefix = prefix
+        self._specs = dict(specs)
+        self._storage = storage
+        self._code: dict[Package, lambda_.Code] = {}
         options: dict[str, Any] = {"scratch_ttl_hours": scratch_ttl_hours, "log_level": log_level}
-        environment = FunctionEnvironment(
+        self._common = FunctionEnvironment(
             runs_table=storage.runs_table.table_name,
             tensors_table=storage.tensors_table.table_name,
             bucket=storage.bucket.bucket_name,
             **{field: value for field, value in options.items() if value is not None},
-        ).to_env()
+        )
         self.by_logical: dict[str, lambda_.Function] = {
             logical: self._function(
-                logical, spec, prefix=prefix, code=code, environment=environment, storage=storage
+                logical, spec, wiring.function_environment(logical, self._common)
             )
             for logical, spec in specs.items()
+            if not spec.grants.machines
         }
 
+    def add_run_starters(self, machines: Mapping[str, sfn.StateMachine]) -> None:
+        """The functions granted actions on the state machines (the API), now that they exist."""
+        for logical, spec in self._specs.items():
+            if not spec.grants.machines:
+                continue
+            environment = wiring.function_environment(
+                logical,
+                self._common,
+                training_state_machine_arn=machines["Training"].state_machine_arn,
+            )
+            function = self._function(logical, spec, environment)
+            grant_machines(function.role, logical, spec.grants, machines, prefix=self._prefix)
+            self.by_logical[logical] = function
+
+    def code(self, package: Package) -> lambda_.Code:
+        """The asset of ``package`` (one per package, shared by its functions)."""
+        if package not in self._code:
+            self._code[package] = (
+                lambda_code(RUNTIME) if package == "trainer" else inference_code(RUNTIME)
+            )
+        return self._code[package]
+
     def _function(
-        self,
-        logical: str,
-        spec: FunctionSpec,
-        *,
-        prefix: str,
-        code: lambda_.Code,
-        environment: dict[str, str],
-        storage: Storage,
+        self, logical: str, spec: FunctionSpec, environment: dict[str, str]
     ) -> lambda_.Function:
+        prefix, code, storage = self._prefix, self.code(spec.package), self._storage
         name = names.function_name(prefix, logical)
         # Own role, no AWS managed policy: each grant below is the whole of what it may do.
         role = iam.Role(
@@ -167,8 +196,8 @@ def grant_storage(role: iam.Role, logical: str, grants: Grants, storage: Storage
             role,
             wildcard_resource_finding(role, objects),
             reason=f"{logical} may {' and '.join(object_actions)} objects whose keys are chosen at run "
-            f"time (run ids, versions, datasets) under {prefix or 'any key'!r} of the stack's "
-            "own bucket, and nothing else there.",
+            f"time (run ids, versions, datasets, pipelines, uploaded files) under "
+            f"{prefix or 'any key'!r} of the stack's own bucket, and nothing else there.",
         )
     if grants.lists_bucket:
         # Not to list anything: without s3:ListBucket S3 answers 403, not 404, for a missing
@@ -177,3 +206,41 @@ def grant_storage(role: iam.Role, logical: str, grants: Grants, storage: Storage
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=[LIST_BUCKET], resources=[storage.bucket.bucket_arn])
         )
+
+
+def grant_machines(
+    role: iam.IRole | None,
+    logical: str,
+    grants: Grants,
+    machines: Mapping[str, sfn.StateMachine],
+    *,
+    prefix: str,
+) -> None:
+    """Exactly the Step Functions actions of the function's contract grants: on the machine, or
+    (DescribeExecution) on its executions, whose names are the run ids."""
+    assert role is not None
+    stack = Stack.of(role)
+    for machine, actions in grants.machine_actions().items():
+        on_machine = [a for a in actions if a != DESCRIBE_EXECUTION]
+        if on_machine:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=on_machine, resources=[machines[machine].state_machine_arn]
+                )
+            )
+        if DESCRIBE_EXECUTION in actions:
+            executions = stack.format_arn(
+                service="states",
+                resource="execution",
+                resource_name=f"{names.state_machine_name(prefix, machine)}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(actions=[DESCRIBE_EXECUTION], resources=[executions])
+            )
+            acknowledge(
+                role,
+                wildcard_resource_finding(role, executions),
+                reason=f"{logical} describes the runs' executions of {machine}, named by run id "
+                "at run time; the ARN pins the state machine and leaves only the name open.",
+            )

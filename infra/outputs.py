@@ -36,3 +36,11 @@ def add_outputs(stack: Stack, *, training: sfn.StateMachine, storage: Storage) -
     }
     for key, value in values.items():
         CfnOutput(stack, key, value=value)  # a direct child of the stack: its id is the key
+
+
+API_URL: Final = "ApiUrl"  # for people (curl --aws-sigv4, docs/serving.md), not the client
+
+
+def add_api_outputs(stack: Stack, url: str) -> None:
+    """The API's base URL: ``https://<id>.execute-api.<region>.amazonaws.com/<stage>/``."""
+    CfnOutput(stack, API_URL, value=url)

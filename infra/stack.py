@@ -1,13 +1,16 @@
-"""StepnetStack: storage, the Lambda functions and the state machines, wired together."""
+"""StepnetStack: storage, the Lambda functions and the state machines, wired together; then the
+API (runs and predictions) and the bucket's trigger for batch predictions."""
 
 from typing import Any
 
 from aws_cdk import Stack
 from constructs import Construct
 
+from infra.api import Api
 from infra.functions import Functions, sized_specs
-from infra.outputs import add_outputs
+from infra.outputs import add_api_outputs, add_outputs
 from infra.storage import Storage
+from infra.triggers import add_triggers
 from infra.workflow import Workflow
 
 # Context keys (cdk.json or `-c key=value`). Unset, each takes the contract's default
@@ -15,7 +18,7 @@ from infra.workflow import Workflow
 MEMORY_CONTEXT = "memory"  # {"Forward": 2048}: MB per function
 TIMEOUT_CONTEXT = "timeout"  # {"Forward": 300}: seconds per function
 LOG_LEVEL_CONTEXT = "log_level"  # the functions' POWERTOOLS_LOG_LEVEL
-SCRATCH_TTL_HOURS_CONTEXT = "scratch_ttl_hours"  # lifetime of scratch items in the tensors table
+SCRATCH_TTL_HOURS_CONTEXT = "scratch_ttl_hours"  # lifetime of scratch: DynamoDB TTL and S3 rule
 
 
 class StepnetStack(Stack):
@@ -23,17 +26,22 @@ class StepnetStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         context = self.node.try_get_context
         scratch_ttl_hours = context(SCRATCH_TTL_HOURS_CONTEXT)
-        storage = Storage(self, "Storage")
+        scratch_ttl = None if scratch_ttl_hours is None else int(scratch_ttl_hours)
+        storage = Storage(self, "Storage", scratch_ttl_hours=scratch_ttl)
         functions = Functions(
             self,
             "Functions",
             prefix=self.stack_name,
             specs=sized_specs(memory=context(MEMORY_CONTEXT), timeout=context(TIMEOUT_CONTEXT)),
             storage=storage,
-            scratch_ttl_hours=None if scratch_ttl_hours is None else int(scratch_ttl_hours),
+            scratch_ttl_hours=scratch_ttl,
             log_level=context(LOG_LEVEL_CONTEXT),
         )
         workflow = Workflow(
             self, "Workflow", prefix=self.stack_name, functions=functions.by_logical
         )
+        functions.add_run_starters(workflow.state_machines)
+        api = Api(self, "Api", prefix=self.stack_name, functions=functions.by_logical)
+        add_triggers(storage, functions.by_logical)
         add_outputs(self, training=workflow.state_machines["Training"], storage=storage)
+        add_api_outputs(self, api.url)

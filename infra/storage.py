@@ -25,6 +25,7 @@ from trainer.contract.storage import (
     LifecycleRule,
     TableName,
     TableSpec,
+    data_bucket,
 )
 
 # Access logs are delivered through a bucket policy, not ACLs (ACLs stay disabled). Set here as
@@ -37,8 +38,14 @@ ATTRIBUTE_TYPES: Final = {"S": dynamodb.AttributeType.STRING}
 
 
 class Storage(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, scratch_ttl_hours: int | None = None
+    ) -> None:
+        """``scratch_ttl_hours``: the deployment's scratch TTL (the contract's default if None),
+        which the scratch objects' lifecycle rule follows (in days, rounded up) as the
+        functions' DynamoDB TTL does."""
         super().__init__(scope, construct_id)
+        bucket_spec = DATA_BUCKET if scratch_ttl_hours is None else data_bucket(scratch_ttl_hours)
         self.node.set_context(SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, True)
         self.tables: dict[TableName, dynamodb.Table] = {
             table: self._table(f"{table.capitalize()}Table", spec) for table, spec in TABLES.items()
@@ -54,7 +61,7 @@ class Storage(Construct):
             enforce_ssl=True,
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix=ACCESS_LOGS_PREFIX,
-            lifecycle_rules=[_lifecycle_rule(rule) for rule in DATA_BUCKET.lifecycle_rules],
+            lifecycle_rules=[_lifecycle_rule(rule) for rule in bucket_spec.lifecycle_rules],
             removal_policy=RemovalPolicy.DESTROY,
         )
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -21,11 +23,14 @@ from rich.table import Table
 
 from trainer.config import ConfigError, RunConfig, parse_config
 from trainer.data.errors import DatasetError
+from trainer.data.shards import DEFAULT_SHARD_MB
+from trainer.training.memory import MemoryFitError
 
 if TYPE_CHECKING:  # the commands import these when they run: moto is slow to import
     from stepnet.client import MetricsRow, StepnetClient
     from stepnet.local import LocalRun
     from trainer.contract.functions import Size
+    from trainer.training.memory import DatasetShape
 
 console = Console(soft_wrap=True)  # long paths and messages stay whole
 
@@ -48,26 +53,52 @@ def _metric_line(row: MetricsRow) -> str:
     return line
 
 
-def _steps_per_epoch(config: RunConfig) -> int | None:
+def _steps_per_epoch(config: RunConfig, shard_mb: int = DEFAULT_SHARD_MB) -> int | None:
     """Optimizer steps per epoch, or None when the dataset's size cannot be told here.
 
-    Sized from the dataset file's header (:func:`stepnet.sources.shape_of`), before the run
-    starts, rather than from the run's dataset record once Initialize has written it: no
-    polling of the store and no reading of its record layout in the CLI, and a bar from the
-    first step. For any file Initialize accepts the number is the pipeline's own: the same
-    ``split_sizes`` as the split and the same ``step_layout`` as Plan. An ``s3://`` source, or a
-    file the run will reject anyway (it reports why), gets no step bar.
+    Sized from the dataset files' headers (:func:`stepnet.sources.dataset_shape`: each shard's
+    rows, a large file cut as the upload cuts it), before the run starts, rather than from the
+    run's dataset record once Start has written it: no polling of the store and no reading of
+    its record layout in the CLI, and a bar from the first step. For any dataset the run
+    accepts the number is the pipeline's own: the same ``split_blocks`` as the split and the
+    same ``step_layout`` as Plan. An ``s3://`` source, or a file the run will reject anyway (it
+    reports why), gets no step bar.
     """
-    from stepnet.sources import shape_of
-    from trainer.data.prepare import split_sizes
+    from stepnet.sources import dataset_shape
+    from trainer.data.blocks import split_blocks
     from trainer.training.schedule import step_layout
 
     try:
-        n, _ = shape_of(config.dataset.source)
-        n_train, _ = split_sizes(n, config.dataset.validation_fraction)
-        return step_layout(n_train, config.batch_size, config.workers).n_steps
+        rows, _ = dataset_shape(config.dataset.source, shard_mb=shard_mb)
+        split = split_blocks(
+            rows, config.block_rows, config.dataset.validation_fraction, config.seed
+        )
+        return step_layout(split.n_train, config.batch_size, config.workers).n_steps
     except (DatasetError, ValueError):
         return None
+
+
+def _check_memory(
+    config: RunConfig,
+    shard_mb: int,
+    memory_mb: Mapping[str, int] | None = None,
+    shape: DatasetShape | None = None,
+) -> None:
+    """Refuse, before anything runs, a config some function cannot run within its memory
+    (``trainer.training.memory``: the formula of docs/data.md), with the contract's sizes
+    unless ``memory_mb`` says otherwise. An ``s3://`` dataset without a ``shape`` is not
+    checked here (CheckShards checks each shard against its own memory)."""
+    from stepnet.sources import dataset_shape
+    from trainer.contract.functions import FUNCTIONS
+    from trainer.training import memory
+
+    if shape is None:
+        try:
+            _, shape = dataset_shape(config.dataset.source, shard_mb=shard_mb)
+        except DatasetError:
+            return  # in S3, or a file the run will reject with its own message
+    sizes = {name: spec.memory_mb for name, spec in FUNCTIONS.items()} | dict(memory_mb or {})
+    memory.check(config, shape, sizes)
 
 
 class _StepBar:
@@ -95,7 +126,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     from stepnet.reference import prepare_dataset, train, write_outputs
 
     config = _load_config(args.config)
-    data = prepare_dataset(config)
+    data = prepare_dataset(config, shard_mb=args.shard_mb)
     with _progress() as progress:
         task = progress.add_task("reference", total=config.epochs)
 
@@ -132,7 +163,8 @@ def cmd_local(args: argparse.Namespace) -> int:
     timeout_s = _size_overrides("--function-timeout", "timeout", args.function_timeout)
     config = _load_config(args.config)
     out = Path(args.out) if args.out else Path("out") / config.run_id
-    steps = _steps_per_epoch(config)
+    _check_memory(config, args.shard_mb, memory_mb)
+    steps = _steps_per_epoch(config, args.shard_mb)
     with _progress() as progress:
         epochs = progress.add_task("epochs", total=config.epochs)
 
@@ -149,6 +181,7 @@ def cmd_local(args: argparse.Namespace) -> int:
             memory_mb=memory_mb,
             timeout_s=timeout_s,
             isolation=args.isolation,
+            shard_mb=args.shard_mb,
         )
     _usage_table(run)
     console.print(f"usage: {out / USAGE_JSON}")
@@ -243,8 +276,9 @@ def _client(args: argparse.Namespace) -> StepnetClient:
 
 def cmd_start(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
+    _check_memory(config, args.shard_mb)  # the contract's sizes: a stack's own may be larger
     client = _client(args)
-    config = client.upload_dataset(config)
+    config = client.upload_dataset(config, shard_mb=args.shard_mb)
     arn = client.start(config)
     console.print(f"started run [bold]{config.run_id}[/]")
     console.print(f"execution: {arn}")
@@ -321,9 +355,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
     from stepnet.engine import LocalAccount
+    from stepnet.engine.api import LocalApi
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    with LocalAccount(stack_name=args.stack, port=args.port) as account:
+    api_port = args.port + 1 if args.api_port is None else args.api_port
+    with (
+        LocalAccount(stack_name=args.stack, port=args.port) as account,
+        LocalApi(account.runtime, stack_name=args.stack, port=api_port) as api,
+    ):
         assert account.resources is not None
         console.print(
             f"local account at {account.endpoint_url} (stack {args.stack!r}, region us-east-1)"
@@ -334,9 +373,135 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"--state-machine-arn {account.resources.training_arn} --name digits-demo "
             "--input file://examples/digits.json"
         )
+        _print_api(api.url, account.resources.bucket)
         console.print("Ctrl-C stops it", style="dim")
         threading.Event().wait(args.seconds)
     return 0
+
+
+def _metric(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``stepnet models [PIPELINE]``: the registry's pipelines, or one pipeline's models."""
+    from trainer.registry.records import RegistryError
+
+    client = _client(args)
+    try:
+        if args.pipeline is None:
+            _print_pipelines(client)
+        else:
+            _print_pipeline(client, args.pipeline, history=args.history)
+    except RegistryError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    return 0
+
+
+def _print_pipelines(client: StepnetClient) -> None:
+    names = client.pipelines()
+    if not names:
+        console.print(
+            "no pipeline has a registered model yet (a run registers its model when it ends)"
+        )
+        return
+    table = Table(title="pipelines")
+    for column in ("pipeline", "models", "production", "version", "since"):
+        table.add_column(column)
+    for name in names:
+        view = client.pipeline(name)
+        served = view.production
+        table.add_row(
+            name, str(len(view.models)), served.run_id if served else "-",
+            str(served.version) if served else "-", served.since if served else "-",
+        )  # fmt: skip
+    console.print(table)
+    console.print("one pipeline's models: stepnet models PIPELINE")
+
+
+def _print_pipeline(client: StepnetClient, name: str, *, history: int) -> None:
+    view = client.pipeline(name)
+    served = view.production
+    table = Table(title=f"pipeline {name}: model versions, oldest first")
+    for column in ("run", "version", "registered", "val_loss", "val_accuracy", "status"):
+        table.add_column(column)
+    for model in view.models:
+        decision = view.decisions.get(model.run_id)
+        if served is not None and served.run_id == model.run_id:
+            status = "[green]production[/]"
+        elif decision is None:
+            status = "-"
+        elif decision.promoted:
+            status = "was promoted"
+        else:
+            status = "not promoted"
+        table.add_row(
+            model.run_id, str(model.version), model.created_at,
+            _metric(model.metrics.get("val_loss")), _metric(model.metrics.get("val_accuracy")),
+            status,
+        )  # fmt: skip
+    console.print(table)
+    for model in view.models:
+        decision = view.decisions.get(model.run_id)
+        if decision is not None:
+            outcome = "promoted" if decision.promoted else "not promoted"
+            console.print(f"  {model.run_id} {outcome} ({decision.decided_at}): {decision.reason}")
+    if served is None:
+        console.print(f"pipeline {name} serves nothing: stepnet promote RUN")
+        return
+    console.print(
+        f"production: run [bold]{served.run_id}[/] (version {served.version}), since "
+        f"{served.since} ({served.action}): {served.reason}"
+    )
+    for entry in served.history[-history:]:
+        previous = entry.previous["run_id"] if entry.previous else "nothing"
+        console.print(
+            f"  {entry.at}  {entry.action:<8} {entry.run_id} (replacing {previous}): {entry.reason}"
+        )
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """``stepnet promote RUN``: the run's model becomes its pipeline's production model."""
+    from trainer.registry.records import RegistryError
+    from trainer.store import RunNotFoundError
+
+    try:
+        served = _client(args).promote(args.run_id, args.reason or "")
+    except (RegistryError, RunNotFoundError) as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    console.print(
+        f"[green]pipeline {served.pipeline} serves run {served.run_id}[/] (version "
+        f"{served.version}); rollback: stepnet rollback {served.pipeline}"
+    )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """``stepnet rollback PIPELINE``: serve again the model the current one replaced."""
+    from trainer.registry.records import RegistryError
+
+    try:
+        served = _client(args).rollback(args.pipeline, args.reason or "")
+    except RegistryError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    console.print(
+        f"[green]pipeline {served.pipeline} serves run {served.run_id} again[/] (version "
+        f"{served.version}): {served.reason}"
+    )
+    return 0
+
+
+def _print_api(url: str, bucket: str) -> None:
+    console.print(f"API at {url} (requests must be SigV4-signed, as on AWS; any credentials do)")
+    sign = '--aws-sigv4 "aws:amz:us-east-1:execute-api" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
+    console.print(
+        f"try: curl {sign} -H 'Content-Type: application/json' -d @examples/digits.json {url}runs"
+    )
+    console.print(f"     curl {sign} {url}runs/digits-demo")
+    console.print(f"batch predictions: aws s3 cp rows.csv s3://{bucket}/inference/<pipeline>/in/")
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -344,6 +509,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from stepnet.billing.report import format_estimate
 
     config = _load_config(args.config)
+    shape = None
+    if args.n_train is not None and args.n_features is not None:
+        shape = _assumed_shape(config, args.n_train, args.n_features)
+    _check_memory(config, args.shard_mb, shape=shape)
     try:
         result = estimate(config, args.n_train, n_features=args.n_features)
     except EstimateError as error:
@@ -354,6 +523,31 @@ def cmd_cost(args: argparse.Namespace) -> int:
     else:
         print(format_estimate(result))
     return 0
+
+
+def _assumed_shape(config: RunConfig, n_train: int, n_features: int) -> DatasetShape:
+    """A dataset of ``n_train`` training rows of float32 features, in shards of the default
+    size (for the memory check of an ``s3://`` dataset whose counts were given)."""
+    from stepnet.sources import shard_bytes
+    from trainer.training.memory import DatasetShape
+
+    rows = math.ceil(n_train / (1 - config.dataset.validation_fraction))
+    row_bytes = 4 * n_features + 8
+    largest = min(rows * row_bytes, shard_bytes(DEFAULT_SHARD_MB))
+    return DatasetShape(
+        rows=rows, n_features=n_features, row_bytes=row_bytes, x_itemsize=4,
+        shards=math.ceil(rows * row_bytes / largest), largest_shard_bytes=largest,
+    )  # fmt: skip
+
+
+def _shard_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard-mb",
+        type=int,
+        default=DEFAULT_SHARD_MB,
+        help=f"cut a local dataset file larger than this into shards of this size, MiB "
+        f"(default {DEFAULT_SHARD_MB}); a folder's shards are used as they are",
+    )
 
 
 def _stack_options(parser: argparse.ArgumentParser) -> None:
@@ -373,11 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reference", help="train in memory, single process (no AWS)")
     p.add_argument("config")
     p.add_argument("--out", required=True, help="folder for model.npz, model.json, metrics.json")
+    _shard_option(p)
     p.set_defaults(func=cmd_reference)
 
     p = sub.add_parser("local", help="train on the local engine: the real workflow, no AWS")
     p.add_argument("config")
     p.add_argument("--out", help="output folder (default out/<run_id>)")
+    _shard_option(p)
     p.add_argument(
         "--function-memory", action="append", default=[], metavar="NAME=MB",
         help="size a function's memory for this run, like the stack's memory context (repeatable)",
@@ -398,10 +594,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=None, help="training examples (s3:// datasets)")
     p.add_argument("--n-features", type=int, default=None, help="input features (s3:// datasets)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    _shard_option(p)
     p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser("start", help="start a run on a deployed stack")
     p.add_argument("config")
+    _shard_option(p)
     _stack_options(p)
     p.set_defaults(func=cmd_start)
 
@@ -424,8 +622,29 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_options(p)  # for a run id
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("models", help="the model registry: pipelines, or one pipeline's models")
+    p.add_argument("pipeline", nargs="?", help="a pipeline (default: list the pipelines)")
+    p.add_argument("--history", type=int, default=10, help="production changes to show")
+    _stack_options(p)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("promote", help="make a finished run's model its pipeline's production")
+    p.add_argument("run_id")
+    p.add_argument("--reason", help="why (recorded in the pipeline's history)")
+    _stack_options(p)
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="serve again the model the production one replaced")
+    p.add_argument("pipeline")
+    p.add_argument("--reason", help="why (recorded in the pipeline's history)")
+    _stack_options(p)
+    p.set_defaults(func=cmd_rollback)
+
     p = sub.add_parser("serve", help="keep an emulated account running for AWS clients")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument(
+        "--api-port", type=int, default=None, help="the HTTP API's port (default: PORT + 1)"
+    )
     p.add_argument("--stack", default="stepnet")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.set_defaults(func=cmd_serve)
@@ -438,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (DatasetError, ConfigError, SizeOverrideError) as error:
+    except (DatasetError, ConfigError, MemoryFitError, SizeOverrideError) as error:
         console.print(f"[red]error:[/] {error}")
         return 2
     except KeyboardInterrupt:

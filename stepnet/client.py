@@ -1,4 +1,5 @@
-"""The client of a deployed stepnet stack: start a run, watch it, fetch its outputs.
+"""The client of a deployed stepnet stack: start a run, watch it, fetch its outputs; list the
+model registry's pipelines, promote a run, roll a pipeline back.
 
 One code path, two accounts: ``stepnet start/watch/fetch`` use it against AWS (resources from the
 stack's CloudFormation outputs) and ``stepnet local`` against the local engine's emulated account.
@@ -6,7 +7,6 @@ stack's CloudFormation outputs) and ``stepnet local`` against the local engine's
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,8 +16,14 @@ from typing import Any, TypedDict
 import boto3
 
 from stepnet import sources
+from trainer import dal
 from trainer.config import RunConfig
 from trainer.contract import names
+from trainer.data.shards import DEFAULT_SHARD_MB
+from trainer.executions import console_url, readable_cause
+from trainer.registry import service
+from trainer.registry.records import Production
+from trainer.registry.service import PipelineView
 from trainer.store import Store
 from trainer.training import exports
 from trainer.training.cursor import parse_epoch_name
@@ -57,10 +63,7 @@ class StackResources:
         return self.training_arn.removesuffix(training) + epoch
 
     def console_url(self, execution_arn: str) -> str:
-        return (
-            f"https://{self.region}.console.aws.amazon.com/states/home?region={self.region}"
-            f"#/v2/executions/details/{execution_arn}"
-        )
+        return console_url(execution_arn)
 
 
 def resources_from_stack(
@@ -111,14 +114,24 @@ class StepnetClient:
 
     # --- start -----------------------------------------------------------------------------
 
-    def upload_dataset(self, config: RunConfig, base: Path = Path()) -> RunConfig:
-        """A config whose dataset the functions can read: a local file goes to the bucket
-        (under :func:`stepnet.sources.upload_key`, so re-uploads are idempotent)."""
-        if not sources.is_local(config.dataset.source):
+    def upload_dataset(
+        self, config: RunConfig, base: Path = Path(), shard_mb: int = DEFAULT_SHARD_MB
+    ) -> RunConfig:
+        """A config whose dataset the functions can read. A local folder's shards go to the
+        bucket as they are (:func:`stepnet.sources.folder_prefix`); a local file larger than
+        ``shard_mb`` MiB is shuffled once and cut into shards of that size
+        (:func:`stepnet.sources.file_shards`, under :func:`stepnet.sources.sharded_prefix`); a
+        smaller file goes as it is (:func:`stepnet.sources.upload_key`). Keys follow the
+        contents, so re-uploads are idempotent."""
+        plan = sources.upload_plan(config.dataset.source, config.dataset.label, base, shard_mb)
+        if plan is None:
             return config
-        data, name = sources.read_local(config.dataset.source, base)
-        uri = self.store.objects.put_bytes(sources.upload_key(data, name), data)
-        dataset = config.dataset.model_copy(update={"source": uri})
+        for key, data in plan.objects():
+            self.store.objects.put_bytes(key, data)
+        update: dict[str, Any] = {"source": self.store.objects.uri(plan.key)}
+        if not plan.csv_label:
+            update["label"] = None  # the shards are .npz files
+        dataset = config.dataset.model_copy(update=update)
         return config.model_copy(update={"dataset": dataset})
 
     def start(self, config: RunConfig) -> str:
@@ -196,6 +209,24 @@ class StepnetClient:
             written.append(out_dir / name)
         return written
 
+    # --- the model registry (trainer.registry, on this client's store) ----------------------
+
+    def pipelines(self) -> list[str]:
+        """Every pipeline with a registered model."""
+        return dal.pipelines(self.store)
+
+    def pipeline(self, name: str) -> PipelineView:
+        """A pipeline's model versions, decisions and production (RegistryError if none)."""
+        return service.pipeline_view(self.store, name)
+
+    def promote(self, run_id: str, reason: str = "") -> Production:
+        """Make the run's registered model its pipeline's production model."""
+        return service.promote(self.store, run_id, reason)
+
+    def rollback(self, pipeline: str, reason: str = "") -> Production:
+        """Serve again the model the pipeline's production model replaced."""
+        return service.rollback(self.store, pipeline, reason)
+
     def run_executions(self, run_id: str) -> Iterator[tuple[str, str]]:
         """(name, arn) of the Training execution and every epoch execution of the run."""
         yield run_id, self.execution_arn(run_id)
@@ -215,25 +246,6 @@ def epoch_counts(events: list[HistoryEvent]) -> HistoryCounts:
     return HistoryCounts(
         transitions=transitions, lambda_invocations=invocations, events=len(events)
     )
-
-
-def readable_cause(description: dict[str, Any]) -> str:
-    """The innermost human message of a failed execution (nested epoch and Lambda errors)."""
-    cause: Any = description.get("cause") or description.get("error") or "unknown"
-    for _ in range(6):
-        try:
-            parsed = json.loads(cause) if isinstance(cause, str) else cause
-        except json.JSONDecodeError:
-            break
-        if not isinstance(parsed, dict):
-            break
-        inner = parsed.get("Cause") or parsed.get("cause") or parsed.get("errorMessage")
-        if inner is None:
-            break
-        if "errorMessage" in parsed:
-            return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
-        cause = inner
-    return str(cause)
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from stepnet.engine import LocalAccount
 from stepnet.engine.runtime import Isolation, UsageReport
 from trainer.config import RunConfig
 from trainer.contract import names
+from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.training.cursor import parse_epoch_name
 
 USAGE_JSON = "usage.json"
@@ -65,6 +66,7 @@ def run_local(
     memory_mb: Mapping[str, int] | None = None,
     timeout_s: Mapping[str, int] | None = None,
     isolation: Isolation = "processes",
+    shard_mb: int = DEFAULT_SHARD_MB,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -89,7 +91,7 @@ def run_local(
         # while the dataset is uploaded
         account.runtime.prewarm(names.function_name(account.stack_name, "Initialize"))
         client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
-        config = client.upload_dataset(config, base)
+        config = client.upload_dataset(config, base, shard_mb)
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         recording = stack.enter_context(account.runtime.recording())

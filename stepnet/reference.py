@@ -1,25 +1,58 @@
-"""The single-process reference trainer: the pipeline's schedule and math, in memory, no AWS.
+"""The single-process reference trainer: the pipeline's schedule and math, in one process, no AWS.
 
 ``stepnet reference CONFIG --out DIR`` runs it. It calls the very functions the handlers call
-(``trainer.training``, ``trainer.nn``, ``trainer.training.schedule``), so the pipeline's weights
-must equal its weights step for step; tests assert it.
+(``trainer.data`` for the shards, the split, the statistics and the rows; ``trainer.training``
+for the schedule, the steps and the evaluation; ``trainer.nn``), on the dataset as
+``stepnet start``/``local`` would upload it (a large single file cut into the same shards), so
+the pipeline's weights and metrics must equal its own step for step; tests assert it.
+
+Like the functions, it never holds the dataset when it need not: shards that can be read in
+place (uncompressed ``.npz``) are read by byte ranges of the local files; only a shard that has
+to be converted (a CSV, a compressed ``.npz``, a single file's shuffled rows) is held in memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from stepnet.sources import read_local
+import numpy as np
+
+from stepnet import sources
 from trainer.config import RunConfig
-from trainer.data.prepare import PreparedData, prepare
-from trainer.data.readers import read_dataset
+from trainer.data.blocks import Split, block_segments, split_blocks
+from trainer.data.dataset import (
+    Dataset,
+    PreparedShard,
+    ShardInfo,
+    shard_classes,
+    shard_moments,
+)
+from trainer.data.dataset import prepare_dataset as merge_prepared_shards
+from trainer.data.prepare import PreparedData
+from trainer.data.rows import ArrayShard, Fetch, RangeShard, ShardAccess, read_segments
+from trainer.data.shards import (
+    DEFAULT_SHARD_MB,
+    CheckedShard,
+    Schema,
+    check_schemas,
+    check_shard,
+)
 from trainer.nn import microbatch_gradients
 from trainer.training import exports
-from trainer.training.schedule import epoch_order, step_layout
-from trainer.training.step import Params, activations, apply_step, evaluate, initial_state
+from trainer.training.schedule import microbatch_segments, step_layout
+from trainer.training.step import (
+    Params,
+    activations,
+    apply_step,
+    epoch_evaluation,
+    evaluate_shard,
+    initial_state,
+    step_loss_sum,
+)
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -34,56 +67,156 @@ class TrainedModel:
     version: int
 
 
-def prepare_dataset(config: RunConfig) -> PreparedData:
-    """Read (builtin or local file), check, split and standardize the config's dataset."""
-    data, name = read_local(config.dataset.source)
-    X, y = read_dataset(data, name, config.dataset.label)
-    return prepare(
-        X,
-        y,
-        classification=config.is_classification,
-        n_outputs=config.model.layers[-1].units,
-        validation_fraction=config.dataset.validation_fraction,
-        seed=config.seed,
+@dataclass(frozen=True, eq=False)
+class LocalDataset:
+    """A run's dataset prepared in this process: the same :class:`Dataset` and split as the
+    pipeline's, and a way to read each shard's rows."""
+
+    config: RunConfig
+    dataset: Dataset
+    split: Split
+    shards: list[ShardAccess]
+
+    def rows(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every row of ``part`` ("train" or "val"), in the split's block order, standardized
+        (``X``, ``Y``): for in-memory baselines and tests, on datasets that fit in memory."""
+        segments = block_segments(self.split.blocks, self.split.part(part))
+        X, y = read_segments(self.shards, segments)
+        X_std, Y = self.dataset.batch(X, y, self.config.model.layers[-1].units)
+        return X_std, Y
+
+    @cached_property
+    def prepared(self) -> PreparedData:
+        X_train, Y_train = self.rows("train")
+        X_val, Y_val = self.rows("val")
+        return PreparedData(
+            X_train=X_train,
+            Y_train=Y_train,
+            X_val=X_val,
+            Y_val=Y_val,
+            mean=self.dataset.mean,
+            std=self.dataset.std,
+            classes=self.dataset.classes,
+        )
+
+
+def _file_fetch(path: Path) -> Fetch:
+    def fetch(start: int, stop: int) -> bytes:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            return handle.read(stop - start)
+
+    return fetch
+
+
+def prepare_dataset(
+    config: RunConfig, base: Path = Path(), shard_mb: int = DEFAULT_SHARD_MB
+) -> LocalDataset:
+    """Check and prepare the config's dataset (builtin, a local file or a local folder of
+    shards) as the pipeline's CheckShards, PrepareShards and Start do, shard by shard."""
+    units = config.model.layers[-1].units
+    named: list[tuple[str, Schema]] = []
+    accesses: list[ShardAccess] = []
+    infos: list[ShardInfo] = []
+    classes: list[np.ndarray | None] = []
+
+    def add(access: ShardAccess, info: ShardInfo, y: np.ndarray) -> None:
+        accesses.append(access)
+        infos.append(info)
+        classes.append(shard_classes(y) if config.is_classification else None)
+
+    def check(data: bytes, name: str) -> CheckedShard:
+        return check_shard(
+            data, name, label=config.dataset.label,
+            classification=config.is_classification, n_outputs=units,
+        )  # fmt: skip
+
+    folder = sources.local_shards(config.dataset.source, base)
+    if folder is None:  # one file: shuffled once and cut as `stepnet start` uploads it
+        data, name = sources.read_local(config.dataset.source, base)
+        checked = check(data, name)
+        named.append((name, checked.schema))
+        for index, (X, y) in enumerate(
+            sources.file_shards(checked.X, checked.y, len(data), shard_mb)
+        ):
+            add(ArrayShard(X, y), ShardInfo(f"{name}#{index}", len(X), 0, 0), y)
+    else:
+        for path in folder:
+            checked = check(path.read_bytes(), str(path))
+            named.append((str(path), checked.schema))
+            rows = int(checked.X.shape[0])
+            if checked.layout is None:  # converted in memory, as PrepareShards converts it
+                access: ShardAccess = ArrayShard(np.array(checked.X), np.array(checked.y))
+                info = ShardInfo(str(path), rows, 0, 0)
+            else:
+                x_array, y_array = checked.layout
+                schema = checked.schema
+                access = RangeShard(
+                    fetch=_file_fetch(path), x_offset=x_array.offset, y_offset=y_array.offset,
+                    n_features=schema.n_features, x_dtype=schema.x_dtype,
+                    y_dtype=schema.y_dtype, y_columns=schema.y_columns,
+                )  # fmt: skip
+                info = ShardInfo(str(path), rows, x_array.offset, y_array.offset)
+            add(access, info, checked.y)
+    schema = check_schemas(named)
+    rows_per_shard = tuple(info.rows for info in infos)
+    split = split_blocks(
+        rows_per_shard, config.block_rows, config.dataset.validation_fraction, config.seed
     )
+    prepared = [
+        PreparedShard(
+            shard=info,
+            moments=shard_moments(access, split, index, schema.n_features),
+            classes=found,
+        )
+        for index, (info, access, found) in enumerate(zip(infos, accesses, classes, strict=True))
+    ]
+    dataset, split = merge_prepared_shards(config, schema, prepared)
+    return LocalDataset(config=config, dataset=dataset, split=split, shards=accesses)
 
 
 def train(
     config: RunConfig,
-    data: PreparedData | None = None,
+    data: LocalDataset | None = None,
     on_epoch: EpochCallback | None = None,
     epochs: int | None = None,
 ) -> TrainedModel:
-    """Train ``config`` in memory on the pipeline's schedule; ``epochs`` may stop early."""
+    """Train ``config`` on the pipeline's schedule; ``epochs`` may stop early."""
     data = data if data is not None else prepare_dataset(config)
-    X, Y = data.X_train, data.Y_train
-    params, states = initial_state(config, X.shape[1])
+    dataset, split, shards = data.dataset, data.split, data.shards
+    n_outputs = config.model.layers[-1].units
+    params, states = initial_state(config, dataset.n_features)
     acts = activations(config)
-    layout = step_layout(len(X), config.batch_size, config.workers)
+    layout = step_layout(split.n_train, config.batch_size, config.workers)
     version = 0
     metrics: list[dict[str, Any]] = []
     for epoch in range(1, (epochs or config.epochs) + 1):
-        order = epoch_order(len(X), config.seed, epoch)
-        for slices in layout.steps:
-            per_worker, sizes = [], []
-            for start, stop in slices:
-                rows = order[start:stop]
-                _, grads = microbatch_gradients(params, acts, config.loss, X[rows], Y[rows])
+        loss_sum = 0.0
+        for step, slices in enumerate(layout.steps):
+            per_worker, sizes, losses = [], [], []
+            for microbatch, (start, stop) in enumerate(slices):
+                segments = microbatch_segments(split, config.seed, epoch, layout, step, microbatch)
+                X, Y = dataset.batch(*read_segments(shards, segments), n_outputs)
+                loss, grads = microbatch_gradients(params, acts, config.loss, X, Y)
                 per_worker.append(grads)
                 sizes.append(stop - start)
+                losses.append(loss)
             params, states = apply_step(config, params, states, per_worker, sizes, version)
+            loss_sum = step_loss_sum(loss_sum, losses, sizes)
             version += 1
-        train_loss, _ = evaluate(config, params, X, Y)
-        val_loss, val_accuracy = evaluate(config, params, data.X_val, data.Y_val)
+        evaluations = [
+            evaluate_shard(config, dataset, shards[s], split, s, params) for s in range(len(shards))
+        ]
+        train_loss, val_loss, val_accuracy = epoch_evaluation(config, evaluations, split, loss_sum)
         row = exports.epoch_metrics(epoch, train_loss, val_loss, val_accuracy)
         metrics.append(row)
         if on_epoch is not None:
             on_epoch(row)
     model = exports.model_document(
         config,
-        mean=data.mean.tolist(),  # (d,) float64 as Python floats: the same JSON numbers
-        std=data.std.tolist(),
-        classes=data.classes,
+        mean=dataset.mean.tolist(),  # (d,) float64 as Python floats: the same JSON numbers
+        std=dataset.std.tolist(),
+        classes=dataset.classes,
         version=version,
     )
     return TrainedModel(params=params, model=model, metrics=metrics, version=version)

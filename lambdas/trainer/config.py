@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainer.contract.names import HISTORY_EVENT_BUDGET, MAX_EPOCHS
-from trainer.training.schedule import events_per_step
+from trainer.training.schedule import EVALUATION_EVENTS, events_per_step
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+PIPELINE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # inference.pointer.PIPELINE_PATTERN (a test checks)
+Metric = Literal["val_accuracy", "val_loss"]
+MAX_BLOCK_ROWS = 65_536
 Activation = Literal["relu", "tanh", "sigmoid", "softmax", "linear"]
 Loss = Literal["cross_entropy", "mse"]
 Init = Literal["xavier_uniform", "he", "xavier"]  # trainer.nn.initializers.INIT_SCHEMES
@@ -28,11 +32,20 @@ class _Strict(BaseModel):
 
 class DatasetConfig(_Strict):
     source: str = Field(
-        description="builtin:digits, a local path or an s3:// URI to a .npz or .csv file"
+        description="builtin:digits; a .npz or .csv file (local path or s3:// URI); or a folder "
+        "(local) or s3:// prefix ending in '/' holding .npz or .csv shards of one schema"
     )
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     label: str | None = Field(
         default=None, description="CSV only: the label column's name (default: the last column)"
+    )
+    block_rows: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_BLOCK_ROWS,
+        strict=True,
+        description="rows per block, the unit of the split, the shuffle and every read "
+        "(default: batch_size // 8, at least 1); docs/data.md",
     )
 
     @field_validator("source")
@@ -42,11 +55,27 @@ class DatasetConfig(_Strict):
             if source != "builtin:digits":
                 raise ValueError("the only builtin dataset is 'builtin:digits'")
             return source
-        if not source.lower().endswith((".npz", ".csv")):
-            raise ValueError(
-                "must be 'builtin:digits' or a path / s3:// URI ending in .npz or .csv"
-            )
-        return source
+        lowered = source.lower()
+        if lowered.endswith((".npz", ".csv")):
+            return source
+        if source.startswith("s3://"):
+            if source.endswith("/"):
+                return source
+        elif source.strip() and "." not in PurePosixPath(source.rstrip("/")).name:
+            return source  # a local folder of shards
+        raise ValueError(
+            "must be 'builtin:digits', a .npz or .csv file, a folder of such shards, or an "
+            "s3:// prefix of shards ending in '/'"
+        )
+
+
+class EvaluationConfig(_Strict):
+    train_loss: Literal["final", "running"] = Field(
+        default="final",
+        description="final: the data loss of the epoch's final weights on the whole training "
+        "part (reads the training part again each epoch); running: the example-weighted mean of "
+        "the micro-batch losses the epoch trained on (reads nothing more)",
+    )
 
 
 class LayerConfig(_Strict):
@@ -101,10 +130,29 @@ class OptimizerConfig(_Strict):
         return data
 
 
+class PromotionRule(_Strict):
+    """When a run's model replaces its pipeline's production model (``trainer.registry``): when
+    its final ``metric`` beats production's by more than ``margin`` (higher ``val_accuracy``,
+    lower ``val_loss``). A pipeline without a production model takes the first one."""
+
+    metric: Metric | None = Field(
+        default=None,
+        description="val_accuracy or val_loss; default: val_accuracy for cross_entropy, "
+        "val_loss for mse",
+    )
+    margin: float = Field(default=0.0, ge=0.0, description="the improvement needed, >= 0")
+
+
 class RunConfig(_Strict):
     run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)] = Field(
         default_factory=lambda: f"run-{uuid.uuid4().hex[:12]}"
     )
+    pipeline: Annotated[str, Field(pattern=PIPELINE_PATTERN)] | None = Field(
+        default=None,
+        description="the model registry's pipeline the run's model is registered in (and may "
+        "be promoted to serve); default: the run id",
+    )
+    promote_if: PromotionRule = Field(default_factory=PromotionRule)
     dataset: DatasetConfig
     model: ModelConfig
     loss: Loss
@@ -114,6 +162,7 @@ class RunConfig(_Strict):
     batch_size: int = Field(ge=1, le=100_000, strict=True)
     workers: int = Field(default=1, ge=1, le=40, strict=True)
     seed: int = Field(default=0, ge=0, le=2**32 - 1, strict=True)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     mode: Mode = Field(
         default="per_layer",
         description="per_layer: one Lambda task per layer (inspect the network in the graph); "
@@ -123,12 +172,14 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _a_step_fits_one_execution(self) -> RunConfig:
         events = events_per_step(workers=self.workers, layers=self.n_layers, mode=self.mode)
-        if events > HISTORY_EVENT_BUDGET:
+        budget = HISTORY_EVENT_BUDGET - EVALUATION_EVENTS
+        if events > budget:
             raise ValueError(
                 f"workers × layers: one step of {self.workers} workers through "
                 f"{self.n_layers} layers in {self.mode} mode adds {events} events to an "
-                f"execution's history (budget {HISTORY_EVENT_BUDGET}, limit 25,000); "
-                "use mode 'fused', fewer workers or fewer layers"
+                f"execution's history (budget {budget} beside the evaluation's "
+                f"{EVALUATION_EVENTS}, limit 25,000); use mode 'fused', fewer workers or fewer "
+                "layers"
             )
         return self
 
@@ -147,6 +198,27 @@ class RunConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _promotion_metric_exists(self) -> RunConfig:
+        if self.promote_if.metric == "val_accuracy" and not self.is_classification:
+            raise ValueError(
+                "promote_if.metric: 'val_accuracy' needs loss 'cross_entropy' (classification); "
+                "use 'val_loss' for loss 'mse'"
+            )
+        return self
+
+    @property
+    def pipeline_name(self) -> str:
+        """The pipeline the run's model is registered in: ``pipeline``, else the run id."""
+        return self.pipeline or self.run_id
+
+    @property
+    def promotion_metric(self) -> Metric:
+        """``promote_if.metric``, else the loss's default: accuracy for classification."""
+        if self.promote_if.metric is not None:
+            return self.promote_if.metric
+        return "val_accuracy" if self.is_classification else "val_loss"
+
     def to_json(self) -> str:
         """The config as the user wrote it (defaults left out) with its run_id: what the store
         keeps and what ``parse_config`` reads back into an equal config."""
@@ -161,9 +233,22 @@ class RunConfig(_Strict):
     def n_layers(self) -> int:
         return len(self.model.layers)
 
+    @property
+    def block_rows(self) -> int:
+        """``dataset.block_rows``, else ``batch_size // 8`` (at least 1): a micro-batch then
+        reads about 8 blocks (docs/data.md)."""
+        if self.dataset.block_rows is not None:
+            return self.dataset.block_rows
+        return max(1, self.batch_size // 8)
+
 
 class ConfigError(ValueError):
-    """A run config that cannot be used; the message names every bad field."""
+    """A run config that cannot be used; the message names every bad field. ``problems``: one
+    line per bad field (``"model.layers.0.units: …"``), as the API's 400 lists them."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
 
 
 def _describe(error: Any) -> str:
@@ -190,7 +275,7 @@ def parse_config(document: str | bytes | dict[str, Any]) -> RunConfig:
         return RunConfig.model_validate(document)
     except ValidationError as error:
         lines = [_describe(e) for e in error.errors()]
-        raise ConfigError("invalid run config:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError("invalid run config:\n  " + "\n  ".join(lines), lines) from None
 
 
 def check_execution_name(config: RunConfig, execution_name: str) -> None:

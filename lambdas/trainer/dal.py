@@ -1,25 +1,40 @@
-"""The training's data in the store, by key: weights, optimizer state, data, schedules, scratch.
+"""The training's data in the store, by key: weights, optimizer state, the dataset, scratch.
 
 The data access layer: every store call a handler makes goes through here, typed, so handlers
-read like the algorithm. Weights, optimizer state, prepared data and schedules are immutable
-(written once, conditionally); activations, gradients and micro-batches are scratch (TTL).
+read like the algorithm. Weights, optimizer state and the prepared dataset are immutable
+(written once, conditionally); activations, gradients, per-layer micro-batches and evaluation
+sums are scratch (TTL). The dataset's rows are read from its shards by byte ranges, never copied
+whole (docs/data.md).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from inference.pointer import pointer_key
 from trainer.config import RunConfig, parse_config
 from trainer.contract.names import S3_RUNS_PREFIX
-from trainer.data.prepare import PreparedData
-from trainer.messages import Cursor, EpochMetrics, MicroBatchTask
+from trainer.data.blocks import Split
+from trainer.data.dataset import Dataset, PreparedShard
+from trainer.data.errors import DatasetError
+from trainer.data.rows import READ_THREADS, Fetch, RangeShard, read_segments
+from trainer.data.sources import (
+    BUILTIN_FILES,
+    Listing,
+    ShardObject,
+    check_remote,
+    is_prefix,
+    prefix_shards,
+    read_builtin,
+)
+from trainer.messages import Cursor, EpochMetrics, EvaluationTask, MicroBatchTask
 from trainer.nn.params import LayerParams, flatten, unflatten
-from trainer.store import Store, keys
+from trainer.registry.records import Decision, ModelVersion, Production
+from trainer.store import ObjectNotFoundError, Store, keys, registry
 from trainer.training import exports
-from trainer.training.schedule import StepLayout
+from trainer.training.schedule import microbatch_segments, step_layout
 from trainer.training.step import OptState, Params
 
 GRADIENT_PREFIX = "d"  # gradient bundles name their arrays dW, db (fused: dW1, db1, …)
@@ -62,27 +77,110 @@ def save_optimizer(store: Store, run_id: str, version: int, moments: list[OptSta
         store.tensors.put(keys.optimizer_key(run_id, version, layer), moment)
 
 
-def save_schedule(store: Store, run_id: str, epoch: int, sizes: np.ndarray) -> None:
-    """``sizes``: int64 (steps, workers), examples per micro-batch (0 where a short last step has
-    fewer micro-batches)."""
-    store.tensors.put(keys.schedule_key(run_id, epoch), {"sizes": sizes})
+# --- the dataset: its source, its shards, the prepared dataset -----------------------------------
 
 
-def load_schedule(store: Store, run_id: str, epoch: int) -> np.ndarray:
-    return store.tensors.get(keys.schedule_key(run_id, epoch))["sizes"]
+def list_source(store: Store, source: str) -> Listing:
+    """The shards of ``dataset.source``: the builtin file, one S3 object, or every shard under
+    an S3 prefix (``trainer.data.sources``)."""
+    check_remote(source)
+    if source in BUILTIN_FILES:
+        data, _ = read_builtin(source)
+        return Listing(source, (ShardObject(source, len(data)),), single_file=True)
+    try:
+        if is_prefix(source):
+            shards = prefix_shards(source, store.objects.list_prefix(source))
+            return Listing(source, shards, single_file=False)
+        return Listing(source, (ShardObject(source, store.objects.size(source)),), True)
+    except ObjectNotFoundError as error:
+        raise DatasetError(f"dataset.source: cannot read {source}: {error}") from None
 
 
-def microbatch_sizes(schedule: np.ndarray, step: int) -> list[int]:
-    return [int(n) for n in schedule[step] if n > 0]
+def read_shard(store: Store, shard: ShardObject) -> bytes:
+    """A shard's bytes, whole."""
+    if shard.uri in BUILTIN_FILES:
+        return read_builtin(shard.uri)[0]
+    try:
+        return store.objects.get_bytes(shard.uri)
+    except ObjectNotFoundError as error:  # a readable cause for the Step Functions console
+        raise DatasetError(f"dataset: shard {shard.uri}: cannot read it: {error}") from None
 
 
-def save_data(store: Store, run_id: str, part: str, X: np.ndarray, Y: np.ndarray) -> None:
-    store.tensors.put(keys.data_key(run_id, part), {"X": X, "Y": Y})
+def save_shard_file(store: Store, run_id: str, shard: int, data: bytes) -> str:
+    """A converted shard (read layout), under the run's prefix; returns its URI. Deterministic
+    bytes, so a retried write leaves the same object."""
+    return store.objects.put_bytes(f"{S3_RUNS_PREFIX}{run_id}/data/shard-{shard:05d}.npz", data)
 
 
-def load_data(store: Store, run_id: str, part: str) -> tuple[np.ndarray, np.ndarray]:
-    bundle = store.tensors.get(keys.data_key(run_id, part))
-    return bundle["X"], bundle["Y"]
+def save_prepared_shard(store: Store, run_id: str, shard: int, prepared: PreparedShard) -> None:
+    store.tensors.put(keys.shard_key(run_id, shard), prepared.as_bundle())
+
+
+def load_prepared_shards(store: Store, run_id: str, shards: int) -> list[PreparedShard]:
+    bundles = store.tensors.get_many([keys.shard_key(run_id, s) for s in range(shards)])
+    return [PreparedShard.from_bundle(bundle) for bundle in bundles]
+
+
+def load_dataset(store: Store, run_id: str) -> Dataset:
+    """The prepared dataset (immutable: the store caches its bundle)."""
+    return Dataset.from_bundle(store.tensors.get(keys.dataset_key(run_id)))
+
+
+def shard_readers(store: Store, dataset: Dataset) -> list[RangeShard]:
+    """Each shard's rows, read by byte ranges of its object."""
+    schema = dataset.schema
+
+    def fetcher(uri: str) -> Fetch:
+        return lambda start, stop: store.objects.get_range(uri, start, stop)
+
+    return [
+        RangeShard(
+            fetch=fetcher(shard.uri),
+            x_offset=shard.x_offset,
+            y_offset=shard.y_offset,
+            n_features=schema.n_features,
+            x_dtype=schema.x_dtype,
+            y_dtype=schema.y_dtype,
+            y_columns=schema.y_columns,
+        )
+        for shard in dataset.shards
+    ]
+
+
+def load_microbatch(
+    store: Store, config: RunConfig, dataset: Dataset, task: MicroBatchTask
+) -> tuple[np.ndarray, np.ndarray]:
+    """The micro-batch's ``X`` (standardized) and ``Y``, read straight from the shards: its rows
+    follow from the seed, the epoch, the step and the micro-batch (no schedule is stored)."""
+    split = dataset.split(config.dataset.validation_fraction, config.seed)
+    layout = step_layout(split.n_train, config.batch_size, config.workers)
+    segments = microbatch_segments(
+        split, config.seed, task.epoch, layout, task.step, task.microbatch
+    )
+    X, y = read_segments(shard_readers(store, dataset), segments, threads=READ_THREADS)
+    return dataset.batch(X, y, config.model.layers[-1].units)
+
+
+def save_batch(store: Store, task: MicroBatchTask, X: np.ndarray, Y: np.ndarray) -> None:
+    """Per-layer mode: the micro-batch, as read by Forward (layer 1), for Loss and Backward."""
+    key = keys.batch_key(task.run_id, task.epoch, task.step, task.microbatch)
+    store.tensors.put(key, {"X": X, "Y": Y}, immutable=False)
+
+
+def load_batch(store: Store, task: MicroBatchTask) -> dict[str, np.ndarray]:
+    return store.tensors.get(keys.batch_key(task.run_id, task.epoch, task.step, task.microbatch))
+
+
+def save_evaluation(store: Store, task: EvaluationTask, bundle: dict[str, np.ndarray]) -> str:
+    key = keys.evaluation_key(task.run_id, task.epoch, task.group)
+    store.tensors.put(key, bundle, immutable=False)
+    return key
+
+
+def load_evaluations(
+    store: Store, run_id: str, epoch: int, groups: int
+) -> list[dict[str, np.ndarray]]:
+    return store.tensors.get_many([keys.evaluation_key(run_id, epoch, g) for g in range(groups)])
 
 
 def epoch_metrics(store: Store, run_id: str) -> list[dict[str, Any]]:
@@ -94,59 +192,20 @@ def save_epoch_metrics(store: Store, run_id: str, metrics: EpochMetrics) -> None
     store.runs.put_epoch_metrics(run_id, metrics.epoch, metrics.row())
 
 
-def create_run(store: Store, config: RunConfig, prepared: PreparedData) -> None:
-    """Record the run, its prepared data and dataset facts (each write is idempotent)."""
+def create_run(store: Store, config: RunConfig) -> None:
+    """Record the run's config (idempotent; another config under the same id is refused)."""
     store.runs.create_run(config.run_id, config.to_json())
-    save_data(store, config.run_id, "train", prepared.X_train, prepared.Y_train)
-    save_data(store, config.run_id, "val", prepared.X_val, prepared.Y_val)
-    store.runs.put_dataset_info(
-        config.run_id,
-        {
-            "n_train": int(prepared.X_train.shape[0]),
-            "n_val": int(prepared.X_val.shape[0]),
-            "n_features": int(prepared.X_train.shape[1]),
-            "n_outputs": int(prepared.Y_train.shape[1]),
-            "classes": prepared.classes,
-            "mean": [float(m) for m in prepared.mean],
-            "std": [float(s) for s in prepared.std],
-        },
-    )
+
+
+def start_run(store: Store, config: RunConfig, dataset: Dataset, split: Split) -> None:
+    """Record the prepared dataset and its facts and mark the run RUNNING (idempotent)."""
+    store.tensors.put(keys.dataset_key(config.run_id), dataset.as_bundle())
+    store.runs.put_dataset_info(config.run_id, dataset.facts(split, config.model.layers[-1].units))
     store.runs.set_status(config.run_id, "RUNNING")
 
 
 def finish_run(store: Store, run_id: str, model_uri: str) -> None:
     store.runs.set_status(run_id, "SUCCEEDED", model_uri=model_uri)
-
-
-def save_microbatches(
-    store: Store,
-    run_id: str,
-    epoch: int,
-    X: np.ndarray,
-    Y: np.ndarray,
-    order: np.ndarray,
-    layout: StepLayout,
-) -> np.ndarray:
-    """Store every micro-batch of the epoch (scratch) and its schedule; return the schedule,
-    int64 (steps, workers) examples per micro-batch."""
-    workers = max(len(step) for step in layout.steps)
-    schedule = np.zeros((layout.n_steps, workers), dtype=np.int64)
-    items = []
-    for step, slices in enumerate(layout.steps):
-        for microbatch, (start, stop) in enumerate(slices):
-            rows = order[start:stop]
-            schedule[step, microbatch] = stop - start
-            items.append(
-                (keys.batch_key(run_id, epoch, step, microbatch), {"X": X[rows], "Y": Y[rows]})
-            )
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(lambda item: store.tensors.put(item[0], item[1], immutable=False), items))
-    save_schedule(store, run_id, epoch, schedule)
-    return schedule
-
-
-def load_microbatch(store: Store, task: MicroBatchTask) -> dict[str, np.ndarray]:
-    return store.tensors.get(keys.batch_key(task.run_id, task.epoch, task.step, task.microbatch))
 
 
 def load_activation(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:
@@ -156,9 +215,10 @@ def load_activation(store: Store, task: MicroBatchTask, layer: int) -> np.ndarra
 
 
 def load_layer_input(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:
-    """A_{layer-1}: the micro-batch's X for layer 1, else the layer below's activation."""
+    """A_{layer-1}: the micro-batch's X for layer 1 (as Forward stored it), else the layer
+    below's activation."""
     if layer == 1:
-        return load_microbatch(store, task)["X"]
+        return load_batch(store, task)["X"]
     return load_activation(store, task, layer - 1)
 
 
@@ -215,13 +275,17 @@ def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, li
 
     Returns the folder's s3:// URI and the per-epoch metrics.
     """
-    info = dataset_info(store, config.run_id)
+    dataset = load_dataset(store, config.run_id)
     params = load_params(store, config.run_id, version, config.n_layers)
     metrics = epoch_metrics(store, config.run_id)
     prefix = model_prefix(config.run_id)
     store.objects.put_bytes(prefix + exports.MODEL_NPZ, exports.model_npz_bytes(params))
     document = exports.model_document(
-        config, mean=info["mean"], std=info["std"], classes=info["classes"], version=version
+        config,
+        mean=dataset.mean.tolist(),
+        std=dataset.std.tolist(),
+        classes=dataset.classes,
+        version=version,
     )
     store.objects.put_bytes(prefix + exports.MODEL_JSON, exports.json_bytes(document))
     document = exports.metrics_document(config.run_id, metrics)
@@ -231,3 +295,71 @@ def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, li
 
 def model_prefix(run_id: str) -> str:
     return f"{S3_RUNS_PREFIX}{run_id}/model/"
+
+
+# --- the model registry (trainer.registry; records: trainer.store.registry) -------------------
+
+
+def model_version(store: Store, pipeline: str, run_id: str) -> ModelVersion | None:
+    document = store.runs.get_model_version(pipeline, run_id)
+    return None if document is None else ModelVersion.from_document(document)
+
+
+def save_model_version(store: Store, model: ModelVersion) -> ModelVersion:
+    """Register ``model`` in its pipeline (write-once) and the pipeline in the index (once)."""
+    store.runs.put_model_version(model.pipeline, model.run_id, model.document())
+    store.runs.add_pipeline(model.pipeline)
+    return model
+
+
+def production(store: Store, pipeline: str) -> Production | None:
+    document = store.runs.get_production(pipeline)
+    return None if document is None else Production.from_document(document)
+
+
+def save_production(store: Store, production: Production) -> None:
+    """Write ``production`` if the record is still at the revision before it, else
+    ``trainer.store.registry.ProductionChangedError``."""
+    store.runs.put_production(production.pipeline, production.document(), production.revision)
+
+
+def decision(store: Store, pipeline: str, run_id: str) -> Decision | None:
+    document = store.runs.get_decision(pipeline, run_id)
+    return None if document is None else Decision.from_document(document)
+
+
+def save_decision(store: Store, decision: Decision) -> Decision:
+    """Record ``decision`` (write-once): returns the one recorded first."""
+    stored = store.runs.put_decision(decision.pipeline, decision.run_id, decision.document())
+    return Decision.from_document(stored)
+
+
+def write_pointer(store: Store, production: Production) -> str:
+    """``models/<pipeline>/production.json`` (``inference.pointer``) for ``production``."""
+    key = pointer_key(production.pipeline)
+    store.objects.put_bytes(key, production.pointer_json(), "application/json")
+    return key
+
+
+def registry_records(
+    store: Store, pipeline: str
+) -> tuple[list[ModelVersion], dict[str, Decision], Production | None]:
+    """A pipeline's model versions (oldest first), decisions by run id, and production."""
+    records = store.runs.list_registry(pipeline)
+    models = [
+        ModelVersion.from_document(document)
+        for record, document in records.items()
+        if record.startswith(registry.MODEL_RECORD_PREFIX)
+    ]
+    decisions = {
+        record.removeprefix(registry.DECISION_RECORD_PREFIX): Decision.from_document(document)
+        for record, document in records.items()
+        if record.startswith(registry.DECISION_RECORD_PREFIX)
+    }
+    document = records.get(registry.PRODUCTION_RECORD)
+    served = None if document is None else Production.from_document(document)
+    return sorted(models, key=lambda m: (m.created_at, m.run_id)), decisions, served
+
+
+def pipelines(store: Store) -> list[str]:
+    return store.runs.list_pipelines()

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.config import Mode
+from trainer.data.shards import Schema
 
 
 class _Message(BaseModel):
@@ -25,8 +26,52 @@ class InitializeRequest(_Message):
     execution_name: str
 
 
+class RunPlan(_Message):
+    """Result of ``Initialize``: the validated config and how the shard passes are cut."""
+
+    run_id: str
+    config: dict[str, Any] = Field(description="the validated config, run_id included")
+    shards: int = Field(description="the dataset's shards (files)")
+    groups: list[int] = Field(description="the shard groups: one Map iteration each")
+    parallel: int = Field(description="the shard Maps' MaxConcurrency (the config's workers)")
+
+
+class ShardGroupTask(_Message):
+    """Input of ``CheckShards``: one group of consecutive shards of the run's dataset."""
+
+    run_id: str
+    config: dict[str, Any]
+    group: int
+
+
+class ShardCheck(_Message):
+    """Result of ``CheckShards``: the group's shards are readable and fit the model; their one
+    schema (``shard_schema``, named by the group's first shard) and their rows, in shard order."""
+
+    group: int
+    first: str
+    shard_schema: Schema
+    rows: list[int]
+
+
+class PrepareTask(_Message):
+    """Input of ``PrepareShards``: a group, and every group's check (the split needs them all)."""
+
+    run_id: str
+    config: dict[str, Any]
+    group: int
+    checks: list[ShardCheck]
+
+
+class StartRequest(_Message):
+    """Input of ``Start``: the checks (rows and schema of every shard)."""
+
+    run_id: str
+    checks: list[ShardCheck]
+
+
 class RunProgress(_Message):
-    """Result of ``Initialize`` and ``Evaluate``: where the run stands before the next epoch."""
+    """Result of ``Start`` and ``Evaluate``: where the run stands before the next epoch."""
 
     run_id: str
     epochs: int
@@ -50,7 +95,9 @@ class Cursor(_Message):
 
     ``microbatches`` lists the next step's micro-batch indices (the Map's items);
     ``chunk_full`` tells the epoch execution to continue in a new execution named
-    ``continuation_name`` so that its history stays far from the 25,000-event limit.
+    ``continuation_name`` so that its history stays far from the 25,000-event limit;
+    ``loss_sum`` sums the trained micro-batches' losses × examples so far this epoch;
+    ``groups`` are the evaluation Map's items (groups of shards).
     """
 
     run_id: str
@@ -68,6 +115,16 @@ class Cursor(_Message):
     continuation_name: str
     done: bool
     chunk_full: bool
+    loss_sum: float = 0.0
+    groups: list[int] = Field(default_factory=list)
+
+
+class StepEnd(_Message):
+    """Input of ``Update``: the cursor of the step just trained and the loss of each of its
+    micro-batches, in worker order (the Map's results)."""
+
+    cursor: Cursor
+    losses: list[float]
 
 
 class MicroBatchTask(_Message):
@@ -87,12 +144,23 @@ class MicroBatchTask(_Message):
     loss: float | None = Field(default=None, description="the micro-batch's loss, set by Loss")
 
 
-class EpochEnd(_Message):
-    """Input of ``Evaluate``: the epoch just trained and the weights version it ended on."""
+class EvaluationTask(_Message):
+    """Input of ``EvaluateShards``: one group of shards to evaluate the epoch's final weights on."""
 
     run_id: str
     epoch: int
     version: int
+    group: int
+
+
+class EpochEnd(_Message):
+    """Input of ``Evaluate``: the epoch just trained, the weights version it ended on and the
+    sum of its micro-batches' losses × examples (for ``evaluation.train_loss: running``)."""
+
+    run_id: str
+    epoch: int
+    version: int
+    loss_sum: float = 0.0
 
 
 class FinalizeRequest(_Message):
@@ -102,8 +170,10 @@ class FinalizeRequest(_Message):
 
 class EpochMetrics(_Message):
     """One row of ``metrics.json``: the data loss (no L2) of the epoch's final weights on the
-    whole training and validation parts, the validation accuracy for classification, and the
-    weights version the epoch ended on (the pipeline records it; the reference leaves it out)."""
+    whole validation part and on the whole training part (or, with ``evaluation.train_loss:
+    running``, the example-weighted mean of the losses the epoch trained on), the validation
+    accuracy for classification, and the weights version the epoch ended on (the pipeline
+    records it; the reference leaves it out)."""
 
     epoch: int
     train_loss: float
@@ -125,3 +195,40 @@ class RunSummary(_Message):
     version: int
     model_uri: str
     metrics: dict[str, float | int]
+
+
+class RegisterRequest(_Message):
+    """Input of ``Register``: the finished run and the weights version it exported."""
+
+    run_id: str
+    version: int
+
+
+class ModelRegistered(_Message):
+    """Result of ``Register``: the model version recorded in the pipeline."""
+
+    pipeline: str
+    run_id: str
+    version: int
+    metrics: dict[str, float | int]
+
+
+class PromoteRequest(_Message):
+    """Input of ``Promote``: the registered model to consider for production."""
+
+    pipeline: str
+    run_id: str
+
+
+class PromotionDecision(_Message):
+    """Result of ``Promote``: whether the model became its pipeline's production model, why, and
+    what was compared (``production``: the served model before, with its value of ``metric``)."""
+
+    pipeline: str
+    run_id: str
+    version: int
+    promoted: bool
+    reason: str
+    metric: str
+    candidate: float | None
+    production: dict[str, Any] | None

@@ -8,13 +8,18 @@ meter observing it); handlers always ask :func:`store`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 import boto3
 from botocore.config import Config
 
-from trainer.contract.environment import FunctionEnvironment, Limits
-from trainer.store import Store
+from trainer.contract.environment import ApiEnvironment, FunctionEnvironment, Limits
+from trainer.executions import Executions
+from trainer.store import DEFAULT_CACHE_BYTES, Store
+
+LAMBDA_MEMORY_VARIABLE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda: the function's MB
+CACHE_FRACTION = 8
 
 _installed: Store | None = None
 
@@ -41,6 +46,16 @@ def store() -> Store:
     return _installed
 
 
+def cache_bytes(environ: Mapping[str, str] = os.environ) -> int:
+    """The store's cache of immutable bundles: at most an eighth of the function's memory
+    (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``, which Lambda sets), and the store's default at most:
+    the memory formula of docs/data.md (``trainer.training.memory``) counts on it."""
+    memory_mb = environ.get(LAMBDA_MEMORY_VARIABLE)
+    if memory_mb is None or not memory_mb.isdigit():
+        return DEFAULT_CACHE_BYTES
+    return min(DEFAULT_CACHE_BYTES, int(memory_mb) * 1024 * 1024 // CACHE_FRACTION)
+
+
 def build_store(env: FunctionEnvironment) -> Store:
     """A store over DynamoDB and S3 (whatever endpoint boto3 is configured for)."""
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50)
@@ -52,6 +67,7 @@ def build_store(env: FunctionEnvironment) -> Store:
         bucket=env.bucket,
         scratch_ttl_seconds=env.scratch_ttl_hours * 3600,
         inline_limit=env.inline_limit_bytes,
+        cache_bytes=cache_bytes(),
     )
 
 
@@ -63,3 +79,14 @@ def install(new_store: Store | None) -> None:
     if new_store is None:
         environment.cache_clear()
         limits.cache_clear()
+        executions.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def executions() -> Executions:
+    """The Training executions, for a function that starts and follows runs (the API): the
+    machine's ARN from its environment (``ApiEnvironment``), validated on first use."""
+    env = ApiEnvironment.from_env(os.environ)
+    config = Config(retries={"mode": "standard", "max_attempts": 5})
+    client = boto3.client("stepfunctions", config=config)
+    return Executions(client, training_arn=env.training_state_machine_arn)

@@ -28,6 +28,7 @@ from typing import Any, Final
 from stepnet.billing import prices
 from stepnet.billing.usage import FUNCTION_MEMORY_MB, StoreUsage, Usage
 from trainer.contract.functions import LAMBDA_ARCHITECTURE
+from trainer.data.rows import READ_THREADS
 
 # Express bills the memory the execution uses in 64 MB steps; states that carry only keys stay
 # in the first step. Duration is billed in 100 ms steps.
@@ -35,8 +36,11 @@ EXPRESS_MEMORY_MB: Final = 64
 EXPRESS_DURATION_STEP_S: Final = 0.1
 EXPRESS_MAX_SECONDS: Final = 300.0
 
-# Store requests a handler keeps in flight at once (dal.save_microbatches: a pool of 16).
-CONCURRENCY: Final = {"Plan": 16}
+# Store requests a handler keeps in flight at once: the tasks that read rows from the shards
+# issue their byte ranges READ_THREADS at a time (trainer.data.rows.read_segments).
+CONCURRENCY: Final = {
+    function: READ_THREADS for function in ("Forward", "Gradients", "EvaluateShards")
+}
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,6 @@ def task_flops(
     if function == "Update":
         parameters = sum(a * b + b for a, b in itertools.pairwise(sizes))
         return float((microbatches + 20) * parameters)
-    if function == "Evaluate":
+    if function == "EvaluateShards":
         return float(2 * examples * multiply_adds(sizes))
     return 0.0

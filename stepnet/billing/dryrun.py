@@ -11,36 +11,36 @@ needs and charge each call through :class:`~stepnet.billing.usage.StoreCharges`:
   :func:`~stepnet.billing.rules.encoded_bytes`) and tells its observer, as ``TensorStore`` does.
   Reads return zeros of the recorded shapes: read-only ``np.broadcast_to`` views for immutable
   bundles (no memory, however large the data), fresh writable arrays for scratch (as
-  ``TensorStore`` hands out scratch; untouched zero pages). Integer arrays keep their values:
-  they steer what the handlers do next (the schedule's micro-batch sizes decide how many
-  gradients Update reads); floating-point values never do.
+  ``TensorStore`` hands out scratch; untouched zero pages). Integer, boolean and string arrays
+  keep their values: they steer what the handlers do next (the dataset's shard sizes, byte
+  offsets and URIs decide which rows each task reads); floating-point values never do.
 * :class:`ShapeRuns` builds each record with ``trainer.store.runs``' record builders and
-  charges the item; :class:`ShapeObjects` charges the bytes put and got.
+  charges the item; :class:`ShapeObjects` serves the dataset's files and the objects put (the
+  converted shards), charging every GET, ranged GET, HEAD, LIST and PUT.
 
-The handlers do their real arithmetic on those zeros, in real time: Evaluate over the whole
-dataset is the largest piece (about 30 GFLOP for the MNIST-sized bench config, a second or so).
+The handlers do their real arithmetic on those zeros, in real time: EvaluateShards over the
+whole dataset is the largest piece (about 30 GFLOP for the MNIST-sized bench config, a second
+or so).
 The numbers that come out are meaningless; the calls, keys, shapes and sizes are the real ones.
 
-**The dataset: Initialize runs for real.** Initialize reads the dataset, checks it, splits and
-standardizes it, then records the dataset facts. The dry run gives it the real file (a builtin
-set, or a local file served from the ShapeStore's bucket under the key ``stepnet start`` would
-upload it to), so everything downstream is exact: the split's sizes and the classes come from
-``trainer.data`` itself, the "dataset" record holds the real mean and std (its size is data
-dependent), the S3 GET carries the file's real length. Patching nothing, and no second reader of
-the formats. The price is Initialize's own work once per estimate (both modes share the run,
-below), as its Lambda does it on AWS: for the 200 MB MNIST-sized file 3–4 s of CPU (decompressing,
-then standardizing in float64) and about 1.4 GB at the peak. The alternatives were worse: a tiny
-file of the right column count gives the wrong example counts to everything downstream unless a
-seam fixes them up; a shape-only reader behind a seam saves the decompression only, since
-``prepare`` does its O(n·d) work on any array, and loses the exact dataset facts. When the file
-cannot be read (an ``s3://`` source) or its counts are overridden, a stand-in of the given shape
-(the rest from the header, ``stepnet.sources.shape_of``) is generated in the source's format:
-zeros, the classes cycling through the labels; exact in shapes, approximate only in the dataset
-record's mean and std text.
+**The dataset: the shard passes run for real.** CheckShards reads and checks every shard,
+PrepareShards converts what it must and computes each shard's statistics, Start merges them and
+records the dataset; they run once per group of shards, on the real files (a builtin set, or a
+local file or folder served from the ShapeStore's bucket where ``stepnet start`` would upload
+it, cut into shards as it cuts them), so everything downstream is exact: the split's sizes, the
+classes, the shards' byte offsets, and the byte ranges every micro-batch task and EvaluateShards
+read (the ShapeStore serves the files and the shards the handlers convert). The price is their
+own work once per estimate (both modes share the run, below), as their Lambdas do it on AWS.
+When the file cannot be read (an ``s3://`` source) or its counts are overridden, a stand-in of
+the given shape (the rest from the header, ``stepnet.sources.shape_of``) is generated: one
+file, zeros, the classes cycling through the labels; exact in shapes, approximate only in the
+shards' count and the dataset's statistics.
 
-**Representatives.** The dry run runs Initialize, Plan for epoch 1, then per mode the epoch's
-first step and, if the epoch has more than one, its last (every micro-batch of each, for
-Update reads them all), then Evaluate and Finalize. Keys are zero-padded, so every full
+**Representatives.** The dry run runs Initialize, the shard passes and Start, Plan for epoch 1,
+then per mode the epoch's first step and, if the epoch has more than one, its last (every
+micro-batch of each, for Update reads them all), then every group's EvaluateShards, Evaluate,
+Finalize, Register and Promote (the pipeline's first model: promoted, the pointer written).
+Keys are zero-padded, so every full
 micro-batch (and every full step) sends exactly what the first one sends;
 ``stepnet.billing.estimate`` weights these by the counts of
 ``trainer.training.schedule.step_layout``. Two shortcuts, both invisible to the bill: the last
@@ -74,28 +74,38 @@ from stepnet.billing.usage import StoreCharges, StoreUsage
 from trainer import dal
 from trainer.config import RunConfig, parse_config
 from trainer.contract import names, workflow
-from trainer.contract.functions import FUNCTIONS, handler_module
+from trainer.contract.functions import FUNCTIONS, handler_module, in_workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.contract.storage import DATA_BUCKET
+from trainer.data.blocks import split_blocks
 from trainer.data.errors import DatasetError
-from trainer.data.prepare import split_sizes
+from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.data.sources import BUILTIN_FILES
 from trainer.messages import (
     Cursor,
     EpochEnd,
     EpochMetrics,
     EpochStart,
+    EvaluationTask,
     FinalizeRequest,
     InitializeRequest,
     MicroBatchTask,
+    ModelRegistered,
+    PrepareTask,
+    PromoteRequest,
+    RegisterRequest,
+    RunPlan,
     RunProgress,
+    ShardGroupTask,
+    StartRequest,
+    StepEnd,
 )
-from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, keys, runs
+from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, registry, runs
 from trainer.store.objects import object_uri
 from trainer.store.observer import Item, StoreObserver
 from trainer.store.tensors import DEFAULT_SCRATCH_TTL_SECONDS, check_key, tensor_item
 from trainer.training.cursor import first_cursor, next_cursor
-from trainer.training.schedule import StepLayout, step_layout
+from trainer.training.schedule import StepLayout, layout_sizes, step_layout
 
 # The bucket the dry run's objects live in: its name is in the model's S3 URI (the status record,
 # the run summary). The local engine's name for it; a deployed stack's generated name is as long.
@@ -134,7 +144,8 @@ class _Bundle:
 
 
 def _kept(array: np.ndarray) -> bool:
-    return bool(np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_)
+    """Integers, booleans and strings steer the handlers (sizes, offsets, URIs): kept."""
+    return bool(np.issubdtype(array.dtype, np.integer) or array.dtype.kind in "bUS")
 
 
 class ShapeTensors:
@@ -271,31 +282,115 @@ class ShapeRuns:
         self._account.charges.record_query(self._account.usage, found)
         return [runs.metrics_row(item) for item in found]
 
+    # --- the model registry: the same records (trainer.store.registry), charged alike ---------
+
+    def _registry_get(self, key: Item) -> Item | None:
+        with self._lock:
+            item = self._items.get((key[names.RUNS_PK]["S"], key[names.RUNS_SK]["S"]))
+        self._account.charges.record_get(self._account.usage, item)
+        return item
+
+    def _put_once(self, item: Item) -> Item | None:
+        """A conditional put: charged as a write (a failed condition costs one too)."""
+        key = (item[names.RUNS_PK]["S"], item[names.RUNS_SK]["S"])
+        with self._lock:
+            existing = self._items.get(key)
+        if existing is None:
+            self._put(item)
+            return None
+        self._account.charges.record_put(self._account.usage, item)
+        return existing
+
+    def put_model_version(self, pipeline: str, run_id: str, document: Mapping[str, Any]) -> None:
+        self._put_once(registry.model_version_item(pipeline, run_id, document, self._timestamp()))
+
+    def get_model_version(self, pipeline: str, run_id: str) -> dict[str, Any] | None:
+        item = self._registry_get(registry.registry_key(pipeline, registry.model_record(run_id)))
+        return None if item is None else registry.document_of(item)
+
+    def put_decision(
+        self, pipeline: str, run_id: str, document: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        item = registry.decision_item(pipeline, run_id, document, self._timestamp())
+        return registry.document_of(self._put_once(item) or item)
+
+    def get_decision(self, pipeline: str, run_id: str) -> dict[str, Any] | None:
+        key = registry.registry_key(pipeline, registry.decision_record(run_id))
+        item = self._registry_get(key)
+        return None if item is None else registry.document_of(item)
+
+    def get_production(self, pipeline: str) -> dict[str, Any] | None:
+        item = self._registry_get(registry.registry_key(pipeline, registry.PRODUCTION_RECORD))
+        return None if item is None else registry.document_of(item)
+
+    def put_production(self, pipeline: str, document: Mapping[str, Any], revision: int) -> None:
+        self._put(registry.production_item(pipeline, document, revision, self._timestamp()))
+
+    def add_pipeline(self, pipeline: str) -> None:
+        self._put_once(registry.pipeline_item(pipeline, self._timestamp()))
+
+    def list_pipelines(self) -> list[str]:
+        raise EstimateError("the dry run does not list pipelines")
+
+    def list_registry(self, pipeline: str) -> dict[str, dict[str, Any]]:
+        raise EstimateError("the dry run does not list a pipeline's records")
+
+    def _timestamp(self) -> str:
+        return runs.timestamp(self._clock())
+
 
 class ShapeObjects:
-    """An object store that serves ``files`` (``s3://`` URI → bytes) and charges every GET and
-    PUT by its bytes; what is put is counted, not kept."""
+    """An object store that serves ``files`` (``s3://`` URI → bytes) and the objects put into
+    it (the handlers read back the shards they convert), and charges every request: a GET, a
+    ranged GET or a HEAD by the bytes it returns, a PUT by its bytes, a LIST as the PUT-class
+    request it is."""
 
     def __init__(self, account: _Account, *, bucket: str, files: Mapping[str, bytes]) -> None:
         self._account = account
         self.bucket = bucket
         self._files = dict(files)
+        self._lock = threading.Lock()
 
     def uri(self, key: str) -> str:
         return object_uri(self.bucket, key)
 
-    def get_bytes(self, uri: str) -> bytes:
-        data = self._files.get(uri)
+    def _data(self, uri: str) -> bytes:
+        with self._lock:
+            data = self._files.get(uri)
         if data is None:
             raise ObjectNotFoundError(f"no object at {uri}")
+        return data
+
+    def get_bytes(self, uri: str) -> bytes:
+        data = self._data(uri)
         self._account.charges.object_get(self._account.usage, len(data))
         return data
+
+    def get_range(self, uri: str, start: int, stop: int) -> bytes:
+        data = self._data(uri)[start:stop]
+        self._account.charges.object_get(self._account.usage, len(data))
+        return data
+
+    def size(self, uri: str) -> int:
+        data = self._data(uri)
+        self._account.charges.object_get(self._account.usage, 0)
+        return len(data)
+
+    def list_prefix(self, prefix_uri: str) -> list[tuple[str, int]]:
+        self._account.charges.object_put(self._account.usage, 0)  # LIST: a PUT-class request
+        with self._lock:
+            return sorted(
+                (uri, len(data)) for uri, data in self._files.items() if uri.startswith(prefix_uri)
+            )
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> str:
         self._account.charges.object_put(self._account.usage, len(data))
-        return self.uri(key)
+        uri = self.uri(key)
+        with self._lock:
+            self._files[uri] = bytes(data)
+        return uri
 
 
 @dataclass(frozen=True)
@@ -333,6 +428,7 @@ class DatasetInput:
 
     source: str
     objects: Mapping[str, bytes] = field(default_factory=dict)
+    csv_label: bool = True  # False: a CSV file was cut into .npz shards
 
     @classmethod
     def of(
@@ -343,10 +439,12 @@ class DatasetInput:
         bucket: str = DRY_RUN_BUCKET,
         n_train: int | None = None,
         n_features: int | None = None,
+        shard_mb: int = DEFAULT_SHARD_MB,
     ) -> DatasetInput:
-        """The config's own dataset (builtin, or a local file put where ``stepnet start``
-        uploads it); a stand-in of the given shape when ``n_train`` or ``n_features`` is given
-        or the source is in S3 (which the estimate does not read)."""
+        """The config's own dataset (builtin, or a local file or folder put where ``stepnet
+        start`` uploads it, cut into shards as it cuts them); a stand-in of the given shape
+        when ``n_train`` or ``n_features`` is given or the source is in S3 (which the estimate
+        does not read)."""
         source = config.dataset.source
         if source.startswith("s3://") and (n_train is None or n_features is None):
             raise EstimateError(
@@ -356,14 +454,15 @@ class DatasetInput:
             if n_train is None and n_features is None:
                 if source in BUILTIN_FILES:
                     return cls(source)
-                data, name = sources.read_local(source, base)
-                uri = object_uri(bucket, sources.upload_key(data, name))
-                return cls(uri, {uri: data})
+                plan = sources.upload_plan(source, config.dataset.label, base, shard_mb)
+                assert plan is not None  # a local source
+                objects = {object_uri(bucket, key): data for key, data in plan.objects()}
+                return cls(object_uri(bucket, plan.key), objects, csv_label=plan.csv_label)
             if n_train is None or n_features is None:
                 n, d = sources.shape_of(source, base)
                 n_features = d if n_features is None else n_features
                 if n_train is None:
-                    n_train = split_sizes(n, config.dataset.validation_fraction)[0]
+                    n_train = _training_rows(config, n)
         except DatasetError as error:
             raise EstimateError(f"{error}; pass n_train and n_features") from None
         if n_train is None or n_train < 1 or n_features < 1:
@@ -371,24 +470,34 @@ class DatasetInput:
                 f"need n_train >= 1 and n_features >= 1, got {n_train}, {n_features}"
             )
         data = stand_in(config, n_train, n_features)
-        if source.startswith("s3://"):
+        if source.startswith("s3://") and not source.endswith("/"):
             return cls(source, {source: data})
-        name = BUILTIN_FILES.get(source, Path(source).name)  # a builtin set's stand-in: a file
+        name = BUILTIN_FILES.get(source, Path(source.rstrip("/")).name)
+        if not name.lower().endswith((".npz", ".csv")):
+            name += ".npz"  # a folder or prefix: one stand-in file
         uri = object_uri(bucket, sources.upload_key(data, name))
         return cls(uri, {uri: data})
 
 
-def _examples_for(n_train: int, fraction: float) -> int:
-    """The smallest ``n`` whose validation split (``trainer.data.prepare.split_sizes``) leaves
-    ``n_train`` training examples (the training part grows by 0 or 1 per example)."""
+def _training_rows(config: RunConfig, n: int) -> int:
+    """The training rows of a single file of ``n`` rows (the block split of one shard)."""
+    return split_blocks(
+        (n,), config.block_rows, config.dataset.validation_fraction, config.seed
+    ).n_train
+
+
+def _examples_for(config: RunConfig, n_train: int) -> int:
+    """The smallest ``n`` whose split (``trainer.data.blocks.split_blocks``, one shard) leaves
+    ``n_train`` training rows or more (whole blocks: at most a block more)."""
 
     def training(n: int) -> int:
         try:
-            return split_sizes(n, fraction)[0]
+            return _training_rows(config, n)
         except DatasetError:  # nothing left to train on
             return 0
 
-    n = max(n_train + 1, int(n_train / (1 - fraction)) - 2)
+    fraction = config.dataset.validation_fraction
+    n = max(n_train + 1, int(n_train / (1 - fraction)) - 2 * config.block_rows)
     while training(n) < n_train:
         n += 1
     return n
@@ -399,7 +508,7 @@ def stand_in(config: RunConfig, n_train: int, n_features: int) -> bytes:
     (``n_train`` after the split) of ``n_features`` zeros; classification labels cycle through
     ``model.layers[-1].units`` classes, regression targets are zeros. In the format the source
     names: ``.csv`` (the label column ``dataset.label``, last), else ``.npz``."""
-    n = _examples_for(n_train, config.dataset.validation_fraction)
+    n = _examples_for(config, n_train)
     k = config.model.layers[-1].units
     if config.dataset.source.lower().endswith(".csv"):
         header = ",".join(
@@ -451,25 +560,58 @@ class Step:
 
 @dataclass(frozen=True)
 class DryRun:
-    """What the handlers did: the run-level invocations once, and per mode the epoch's first
-    step and, if there are more, its last (``steps[mode][0]``, ``steps[mode][-1]``)."""
+    """What the handlers did: the run-level invocations once (the shard passes once per group
+    of shards), the epoch's evaluation (once per group, then its merge), and per mode the
+    epoch's first step and, if there are more, its last (``steps[mode][0]``,
+    ``steps[mode][-1]``)."""
 
     config: RunConfig
-    info: dict[str, Any]  # the dataset facts Initialize recorded
+    info: dict[str, Any]  # the dataset facts Start recorded
     layout: StepLayout  # the epoch's steps (trainer.training.schedule.step_layout)
     initialize: Invocation
+    check_shards: tuple[Invocation, ...]
+    prepare_shards: tuple[Invocation, ...]
+    start: Invocation
     plan: Invocation
+    evaluate_shards: tuple[Invocation, ...]
     evaluate: Invocation
     finalize: Invocation
+    # the registry, after Export: the run's model registered, then promoted (a pipeline's first
+    # model always is; a refused promotion makes the same calls but the pointer's)
+    register: Invocation
+    promote: Invocation
     steps: dict[str, tuple[Step, ...]]
+
+    @property
+    def groups(self) -> int:
+        """The groups of shards each shard pass and each evaluation runs over."""
+        return len(self.check_shards)
+
+    @property
+    def fixed(self) -> tuple[Invocation, ...]:
+        """The run's invocations outside its epochs, in workflow order."""
+        return (
+            self.initialize,
+            *self.check_shards,
+            *self.prepare_shards,
+            self.start,
+            self.finalize,
+            self.register,
+            self.promote,
+        )
 
 
 Run = Callable[[Store, Any], BaseModel]
 
 
 def handlers() -> dict[str, Run]:
-    """Every function's ``run(store, message)``, from the handler modules the contract names."""
-    return {logical: importlib.import_module(handler_module(logical)).run for logical in FUNCTIONS}
+    """Every workflow function's ``run(store, message)``, from the handler modules the contract
+    names (the API's and the prediction functions run outside the workflow, per request)."""
+    return {
+        logical: importlib.import_module(handler_module(logical)).run
+        for logical in FUNCTIONS
+        if in_workflow(logical)
+    }
 
 
 def map_item(cursor: Cursor, microbatch: int) -> MicroBatchTask:
@@ -512,17 +654,30 @@ class _Driver:
 
     def train_step(self, cursor: Cursor, schedule: np.ndarray) -> tuple[Step, Cursor]:
         """The Map over the step's micro-batches, then Update; the step and the next cursor."""
-        microbatches = []
+        microbatches, losses = [], []
         for index in cursor.microbatches:
             task: BaseModel = map_item(cursor, index)
             invocations = []
             for function in workflow.microbatch_functions(cursor.mode, cursor.layers):
                 task, invocation = self.invoke(function, task)
                 invocations.append(invocation)
+            assert isinstance(task, MicroBatchTask) and task.loss is not None
+            losses.append(task.loss)
             rows = int(schedule[cursor.step, index])
             microbatches.append(MicroBatch(cursor.step, index, rows, tuple(invocations)))
-        after, update = self.invoke("Update", cursor)
+        after, update = self.invoke("Update", StepEnd(cursor=cursor, losses=losses))
         return Step(cursor.step, tuple(microbatches), update), after
+
+    def groups(
+        self, function: str, messages: Sequence[BaseModel]
+    ) -> tuple[list[Any], list[Invocation]]:
+        """A Map over groups of shards: each group's invocation, in group order."""
+        results, invocations = [], []
+        for message in messages:
+            result, invocation = self.invoke(function, message)
+            results.append(result)
+            invocations.append(invocation)
+        return results, invocations
 
 
 def _config_in(config: RunConfig, mode: str) -> RunConfig:
@@ -550,23 +705,41 @@ def dry_run(
     run_id = config.run_id
     document = json.loads(config.to_json())
     document["dataset"]["source"] = dataset.source
+    if not dataset.csv_label:
+        document["dataset"].pop("label", None)
     ordered = sorted(modes, key=lambda mode: mode != config.mode)  # the config's own first
     with _quiet_handlers():
         request = InitializeRequest(config=document, execution_name=run_id)
-        progress, initialize = driver.invoke("Initialize", request)
+        plan_result, initialize = driver.invoke("Initialize", request)
+        assert isinstance(plan_result, RunPlan)
+        common = {"run_id": run_id, "config": plan_result.config}
+        checks, check_shards = driver.groups(
+            "CheckShards", [ShardGroupTask(**common, group=g) for g in plan_result.groups]
+        )
+        _, prepare_shards = driver.groups(
+            "PrepareShards",
+            [PrepareTask(**common, group=g, checks=checks) for g in plan_result.groups],
+        )
+        progress, start_invocation = driver.invoke(
+            "Start", StartRequest(run_id=run_id, checks=checks)
+        )
         assert isinstance(progress, RunProgress)
+        item = store.runs.record(run_id, runs.DATASET_RECORD)
+        assert item is not None
+        info = runs.dataset_info_of(item)
+        layout = step_layout(int(info["n_train"]), config.batch_size, config.workers)
+        schedule = layout_sizes(layout, config.workers)
         start = EpochStart(run_id=run_id, epoch=progress.epoch, version=progress.version)
         planned, plan = driver.invoke("Plan", start)
         assert isinstance(planned, Cursor)
-        schedule = store.tensors.value(keys.schedule_key(run_id, start.epoch))["sizes"]
         steps: dict[str, tuple[Step, ...]] = {}
-        version = start.version
+        version, loss_sum = start.version, 0.0
         for mode in ordered:
             cursor = planned
             if mode != planned.mode:
                 cursor = first_cursor(
                     _config_in(config, mode), start.epoch, start.version, schedule,
-                    budget=history_event_budget,
+                    groups=len(planned.groups), budget=history_event_budget,
                 )  # fmt: skip
             first, after = driver.train_step(cursor, schedule)
             trained: tuple[Step, ...] = (first,)
@@ -580,24 +753,41 @@ def dry_run(
                 trained = (first, final)
             steps[mode] = trained
             if mode == config.mode:
-                version = after.version
-        end = EpochEnd(run_id=run_id, epoch=start.epoch, version=version)
+                version, loss_sum = after.version, after.loss_sum
+        _, evaluate_shards = driver.groups(
+            "EvaluateShards",
+            [
+                EvaluationTask(run_id=run_id, epoch=start.epoch, version=version, group=g)
+                for g in planned.groups
+            ],
+        )
+        end = EpochEnd(run_id=run_id, epoch=start.epoch, version=version, loss_sum=loss_sum)
         evaluated, evaluate = driver.invoke("Evaluate", end)
         assert isinstance(evaluated, RunProgress)
         _record_other_epochs(store, account, config, evaluated, n_steps=schedule.shape[0])
         _, finalize = driver.invoke("Finalize", FinalizeRequest(run_id=run_id, version=version))
-    item = store.runs.record(run_id, runs.DATASET_RECORD)
-    assert item is not None
-    info = runs.dataset_info_of(item)
+        registered, register = driver.invoke(
+            "Register", RegisterRequest(run_id=run_id, version=version)
+        )
+        assert isinstance(registered, ModelRegistered)
+        _, promote = driver.invoke(
+            "Promote", PromoteRequest(pipeline=registered.pipeline, run_id=run_id)
+        )
     return DryRun(
         config=config,
         info=info,
-        layout=step_layout(int(info["n_train"]), config.batch_size, config.workers),
+        layout=layout,
         initialize=initialize,
+        check_shards=tuple(check_shards),
+        prepare_shards=tuple(prepare_shards),
+        start=start_invocation,
         plan=plan,
+        evaluate_shards=tuple(evaluate_shards),
         evaluate=evaluate,
         finalize=finalize,
         steps=steps,
+        register=register,
+        promote=promote,
     )
 
 

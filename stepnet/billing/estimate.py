@@ -57,7 +57,7 @@ from trainer.config import RunConfig
 from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.data.errors import DatasetError
-from trainer.messages import Cursor, MicroBatchTask
+from trainer.messages import MicroBatchTask, StepEnd
 from trainer.training.schedule import steps_per_execution
 
 MODES = workflow.MODES
@@ -140,26 +140,35 @@ class _Weighted:
     flops: float
 
 
-def _flops(invocation: Invocation, shapes: Shapes, rows: int = 0) -> float:
+def _flops(invocation: Invocation, shapes: Shapes, rows: int = 0, examples: int = 0) -> float:
     message = invocation.message
     return task_flops(
         invocation.function,
         shapes.sizes,
         rows=rows,
         layer=message.layer if isinstance(message, MicroBatchTask) else 0,
-        microbatches=len(message.microbatches) if isinstance(message, Cursor) else 0,
-        examples=shapes.n_train + shapes.n_val,
+        microbatches=len(message.cursor.microbatches) if isinstance(message, StepEnd) else 0,
+        examples=examples,
     )
 
 
+def _evaluated_rows(dry: DryRun, shapes: Shapes) -> int:
+    """The rows an epoch's evaluation scores: the validation part, and the training part unless
+    the train loss is ``running``."""
+    final = dry.config.evaluation.train_loss == "final"
+    return shapes.n_val + (shapes.n_train if final else 0)
+
+
 def _epoch_invocations(dry: DryRun, shapes: Shapes, mode: str) -> list[_Weighted]:
-    """One epoch in ``mode``: Plan and Evaluate once; the full micro-batch's invocations
-    ``M − 1`` times and the last one's once; the full step's Update ``S − 1`` times, the last
-    step's once."""
+    """One epoch in ``mode``: Plan once; each group's EvaluateShards once (the evaluated rows
+    shared evenly), Evaluate once; the full micro-batch's invocations ``M − 1`` times and the
+    last one's once; the full step's Update ``S − 1`` times, the last step's once."""
     first, last = dry.steps[mode][0], dry.steps[mode][-1]
     full_chain, last_chain = first.microbatches[0], last.microbatches[-1]
+    per_group = _evaluated_rows(dry, shapes) // max(1, dry.groups)
     weighted = [
         _Weighted(dry.plan, 1, _flops(dry.plan, shapes)),
+        *(_Weighted(i, 1, _flops(i, shapes, examples=per_group)) for i in dry.evaluate_shards),
         _Weighted(dry.evaluate, 1, _flops(dry.evaluate, shapes)),
     ]
     for chain, count in ((full_chain, shapes.microbatches - 1), (last_chain, 1)):
@@ -200,7 +209,8 @@ def _epoch_seconds(
 ) -> float:
     """The assumed duration of one epoch's Epoch executions on AWS: the step's micro-batches
     run in parallel, so each step takes one micro-batch chain (the mean duration of each
-    function on the micro-batch path), the Update, and a dispatch per task."""
+    function on the micro-batch path), the Update, and a dispatch per task; the evaluation's
+    groups run ``workers`` at a time, then its merge."""
     total: dict[str, float] = defaultdict(float)
     count: dict[str, float] = defaultdict(float)
     for w in weighted:
@@ -209,10 +219,15 @@ def _epoch_seconds(
     mean = {name: total[name] / count[name] for name in total}
     chain = workflow.microbatch_functions(mode, shapes.layers)
     per_step = [*chain, *workflow.functions(workflow.STEP_PATH)]
+    groups = count.get("EvaluateShards", 0.0)
+    waves = math.ceil(groups / shapes.workers) if groups else 0
     ms = (
         mean["Plan"]
         + shapes.steps
         * (sum(mean[f] for f in per_step) + len(per_step) * duration.task_dispatch_ms)
+        + duration.task_dispatch_ms
+        + waves * (mean.get("EvaluateShards", 0.0) + duration.task_dispatch_ms)
+        + mean.get("Evaluate", 0.0)
         + duration.task_dispatch_ms
     )
     return ms / 1000
@@ -268,7 +283,7 @@ def model(
     except DatasetError as error:
         raise EstimateError(str(error)) from None
     shapes = Shapes.of(dry, history_event_budget)
-    fixed = [_Weighted(i, 1, 0.0) for i in (dry.initialize, dry.finalize)]
+    fixed = [_Weighted(i, 1, 0.0) for i in dry.fixed]
     epoch, run, parts = {}, {}, {}
     for mode in modes:
         weighted = _epoch_invocations(dry, shapes, mode)
@@ -279,6 +294,7 @@ def model(
             steps=shapes.steps,
             microbatches=shapes.microbatches,
             executions=parts[mode],
+            groups=dry.groups,
         )
         usage = _usage(weighted, duration, memory_mb)
         usage.transitions = transitions + workflow.TRAINING_TRANSITIONS_PER_EPOCH
@@ -287,7 +303,7 @@ def model(
         usage.epoch_seconds = _epoch_seconds(weighted, shapes, mode, duration, memory_mb)
         epoch[mode] = usage
         run[mode] = _usage(fixed, duration, memory_mb)
-        run[mode].transitions = workflow.TRAINING_TRANSITIONS_PER_RUN
+        run[mode].transitions = workflow.training_transitions_per_run(dry.groups)
     return Model(shapes, epoch, run, parts, dry)
 
 
@@ -298,7 +314,7 @@ def model(
 class ModeEstimate:
     mode: str
     usage: Usage  # one epoch
-    run_usage: Usage  # the fixed part of a run (Initialize, Finalize, 2 transitions)
+    run_usage: Usage  # the fixed part of a run (DryRun.fixed, and its Training transitions)
     standard: Bill  # one epoch
     express: Bill  # one epoch, hypothetical
     parts: int  # Epoch executions per epoch

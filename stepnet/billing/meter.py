@@ -31,6 +31,7 @@ handlers, and the totals still include such calls.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import threading
@@ -110,7 +111,11 @@ class Meter(StoreObserver):
         self.account = account
         self.prefix = f"{account.stack_name}-"
         self._lock = threading.Lock()
-        self._local = threading.local()
+        # the function whose handler runs in this context: a context variable, so that threads a
+        # handler starts for its own requests (byte-range reads) are attributed to it
+        self._function: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"stepnet_meter_{id(self)}", default=None
+        )
         self._active: Counter[str] = Counter()
         self._functions: defaultdict[str, FunctionMeter] = defaultdict(FunctionMeter)
         self._charges = StoreCharges()
@@ -163,8 +168,7 @@ class Meter(StoreObserver):
     @contextmanager
     def _invocation(self, function_name: str) -> Iterator[None]:
         name = function_name.removeprefix(self.prefix)
-        outer = getattr(self._local, "function", None)
-        self._local.function = name
+        token = self._function.set(name)
         with self._lock:
             self._active[name] += 1
         started = time.perf_counter()
@@ -178,12 +182,12 @@ class Meter(StoreObserver):
                 meter.invocations += 1
                 meter.seconds += elapsed
                 meter.billed_ms += max(1, math.ceil(elapsed * 1000))
-            self._local.function = outer
+            self._function.reset(token)
 
     def _current(self) -> str:
-        name = getattr(self._local, "function", None)
+        name = self._function.get()
         if name is not None:
-            return str(name)
+            return name
         with self._lock:
             running = {n for n, count in self._active.items() if count > 0}
         return running.pop() if len(running) == 1 else UNATTRIBUTED

@@ -29,13 +29,14 @@ from typing import Any, Final
 import boto3
 from moto import mock_aws
 
+from inference import handlers as inference_handlers
 from stepnet.client import StackResources
 from stepnet.engine import patches
-from stepnet.engine.provision import create_tables_and_bucket
+from stepnet.engine.provision import create_tables_and_bucket, notification_configuration
 from stepnet.engine.runtime import Isolation, LambdaRuntime
 from stepnet.engine.service import AccountService
 from trainer import settings
-from trainer.contract import names
+from trainer.contract import names, wiring
 from trainer.contract.environment import FunctionEnvironment
 from trainer.contract.functions import (
     LAMBDA_ARCHITECTURE,
@@ -66,10 +67,13 @@ CREDENTIALS: Final = {  # any will do; moto checks none
 LOG_LEVEL: Final = "WARNING"
 
 
-def function_environment(resources: dict[str, str], **limits: int) -> dict[str, str]:
-    """The environment every function gets, as in the stack (``limits``: any field of
-    :class:`~trainer.contract.environment.Limits` a deployment tunes)."""
-    return FunctionEnvironment(**resources, log_level=LOG_LEVEL, **limits).to_env()
+def environment_of(
+    logical: str, resources: dict[str, str], training_arn: str | None = None, **limits: int
+) -> dict[str, str]:
+    """Function ``logical``'s environment, as in the stack (``trainer.contract.wiring``;
+    ``limits``: any field of :class:`~trainer.contract.environment.Limits` a deployment tunes)."""
+    common = FunctionEnvironment(**resources, log_level=LOG_LEVEL, **limits)
+    return wiring.function_environment(logical, common, training_state_machine_arn=training_arn)
 
 
 class LocalAccount:
@@ -105,6 +109,8 @@ class LocalAccount:
         self.runtime = LambdaRuntime(isolation)
         self._exit = ExitStack()
         self.resources: StackResources | None = None
+        self._physical: dict[str, str] = {}
+        self._training_arn: str | None = None
 
     @property
     def endpoint_url(self) -> str | None:
@@ -187,16 +193,24 @@ class LocalAccount:
 
     def _configure(self, limits: Mapping[str, int]) -> None:
         self.limits = dict(limits)
-        environment = function_environment(self._physical, **self.limits)
         for logical, spec in self.functions.items():
             name = names.function_name(self.stack_name, logical)
+            environment = self._environment(logical)
             self.runtime.register(name, spec.handler, environment=environment)
             self.client("lambda").update_function_configuration(
                 FunctionName=name, Environment={"Variables": environment}
             )
+            if self.isolation == "threads":
+                self._set_env(environment)
         if self.isolation == "threads":
-            self._set_env(environment)
             _reset_handler_caches()
+
+    def _environment(self, logical: str) -> dict[str, str]:
+        """A function's environment; those that start runs get the Training machine's ARN."""
+        machines = self.functions[logical].grants.machines
+        return environment_of(
+            logical, self._physical, self._training_arn if machines else None, **self.limits
+        )
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         """An execution's events as ``get_execution_history`` returns them, read from the
@@ -219,14 +233,12 @@ class LocalAccount:
         }
         create_tables_and_bucket(self.client("dynamodb"), self.client("s3"), **physical)
         self._physical = physical
-        environment = function_environment(physical, **self.limits)
-        if self.isolation == "threads":  # handlers in this process read its environment
-            self._set_env(environment)
-            _reset_handler_caches()
         role = self._role()
+        # Functions that start runs need the Training machine's ARN: created after the machines.
         function_arns = {
-            logical: self._function(logical, spec, role, environment)
+            logical: self._function(logical, spec, role, self._environment(logical))
             for logical, spec in self.functions.items()
+            if not spec.grants.machines
         }
         machine_arns: dict[str, str] = {}
         for logical in creation_order():  # children first: a parent is given their ARNs
@@ -237,6 +249,15 @@ class LocalAccount:
                 roleArn=role,
                 type=STATE_MACHINES[logical].type,
             )["stateMachineArn"]
+        self._training_arn = machine_arns["Training"]
+        for logical, spec in self.functions.items():
+            if spec.grants.machines:
+                environment = self._environment(logical)
+                function_arns[logical] = self._function(logical, spec, role, environment)
+        self.client("s3").put_bucket_notification_configuration(
+            Bucket=physical["bucket"],
+            NotificationConfiguration=notification_configuration(function_arns),
+        )
         resources = StackResources(
             stack_name=self.stack_name,
             region=REGION,
@@ -296,6 +317,11 @@ class LocalAccount:
             environment=environment,
             label=logical,
         )
+        if self.isolation == "threads":
+            # In-process handlers read the functions' environment from this process's: the
+            # union of every function's (they agree on every variable they share).
+            self._set_env(environment)
+            _reset_handler_caches()
         response = self.client("lambda").create_function(
             FunctionName=name,
             Runtime=LAMBDA_RUNTIME,
@@ -320,3 +346,4 @@ def _placeholder_zip() -> bytes:
 
 def _reset_handler_caches() -> None:
     settings.install(None)
+    inference_handlers.reset()

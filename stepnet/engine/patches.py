@@ -15,17 +15,31 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
    parent waits for a child execution — a poll that reads the child's status from the emulator
    and calls ``DescribeExecution`` only once the child has ended (moto calls it through boto3
    every time: a tenth of the engine's CPU while epochs run in worker processes).
-4. Speed of moto's server (``stepnet serve``): the backend a request's host maps to is looked up
+4. S3 ranged GETs read only their bytes: moto 5.2.5 reads (and copies) the whole object for a
+   ``Range: bytes=a-b`` GET and slices it afterwards; the training reads its rows as byte
+   ranges of shards of tens of MB, so each such GET would cost the whole shard in time and
+   memory. The patch serves a single closed range from the object's buffer.
+5. S3 event notifications invoke their function asynchronously, as S3 does (an ``Event``
+   invocation): moto calls the function inside the PUT request, so an upload would wait for
+   the batch prediction it triggers (and a client time out and upload again). The patch runs
+   each invocation in its own thread and, like Lambda for an asynchronous invocation, retries
+   a failed one twice (after ``ASYNC_RETRY_SECONDS``, shortened from AWS's minutes).
+   :func:`wait_for_notifications` waits for the ones in flight.
+6. Speed of moto's server (``stepnet serve``): the backend a request's host maps to is looked up
    once per host (moto lists its own package directory for every request, under a lock all
    requests share).
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
+import logging
+import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +47,9 @@ import jsonpath_ng
 import jsonpath_ng.ext
 import moto
 from moto.awslambda import models as lambda_models
+from moto.s3 import models as s3_models
+from moto.s3 import notifications as s3_notifications
+from moto.s3 import responses as s3_responses
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import (
@@ -48,6 +65,7 @@ from stepnet.engine.runtime import LambdaRuntime, payload_json
 
 SUPPORTED_MOTO = ((5, 2, 5), (5, 3, 0))  # [lowest, highest) the patches were verified against
 SYNC_POLL_SECONDS = 0.05
+ASYNC_RETRY_SECONDS = (0.5, 1.0)  # Lambda retries an asynchronous invocation twice
 
 
 class EngineCompatibilityError(RuntimeError):
@@ -94,6 +112,8 @@ def apply() -> None:
         _patch_sync2_wait()
         _patch_boto_clients()
         _patch_json_path_parsing()
+        _patch_s3_ranged_get()
+        _patch_s3_notifications()
         _patch_server_dispatch()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
@@ -293,7 +313,126 @@ def _patch_json_path_parsing() -> None:
     result_path.parse = functools.lru_cache(maxsize=JSON_PATH_CACHE_SIZE)(jsonpath_ng.parse)  # type: ignore[attr-defined]
 
 
-# --- 4. moto's server: one backend lookup per host -----------------------------------------------
+# --- 4. S3 ranged GETs read their range only -----------------------------------------------------
+
+_RANGE: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "stepnet_s3_range", default=None
+)
+_SINGLE_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+def single_range(header: str | None) -> tuple[int, int] | None:
+    """``(first, last)`` of a ``Range: bytes=first-last`` header (both given, one range)."""
+    match = _SINGLE_RANGE.match((header or "").strip())
+    if match is None or int(match[1]) > int(match[2]):
+        return None
+    return int(match[1]), int(match[2])
+
+
+def _patch_s3_ranged_get() -> None:
+    # FakeKey.value is a property (moto types it as its getter): read from the class dict
+    value: property = vars(s3_models.FakeKey)["value"]
+    whole = value.fget
+    assert whole is not None
+
+    def ranged_value(self: Any) -> bytes:
+        span = _RANGE.get()
+        if span is None:
+            return bytes(whole(self))
+        first, last = span
+        with self.lock:
+            self._value_buffer.seek(first)
+            return bytes(self._value_buffer.read(last - first + 1))
+
+    s3_models.FakeKey.value = property(ranged_value, value.fset)  # type: ignore[assignment]
+    original = s3_responses.S3Response.get_object
+
+    @functools.wraps(original)
+    def get_object(self: Any) -> Any:
+        span = single_range(self.headers.get("range"))
+        if span is None or self._get_int_param("partNumber"):
+            return original(self)
+        key, _ = self._get_key()
+        if key.multipart or span[0] >= key.size:
+            return original(self)  # moto's own handling (and its errors)
+        span = (span[0], min(span[1], key.size - 1))
+        token = _RANGE.set(span)
+        try:
+            status, headers, body = original(self)
+        finally:
+            _RANGE.reset(token)
+        if status != 200:
+            return status, headers, body
+        for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
+            del headers[name]  # a range has no checksum (as moto drops it)
+        headers["content-range"] = f"bytes {span[0]}-{span[1]}/{key.size}"
+        headers["content-length"] = str(len(body))
+        return 206, headers, body  # not 200: moto slices only 200 responses
+
+    s3_responses.S3Response.get_object = get_object  # type: ignore[method-assign]
+
+
+# --- 5. S3 notifications: asynchronous invocations -----------------------------------------------
+
+_in_flight: set[threading.Thread] = set()
+_in_flight_lock = threading.Lock()
+logger = logging.getLogger("stepnet.engine")
+
+
+def _patch_s3_notifications() -> None:
+    original = s3_notifications._invoke_awslambda
+
+    def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        runtime = _runtime_for(fn_arn)
+        if runtime is None:
+            return original(account_id, event_body, fn_arn, region_name)
+        thread = threading.Thread(
+            target=_invoke_with_retries,
+            args=(runtime, fn_arn, event_body),
+            name=f"s3-notification-{fn_arn.rsplit(':', 1)[-1]}",
+            daemon=True,
+        )
+        with _in_flight_lock:
+            _in_flight.add(thread)
+        thread.start()
+        return None
+
+    # moto's send_event calls it by its module-level name
+    s3_notifications._invoke_awslambda = invoke_async
+
+
+def _invoke_with_retries(runtime: LambdaRuntime, function: str, event: Any) -> None:
+    try:
+        for delay in (*ASYNC_RETRY_SECONDS, None):
+            _, error = runtime.invoke(function, event)
+            if error is None:
+                return
+            if delay is None:
+                logger.warning("asynchronous invocation of %s failed 3 times; dropped", function)
+                return
+            time.sleep(delay)
+    finally:
+        with _in_flight_lock:
+            _in_flight.discard(threading.current_thread())
+
+
+def wait_for_notifications(timeout: float = 60.0) -> bool:
+    """Wait until every asynchronous invocation started by an S3 notification has ended (those
+    it starts in turn too); False if some still run after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _in_flight_lock:
+            running = list(_in_flight)
+        if not running:
+            return True
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            with _in_flight_lock:
+                return not _in_flight
+
+
+# --- 6. moto's server: one backend lookup per host -----------------------------------------------
 
 
 def _patch_server_dispatch() -> None:

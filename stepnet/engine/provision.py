@@ -10,7 +10,7 @@ Every step is idempotent: running it against an account that already has them is
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,6 +20,7 @@ from trainer.contract.storage import (
     KEY_ATTRIBUTE_TYPE,
     TABLES,
     LifecycleRule,
+    ObjectTrigger,
     TableName,
     TableSpec,
 )
@@ -110,3 +111,28 @@ def create_tables_and_bucket(
         if spec.ttl_attribute is not None:
             _enable_ttl(dynamodb_client, table_names[table], spec.ttl_attribute)
     _create_bucket(s3_client, bucket)
+
+
+def notification_configuration(
+    function_arns: Mapping[str, str], triggers: Iterable[ObjectTrigger] = DATA_BUCKET.triggers
+) -> dict[str, Any]:
+    """``PutBucketNotificationConfiguration`` of the data bucket: each trigger of the contract
+    (``DATA_BUCKET.triggers``) invokes its function, given by ARN in ``function_arns``."""
+    return {
+        "LambdaFunctionConfigurations": [
+            {
+                "Id": f"{trigger.function}-{trigger.suffix.lstrip('.')}",
+                "LambdaFunctionArn": function_arns[trigger.function],
+                "Events": list(trigger.events),
+                "Filter": {
+                    "Key": {
+                        "FilterRules": [
+                            {"Name": "prefix", "Value": trigger.prefix},
+                            {"Name": "suffix", "Value": trigger.suffix},
+                        ]
+                    }
+                },
+            }
+            for trigger in triggers
+        ]
+    }

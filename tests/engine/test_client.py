@@ -138,8 +138,9 @@ def test_serve_works_with_the_real_aws_cli(tmp_path: Path) -> None:
         )["executions"]  # fmt: skip
         assert sorted(e["name"] for e in epochs) == ["served-epoch-001", "served-epoch-002"]
         history = _aws(endpoint, "stepfunctions", "get-execution-history", "--execution-arn", arn)
-        # Initialize, 2 × (Train epoch, Evaluate epoch), Export model
-        assert sum(e["type"] == "TaskSucceeded" for e in history["events"]) == 6
+        # Initialize, Check and Prepare (one group of shards each), Start, 2 × Train epoch (it
+        # evaluates the epoch too), Export model, Register model, Promote if better
+        assert sum(e["type"] == "TaskSucceeded" for e in history["events"]) == 9
         # and stepnet's own client works through the same endpoint
         out = tmp_path / "out"
         for command in (

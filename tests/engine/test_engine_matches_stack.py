@@ -8,14 +8,19 @@ CloudFormation (table and bucket names, ARNs) is compared by what it designates:
 variable's `Ref` by the table or bucket it points at, an ARN in a definition by the function or
 machine it names.
 
-Last, the functions' own calls: every DynamoDB and S3 call each handler makes on the engine must
-be allowed by its role in the template, and every storage permission in that role must be used.
+Last, the functions' own calls: every DynamoDB, S3 and Step Functions call each handler makes on
+the engine must be allowed by its role in the template, and every such permission in that role
+must be used: the workflow's functions through a whole run per mode, the API's and the
+prediction functions' on that run (a prediction for an uploaded file through the bucket's
+trigger).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,15 +32,19 @@ import pytest
 from aws_cdk.assertions import Template
 from support import pipeline_driver
 
+from inference import handlers as inference_handlers
 from infra.stack import StepnetStack
 from stepnet.datasets import npz_bytes, synthetic_regression
-from stepnet.engine import LocalAccount
-from stepnet.engine.account import LOG_LEVEL
+from stepnet.engine import LocalAccount, patches
+from stepnet.engine.account import ACCOUNT_ID, LOG_LEVEL, REGION
+from stepnet.engine.runtime import LambdaContext
 from trainer import settings
 from trainer.contract import names
 from trainer.contract.environment import VARIABLES
-from trainer.contract.functions import FUNCTIONS, MODES
+from trainer.contract.functions import FUNCTIONS, MODES, key_matches
 from trainer.contract.statemachines import STATE_MACHINES, function_placeholder, machine_placeholder
+from trainer.data.shards import encode_shard
+from trainer.handlers import api as api_handler
 from trainer.store import Store
 
 pytestmark = [pytest.mark.engine, pytest.mark.infra, pytest.mark.slow]
@@ -50,6 +59,14 @@ MARKER = re.compile(r"<(function|machine):(\w+)>")
 
 
 # --- the two sides ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def account() -> Iterator[LocalAccount]:
+    """The account, its handlers in this process: the contract test hooks the clients of the
+    handlers it calls itself (the API's, the predictions') to see each function's calls."""
+    with LocalAccount(isolation="threads") as local:
+        yield local
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +88,9 @@ def _of_type(resources: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[
 @pytest.fixture(scope="module")
 def stack_functions(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """logical function name -> its properties in the template."""
-    by_name = {p["FunctionName"]: p for p in _of_type(resources, "AWS::Lambda::Function").values()}
+    functions = _of_type(resources, "AWS::Lambda::Function").values()
+    # (CDK's bucket-notifications custom resource is a function without a name)
+    by_name = {p["FunctionName"]: p for p in functions if "FunctionName" in p}
     return {logical: by_name[names.function_name(STACK_NAME, logical)] for logical in FUNCTIONS}
 
 
@@ -127,8 +146,12 @@ def test_the_same_functions_run_the_same_handlers_on_the_same_runtime_and_sizes(
 
 
 def test_every_function_gets_the_same_environment(
-    stack_functions: dict[str, dict[str, Any]], engine_functions: dict[str, dict[str, Any]]
+    stack_functions: dict[str, dict[str, Any]],
+    engine_functions: dict[str, dict[str, Any]],
+    account: LocalAccount,
 ) -> None:
+    assert account.resources is not None
+    account_training_arn = account.resources.training_arn
     # Given each side's environments
     for logical in FUNCTIONS:
         stack_env = stack_functions[logical]["Environment"]["Variables"]
@@ -139,14 +162,20 @@ def test_every_function_gets_the_same_environment(
         differing = {name for name, value in literal.items() if engine_env.get(name) != value}
 
         # Then the same variables, the same values but for the engine's one deliberate choice,
-        # and tokens exactly where the stack names its own tables and bucket
+        # and tokens exactly where the stack names its own tables, bucket and machine
         assert set(engine_env) == set(stack_env), logical
         assert differing <= {VARIABLES["log_level"]}, (
             logical,
             {name: (literal[name], engine_env.get(name)) for name in differing},
         )
-        assert engine_env[VARIABLES["log_level"]] == LOG_LEVEL
-        assert set(stack_env) - set(literal) == set(RESOURCE_VARIABLES), logical
+        spec = FUNCTIONS[logical]
+        tokens = {VARIABLES["bucket"]} if spec.package == "inference" else set(RESOURCE_VARIABLES)
+        if spec.grants.machines:
+            tokens.add(VARIABLES["training_state_machine_arn"])
+            assert engine_env[VARIABLES["training_state_machine_arn"]] == account_training_arn
+        if spec.package == "trainer":
+            assert engine_env[VARIABLES["log_level"]] == LOG_LEVEL
+        assert set(stack_env) - set(literal) == tokens, logical
 
 
 # --- the store: tables and bucket ------------------------------------------------------------
@@ -235,6 +264,55 @@ def test_the_bucket_has_the_same_lifecycle_rules(
     assert by_id([_engine_rule(rule) for rule in engine["Rules"]]) == by_id(
         [_stack_rule(rule) for rule in properties["LifecycleConfiguration"]["Rules"]]
     )
+
+
+def test_the_bucket_triggers_the_same_functions_on_the_same_keys(
+    designated: dict[str, Designated],
+    resources: dict[str, dict[str, Any]],
+    account: LocalAccount,
+) -> None:
+    # Given the data bucket's notifications on either side (the stack's through CDK's custom
+    # resource)
+    bucket = designated["bucket"]
+    (stack_side,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "Custom::S3BucketNotifications"
+        and r["Properties"]["BucketName"] == {"Ref": bucket.logical_id}
+    ]
+    engine_side = account.client("s3").get_bucket_notification_configuration(
+        Bucket=bucket.engine_name
+    )
+    functions = {
+        lid: r["Properties"]["FunctionName"]
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and "FunctionName" in r["Properties"]
+    }
+
+    # When each is read as (function, events, filter rules)
+    def read(configurations: list[dict[str, Any]], name_of: Any) -> set[Any]:
+        return {
+            (
+                name_of(c["LambdaFunctionArn"]),
+                tuple(sorted(c["Events"])),
+                tuple(
+                    sorted(
+                        (r["Name"].lower(), r["Value"]) for r in c["Filter"]["Key"]["FilterRules"]
+                    )
+                ),
+            )
+            for c in configurations
+        }
+
+    stack = read(
+        stack_side["NotificationConfiguration"]["LambdaFunctionConfigurations"],
+        lambda arn: functions[arn["Fn::GetAtt"][0]],
+    )
+    engine = read(engine_side["LambdaFunctionConfigurations"], lambda arn: arn.rsplit(":", 1)[1])
+
+    # Then
+    assert engine == stack
+    assert stack  # batch inference is triggered
 
 
 # --- state machines --------------------------------------------------------------------------
@@ -355,8 +433,8 @@ Call = tuple[str, str, str]  # (IAM action, table or bucket name, object key or 
 
 @pytest.fixture(scope="module")
 def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
-    """Every store call each function's handler makes in a whole run per mode, each task retried
-    once (what Step Functions does after a lost response), every tensor spilled to S3 (inline
+    """Every store call each function's handler makes in a whole run per mode (and one on a
+    prefix of shards), each task retried once (what Step Functions does after a lost response), every tensor spilled to S3 (inline
     limit 0) and every invocation in a cold container (no cached tensors or configs)."""
     assert account.resources is not None
     observed: dict[str, set[Call]] = defaultdict(set)
@@ -364,19 +442,28 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
 
     def record(model: Any, params: dict[str, Any], event_name: str, **_: Any) -> None:
         service, operation = event_name.split(".")[1], model.name
-        if service == "dynamodb":
+        if service == "sfn":  # the API's: on the machine, or on an execution
+            arn = params.get("stateMachineArn") or params["executionArn"]
+            observed[running[0]].add((f"states:{operation}", arn, ""))
+        elif service == "dynamodb":
             tables = params["RequestItems"] if "RequestItems" in params else [params["TableName"]]
             for table in tables:
                 observed[running[0]].add((f"dynamodb:{operation}", table, ""))
-        else:  # HeadObject is allowed by s3:GetObject
-            action = "s3:GetObject" if operation == "HeadObject" else f"s3:{operation}"
+        else:  # HeadObject is allowed by s3:GetObject, ListObjectsV2 by s3:ListBucket
+            action = {"HeadObject": "s3:GetObject", "ListObjectsV2": "s3:ListBucket"}.get(
+                operation, f"s3:{operation}"
+            )
             observed[running[0]].add((action, params["Bucket"], params.get("Key", "")))
 
     dynamodb, s3 = account.client("dynamodb"), account.client("s3")
-    # a dataset where `stepnet start` uploads it
+    # a dataset where `stepnet start` uploads it: one file, and a prefix of two shards (one
+    # read in place, one compressed and so converted)
     X, y = synthetic_regression(n=48, d=3, k=2, seed=5)
     key = f"{names.S3_DATASETS_PREFIX}contract.npz"
     s3.put_object(Bucket=account.resources.bucket, Key=key, Body=npz_bytes(X, y))
+    prefix = f"{names.S3_DATASETS_PREFIX}contract-shards/"
+    for name, body in (("a.npz", encode_shard(X[:20], y[:20])), ("b.npz", npz_bytes(X, y))):
+        s3.put_object(Bucket=account.resources.bucket, Key=prefix + name, Body=body)
     for client in (dynamodb, s3):
         client.meta.events.register("before-parameter-build", record)
     store = Store.from_clients(
@@ -403,10 +490,10 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
         pipeline_driver.HANDLERS.update(
             {logical: cold(logical, h) for logical, h in original.items()}
         )
-        for mode in MODES:
+        for mode, source in (*((mode, key) for mode in MODES), ("fused", prefix)):
             config = {
-                "run_id": f"contract-{mode.replace('_', '-')}",
-                "dataset": {"source": store.objects.uri(key), "validation_fraction": 0.25},
+                "run_id": f"contract-{mode.replace('_', '-')}-{len(source)}",
+                "dataset": {"source": store.objects.uri(source), "validation_fraction": 0.25},
                 "model": {
                     "layers": [
                         {"units": 4, "activation": "tanh"},
@@ -421,25 +508,100 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
                 "mode": mode,
             }
             pipeline_driver.Pipeline(retry=True).train(config, config["run_id"])
+        _outside_the_workflow(account, config, running, record)
         yield observed
     finally:
         pipeline_driver.HANDLERS.update(original)
         settings.install(None)
+        inference_handlers.reset()
+
+
+def _outside_the_workflow(
+    account: LocalAccount, config: dict[str, Any], running: list[str], record: Any
+) -> None:
+    """The API and the prediction functions, each in a cold container, on the run ``config``
+    trained (and its pipeline, which it promoted): the API starts it again (its execution fails
+    at once, by an injected fault, so nothing runs in the background), lists the runs and
+    describes it; then a prediction online, and one for an uploaded file (through the bucket's
+    trigger)."""
+    assert account.resources is not None
+    run_id = config["run_id"]
+    running[0] = "Api"
+    settings.executions.cache_clear()
+    settings.executions().sfn.meta.events.register("before-parameter-build", record)
+    account.runtime.inject_fault(
+        names.function_name(account.stack_name, "Initialize"), "Contract.NotStarted"
+    )
+    requests = [
+        ("POST", "/runs", None, json.dumps(config)),
+        ("GET", "/runs", None, None),
+        ("GET", "/runs/{run_id}", {"run_id": run_id}, None),
+    ]
+    statuses = []
+    for method, resource, parameters, body in requests:
+        event = {"httpMethod": method, "resource": resource, "pathParameters": parameters}
+        statuses.append(api_handler.handler(event | {"body": body}, LambdaContext("stepnet-Api")))
+        if method == "POST":  # the started execution fails at once (the injected fault)
+            sfn = account.client("stepfunctions")
+            arn = json.loads(statuses[-1]["body"])["execution_arn"]
+            while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+                time.sleep(0.05)
+    assert [r["statusCode"] for r in statuses] == [201, 200, 200], statuses
+
+    running[0] = "Predict"
+    inference_handlers.reset()
+    inference_handlers.s3_client().meta.events.register("before-parameter-build", record)
+    event = {"pathParameters": {"pipeline": run_id}, "body": json.dumps({"rows": [[0.0] * 3]})}
+    assert inference_handlers.online(event)["statusCode"] == 200
+
+    running[0] = "PredictBatch"
+    inference_handlers.reset()
+    inference_handlers.s3_client().meta.events.register("before-parameter-build", record)
+    uploader = account.client("s3")  # not recorded: the upload is the user's
+    bucket, key = account.resources.bucket, f"inference/{run_id}/in/rows.csv"
+    uploader.put_object(Bucket=bucket, Key=key, Body=b"a,b,c\n1,2,3\n")
+    assert patches.wait_for_notifications()  # S3 invokes the function asynchronously
+    uploader.head_object(Bucket=bucket, Key=f"inference/{run_id}/out/rows.csv")
 
 
 Allowed = tuple[str, str, str]  # (IAM action, table or bucket name, key prefix; "*" for the bucket)
 
 
+@pytest.fixture(scope="module")
+def stack_machine_arns(
+    resources: dict[str, dict[str, Any]], account: LocalAccount
+) -> dict[str, str]:
+    """Logical id of each state machine in the template -> its ARN in the engine."""
+    arns = {
+        m["name"]: m["stateMachineArn"]
+        for m in account.client("stepfunctions").list_state_machines()["stateMachines"]
+    }
+    return {
+        lid: arns[r["Properties"]["StateMachineName"]]
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+    }
+
+
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID}
+
+
 def _allowed_storage(
     resources: dict[str, dict[str, Any]], role: str, engine_names: dict[str, str]
 ) -> set[Allowed]:
-    """What the role allows on the tables and the bucket, in the engine's names
-    (``engine_names``: logical id of a table or the bucket -> its name in the engine)."""
+    """What the role allows on the tables, the bucket and the state machines, in the engine's
+    names (``engine_names``: logical id of a table, the bucket or a machine -> its name, or
+    ARN, in the engine)."""
 
     def target(resource: Any) -> tuple[str, str]:
         if set(resource) == {"Fn::GetAtt"}:
             return engine_names[resource["Fn::GetAtt"][0]], "*"
-        delimiter, (arn, suffix) = resource["Fn::Join"]
+        if set(resource) == {"Ref"}:  # a state machine
+            return engine_names[resource["Ref"]], ""
+        delimiter, parts = resource["Fn::Join"]
+        if isinstance(parts[0], str) and parts[0] == "arn:":  # executions: an ARN pattern
+            return "".join(p if isinstance(p, str) else PSEUDO[p["Ref"]] for p in parts), ""
+        (arn, suffix) = parts
         assert delimiter == "" and suffix.startswith("/") and suffix.endswith("*"), resource
         return engine_names[arn["Fn::GetAtt"][0]], suffix[1:-1]
 
@@ -460,9 +622,11 @@ def _allowed_storage(
 
 def _permits(allowed: Allowed, call: Call) -> bool:
     action, name, prefix = allowed
+    if action.startswith("states:"):  # an ARN, or an ARN pattern (executions: `…:Training:*`)
+        return action == call[0] and fnmatch.fnmatchcase(call[1], name)
     if (action, name) != call[:2]:
         return False
-    return prefix == "*" if not call[2] else prefix != "*" and call[2].startswith(prefix)
+    return prefix == "*" if not call[2] else prefix != "*" and key_matches(prefix, call[2])
 
 
 @pytest.mark.parametrize("logical", list(FUNCTIONS))
@@ -472,10 +636,12 @@ def test_each_function_does_exactly_what_its_role_allows(
     resources: dict[str, dict[str, Any]],
     stack_functions: dict[str, dict[str, Any]],
     designated: dict[str, Designated],
+    stack_machine_arns: dict[str, str],
 ) -> None:
     # Given the function's role in the template, in the engine's names
     role = stack_functions[logical]["Role"]["Fn::GetAtt"][0]
     engine_names = {d.logical_id: d.engine_name for d in designated.values()}
+    engine_names |= {lid: arn for lid, arn in stack_machine_arns.items()}
     allowed = _allowed_storage(resources, role, engine_names)
     made = calls[logical]
 
@@ -485,7 +651,7 @@ def test_each_function_does_exactly_what_its_role_allows(
     unused = sorted(a for a in allowed - listing if not any(_permits(a, c) for c in made))
 
     # Then every call is allowed, and every permission is needed
-    assert made, f"{logical} made no store calls"
+    assert made, f"{logical} made no calls"
     assert denied == []
     assert unused == []
     # (ListBucket is not called: it makes a missing key read as 404, for whoever reads objects)

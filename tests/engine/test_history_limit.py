@@ -44,14 +44,18 @@ def test_events_per_step_is_exact(account, tmp_path: Path, mode: str) -> None:
     # When an epoch runs
     run = run_local(config, None, account=account)
 
-    # Then its history has exactly the events the formula predicts (plus the fixed ones)
+    # Then its history has exactly the events the formula predicts (plus the fixed ones and the
+    # evaluation: one Map of one group of shards, and the Evaluate Task)
     events = run.histories[f"count-{mode}-epoch-001"]
     counts = Counter(e["type"] for e in events)
-    steps = counts["MapStateEntered"]
-    microbatches = counts["MapIterationStarted"]
+    groups = 1
+    steps = counts["MapStateEntered"] - 1
+    microbatches = counts["MapIterationStarted"] - groups
     per_step = schedule.events_per_step(workers=1, layers=config.n_layers, mode=mode) - 11
     fixed = 2 + 2 + 5 + 2  # execution start/end, first Choice, Plan, final Succeed
-    assert len(events) == fixed + steps * 11 + microbatches * per_step
+    evaluation = 4 + groups * (2 + 5) + 5
+    assert evaluation <= schedule.EVALUATION_EVENTS
+    assert len(events) == fixed + steps * 11 + microbatches * per_step + evaluation
 
 
 @pytest.mark.slow
@@ -83,7 +87,7 @@ def test_a_small_budget_splits_epochs_and_keeps_the_weights(account, tmp_path) -
     config = parse_config(digits_config(run_id="parts", epochs=2, workers=4))
 
     # When
-    with account.tuned(history_event_budget=5 * 167):
+    with account.tuned(history_event_budget=5 * 167 + schedule.EVALUATION_EVENTS):
         run = run_local(config, tmp_path, account=account)
 
     # Then each 12-step epoch ran as three executions: epoch, part-02, part-03

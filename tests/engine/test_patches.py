@@ -3,8 +3,10 @@ that an upgrade which breaks one fails here, loudly, rather than somewhere in a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -122,3 +124,77 @@ def test_lambda_invocations_run_in_process_through_the_lambda_api(account) -> No
     payload = json.loads(response["Payload"].read())
     assert payload["errorType"] == "ValidationError"
     assert "epoch" in payload["errorMessage"]
+
+
+def test_a_ranged_get_reads_only_its_range(account, monkeypatch) -> None:
+    # Given an object of 8 MB (spooled to disk by moto) in the account's bucket
+    s3 = account.client("s3")
+    bucket = account.resources.bucket
+    data = bytes(range(256)) * (8 * 4096)
+    s3.put_object(Bucket=bucket, Key="datasets/ranged.bin", Body=data)
+    whole_reads = []
+    value = vars(patches.s3_models.FakeKey)["value"]
+
+    def counting(key):
+        if patches._RANGE.get() is None:
+            whole_reads.append(key.name)
+        return value.fget(key)
+
+    monkeypatch.setattr(patches.s3_models.FakeKey, "value", property(counting, value.fset))
+
+    # When ranges are read, and the whole object
+    got = [
+        s3.get_object(Bucket=bucket, Key="datasets/ranged.bin", Range=f"bytes={a}-{b}")
+        for a, b in ((0, 0), (1000, 5095), (len(data) - 10, len(data) + 100))
+    ]
+    whole = s3.get_object(Bucket=bucket, Key="datasets/ranged.bin")["Body"].read()
+
+    # Then each range is its bytes (the last clipped to the object), read without the rest
+    assert [g["Body"].read() for g in got] == [data[:1], data[1000:5096], data[-10:]]
+    assert got[1]["ContentRange"] == f"bytes 1000-5095/{len(data)}"
+    assert got[1]["ContentLength"] == 4096
+    assert whole == data and whole_reads == ["datasets/ranged.bin"]
+    assert patches.single_range("bytes=5-") is None  # open ranges are moto's own
+    assert patches.single_range("bytes=5-9") == (5, 9)
+
+
+def test_s3_notifications_invoke_their_function_asynchronously_and_retry_a_failure(
+    account,
+) -> None:
+    # Given batch predictions held until released, and failing once (a transient S3 error, say)
+    s3 = account.client("s3")
+    bucket, function = account.resources.bucket, "stepnet-PredictBatch"
+    release = threading.Event()
+    threads: list[str] = []
+
+    @contextlib.contextmanager
+    def hold(name: str):
+        if name == function:
+            threads.append(threading.current_thread().name)
+            release.wait(30)
+        yield
+
+    before = account.runtime.invocations[function]
+    account.runtime.inject_fault(function, "Test.Transient", times=1)
+    account.runtime.hooks.append(hold)
+    try:
+        # When a file is uploaded under inference/<pipeline>/in/
+        started = time.monotonic()
+        s3.put_object(Bucket=bucket, Key="inference/patched/in/a.csv", Body=b"x\n1\n")
+        upload_seconds = time.monotonic() - started
+        release.set()
+        finished = patches.wait_for_notifications(timeout=30)
+    finally:
+        account.runtime.hooks.remove(hold)
+
+    # Then the upload returned while the function was still held (an asynchronous invocation),
+    # which ran in its own thread, failed once and was retried
+    assert upload_seconds < 10
+    assert finished
+    assert threads and all(name.startswith("s3-notification-") for name in threads)
+    assert account.runtime.invocations[function] - before == 2
+    # and the retry did its work: the pipeline has no model, so an error file says so
+    error = json.loads(
+        s3.get_object(Bucket=bucket, Key="inference/patched/out/a.error.json")["Body"].read()
+    )
+    assert error["status"] == 404

@@ -8,10 +8,20 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_lambda as lambda_
 
-from infra.bundling import NOT_SHIPPED, PACKAGE, bundle_lambda, lambda_code
+from infra.bundling import (
+    INFERENCE,
+    INFERENCE_FOR_TRAINER,
+    NOT_SHIPPED,
+    PACKAGE,
+    bundle_inference,
+    bundle_lambda,
+    inference_asset_hash,
+    inference_files,
+    lambda_code,
+)
 from infra.functions import PYTHON_VERSION, RUNTIME
 from infra.paths import LAMBDAS_DIR
-from trainer.contract.functions import FUNCTIONS, handler_module
+from trainer.contract.functions import FUNCTIONS, functions_of, handler_module
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -42,10 +52,12 @@ def test_bundle_holds_aarch64_numpy_and_the_trainer_package(tmp_path: Path) -> N
     assert tags and all(
         tag.startswith(f"{CP_TAG}-{CP_TAG}-manylinux") and tag.endswith("_aarch64") for tag in tags
     )
-    # and every handler module ships, without bytecode or tests
-    for logical in FUNCTIONS:
+    # and every handler module of the trainer ships, without bytecode or tests
+    for logical in functions_of("trainer"):
         module = handler_module(logical)
         assert (asset / (module.replace(".", "/") + ".py")).is_file(), module
+    # with the production pointer's spelling (inference.pointer) and nothing else of inference
+    assert sorted(p.name for p in (asset / INFERENCE).iterdir()) == sorted(INFERENCE_FOR_TRAINER)
     assert (asset / "pydantic_core").is_dir()
     assert (asset / "aws_lambda_powertools").is_dir()
     assert list(asset.rglob("__pycache__")) == []
@@ -97,8 +109,52 @@ def test_the_bundle_pins_exactly_the_versions_the_tests_run() -> None:
     assert {"numpy", "pydantic", "pydantic-core", "aws-lambda-powertools"} <= set(pins)
 
 
-def _imports(path: Path) -> set[str]:
-    """The ``trainer`` modules a source file imports (``from trainer.x import y`` gives both
+def test_the_inference_bundle_is_numpy_the_forward_pass_and_inference(tmp_path: Path) -> None:
+    # Given an empty output directory
+    asset = tmp_path / "inference-asset"
+
+    # When
+    bundle_inference(asset, python_version=PYTHON_VERSION)
+
+    # Then numpy for arm64, the prediction handlers, trainer.nn, and nothing needing pydantic
+    assert (
+        asset / "numpy" / "_core" / f"_multiarray_umath.{CPYTHON}-aarch64-linux-gnu.so"
+    ).is_file()
+    for logical in functions_of("inference"):
+        assert (asset / (handler_module(logical).replace(".", "/") + ".py")).is_file()
+    assert sorted(p.name for p in (asset / PACKAGE).iterdir()) == ["__init__.py", "nn"]
+    assert not (asset / "pydantic").exists() and not (asset / "aws_lambda_powertools").exists()
+    assert list(asset.rglob("__pycache__")) == []
+    size = _size(asset)
+    print(f"inference asset, unzipped: {size / 1024 / 1024:.1f} MB")
+    assert size < 60 * 1024 * 1024  # docs/inference.md's target
+
+
+def test_the_inference_asset_hash_follows_what_it_ships(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the hash of the shipped files
+    before = inference_asset_hash(PYTHON_VERSION)
+    shipped = {target for target, _ in inference_files()}
+
+    # When one shipped file changes (a copy of the tree, so the repository is untouched)
+    copy = tmp_path / "lambdas"
+    for target, source in inference_files():
+        (copy / target).parent.mkdir(parents=True, exist_ok=True)
+        (copy / target).write_bytes(source.read_bytes())
+    monkeypatch.setattr("infra.bundling.LAMBDAS_DIR", copy)
+    same = inference_asset_hash(PYTHON_VERSION)
+    (copy / "inference" / "model.py").write_text("# changed\n", encoding="utf-8")
+    changed = inference_asset_hash(PYTHON_VERSION)
+
+    # Then the hash is a function of the shipped files alone
+    assert "inference/handlers.py" in shipped and "trainer/nn/network.py" in shipped
+    assert not any(t.startswith(("trainer/handlers", "trainer/store")) for t in shipped)
+    assert same == before != changed
+
+
+def _imports(path: Path, package: str = PACKAGE) -> set[str]:
+    """The ``package`` modules a source file imports (``from trainer.x import y`` gives both
     ``trainer.x`` and ``trainer.x.y``; only the existing ones count)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -107,7 +163,7 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in found if name.split(".")[0] == PACKAGE}
+    return {name for name in found if name.split(".")[0] in (PACKAGE, INFERENCE)}
 
 
 def _source(module: str) -> Path | None:
@@ -118,12 +174,10 @@ def _source(module: str) -> Path | None:
     return None
 
 
-def test_no_handler_imports_what_is_not_shipped() -> None:
-    # Given every handler module, and the packages on the way to them
-    pending = [handler_module(logical) for logical in FUNCTIONS]
+def _reached(modules: list[str]) -> set[Path]:
+    """Every source file of trainer and inference the modules import, transitively."""
+    pending = list(modules)
     reached: set[Path] = set()
-
-    # When the imports are followed through the package
     while pending:
         module = pending.pop()
         parts = module.split(".")
@@ -132,8 +186,32 @@ def test_no_handler_imports_what_is_not_shipped() -> None:
             if source is not None and source not in reached:
                 reached.add(source)
                 pending.extend(_imports(source))
+    return reached
+
+
+def test_the_prediction_handlers_import_only_what_their_asset_ships() -> None:
+    # Given the prediction functions' handler modules
+    modules = [handler_module(logical) for logical in functions_of("inference")]
+
+    # When
+    reached = _reached(modules)
+
+    # Then they reach the inference package and the forward pass, nothing else of trainer
+    shipped = {source for _, source in inference_files()}
+    assert reached <= shipped
+    assert LAMBDAS_DIR / "trainer" / "nn" / "network.py" in reached  # the walk works
+
+
+def test_no_handler_imports_what_is_not_shipped() -> None:
+    # Given every handler module of the trainer, and the packages on the way to them
+    modules = [handler_module(logical) for logical in functions_of("trainer")]
+
+    # When the imports are followed through the packages
+    reached = _reached(modules)
 
     # Then none of them reaches a module the bundle leaves out
     not_shipped = {LAMBDAS_DIR / PACKAGE / relative for relative in NOT_SHIPPED}
     assert reached & not_shipped == set()
+    inference = {path for path in reached if path.is_relative_to(LAMBDAS_DIR / INFERENCE)}
+    assert inference == {LAMBDAS_DIR / INFERENCE / name for name in INFERENCE_FOR_TRAINER}
     assert LAMBDAS_DIR / PACKAGE / "contract" / "environment.py" in reached  # the walk works

@@ -5,19 +5,31 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
+from inference.settings import DEFAULT_POINTER_TTL_SECONDS
+from inference.settings import VARIABLES as INFERENCE_VARIABLES
 from infra.functions import ARCHITECTURE, RUNTIME, sized_specs
 from trainer.contract import names
 from trainer.contract.environment import VARIABLES
-from trainer.contract.functions import FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from trainer.contract.functions import (
+    FUNCTIONS,
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_RUNTIME,
+    functions_of,
+)
 
 pytestmark = pytest.mark.infra
 
 
 def _functions_by_name(template: Template) -> dict[str, dict[str, Any]]:
+    """The stack's own functions by name (CDK's bucket-notifications handler has no name)."""
     functions = template.find_resources("AWS::Lambda::Function")
-    return {f["Properties"]["FunctionName"]: f["Properties"] for f in functions.values()}
+    return {
+        f["Properties"]["FunctionName"]: f["Properties"]
+        for f in functions.values()
+        if "FunctionName" in f["Properties"]
+    }
 
 
 def test_without_overrides_the_specs_are_the_contracts() -> None:
@@ -33,8 +45,8 @@ def test_one_function_per_handler_named_from_the_stack(template: Template, stack
     # When
     functions = _functions_by_name(template)
 
-    # Then
-    template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS))
+    # Then (and CDK's custom resource that puts the bucket's notifications)
+    template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS) + 1)
     assert {name: f["Handler"] for name, f in functions.items()} == {
         names.function_name(stack.stack_name, logical): spec.handler
         for logical, spec in FUNCTIONS.items()
@@ -43,16 +55,15 @@ def test_one_function_per_handler_named_from_the_stack(template: Template, stack
 
 def test_functions_run_python_on_arm64_with_active_tracing(template: Template) -> None:
     # Given the synthesized stack
-    # When / Then
+    # When
+    functions = _functions_by_name(template)
+
+    # Then
     assert (RUNTIME.name, ARCHITECTURE.name) == (LAMBDA_RUNTIME, LAMBDA_ARCHITECTURE)
-    template.all_resources_properties(
-        "AWS::Lambda::Function",
-        {
-            "Architectures": ["arm64"],
-            "Runtime": "python3.14",
-            "TracingConfig": {"Mode": "Active"},
-        },
-    )
+    for function in functions.values():
+        assert function["Architectures"] == ["arm64"]
+        assert function["Runtime"] == "python3.14"
+        assert function["TracingConfig"] == {"Mode": "Active"}
 
 
 def test_functions_are_sized_by_the_spec_table(template: Template, stack: Any) -> None:
@@ -83,24 +94,40 @@ def test_environment_names_the_tables_bucket_and_service(
         if r["Type"] == "AWS::S3::Bucket" and "LoggingConfiguration" in r["Properties"]
     )
 
-    # When / Then
-    template.all_resources_properties(
-        "AWS::Lambda::Function",
-        {
-            "Environment": {
-                "Variables": {
-                    VARIABLES["runs_table"]: {"Ref": tables[names.RUNS_PK]},
-                    VARIABLES["tensors_table"]: {"Ref": tables[names.TENSORS_PK]},
-                    VARIABLES["bucket"]: {"Ref": data_bucket},
-                    VARIABLES["scratch_ttl_hours"]: str(names.SCRATCH_TTL_HOURS),
-                    VARIABLES["inline_limit_bytes"]: str(names.INLINE_LIMIT_BYTES),
-                    VARIABLES["history_event_budget"]: str(names.HISTORY_EVENT_BUDGET),
-                    VARIABLES["service_name"]: names.SERVICE_NAME,
-                    VARIABLES["log_level"]: "INFO",
-                }
-            }
-        },
+    common = {
+        VARIABLES["runs_table"]: {"Ref": tables[names.RUNS_PK]},
+        VARIABLES["tensors_table"]: {"Ref": tables[names.TENSORS_PK]},
+        VARIABLES["bucket"]: {"Ref": data_bucket},
+        VARIABLES["scratch_ttl_hours"]: str(names.SCRATCH_TTL_HOURS),
+        VARIABLES["inline_limit_bytes"]: str(names.INLINE_LIMIT_BYTES),
+        VARIABLES["history_event_budget"]: str(names.HISTORY_EVENT_BUDGET),
+        VARIABLES["service_name"]: names.SERVICE_NAME,
+        VARIABLES["log_level"]: "INFO",
+    }
+    training = next(
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+        and r["Properties"]["StateMachineName"] == "stepnet-Training"
     )
+
+    # When
+    functions = _functions_by_name(template)
+
+    # Then every trainer function names the tables, the bucket and the service; the API also
+    # the Training machine; the prediction functions the bucket and the pointer's TTL
+    for logical, spec in FUNCTIONS.items():
+        variables = functions[names.function_name("stepnet", logical)]["Environment"]["Variables"]
+        if spec.package == "inference":
+            assert variables == {
+                INFERENCE_VARIABLES["bucket"]: {"Ref": data_bucket},
+                INFERENCE_VARIABLES["pointer_ttl_seconds"]: repr(DEFAULT_POINTER_TTL_SECONDS),
+            }, logical
+        elif spec.grants.machines:
+            arn = VARIABLES["training_state_machine_arn"]
+            assert variables == common | {arn: {"Ref": training}}, logical
+        else:
+            assert variables == common, logical
 
 
 def test_context_overrides_memory_and_timeout_of_one_function(make_stack: Any) -> None:
@@ -146,11 +173,23 @@ def test_context_sets_the_scratch_ttl_and_the_log_level(make_stack: Any) -> None
     stack = make_stack(overrides)
     functions = _functions_by_name(Template.from_stack(stack))
 
-    # Then
-    for function in functions.values():
+    # Then (the trainer's functions: the prediction functions have neither)
+    for logical in functions_of("trainer"):
+        function = functions[names.function_name(stack.stack_name, logical)]
         variables = function["Environment"]["Variables"]
         assert variables[VARIABLES["scratch_ttl_hours"]] == "48"
         assert variables[VARIABLES["log_level"]] == "DEBUG"
+    # and the one scratch TTL also sets the bucket's rule for scratch objects: 48 h, 2 days
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [Match.object_like({"Prefix": "tensors/scratch/", "ExpirationInDays": 2})]
+                )
+            }
+        },
+    )
 
 
 def _allowed(resources: dict[str, Any], role: str) -> set[tuple[str, str]]:
@@ -207,6 +246,29 @@ def test_each_role_is_allowed_exactly_its_functions_grants(
     }
     if grants.lists_bucket:
         expected.add(("s3:ListBucket", json.dumps(bucket_arn, sort_keys=True)))
+    machines = {
+        r["Properties"]["StateMachineName"].removeprefix("stepnet-"): lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+    }
+    for machine, actions in grants.machine_actions().items():
+        executions = {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":states:",
+                    {"Ref": "AWS::Region"},
+                    ":",
+                    {"Ref": "AWS::AccountId"},
+                    f":execution:stepnet-{machine}:*",
+                ],
+            ]
+        }
+        for action in actions:
+            on = executions if action == "states:DescribeExecution" else {"Ref": machines[machine]}
+            expected.add((action, json.dumps(on, sort_keys=True)))
 
     # When (its log group and X-Ray are the same for every function)
     storage = {
@@ -225,11 +287,21 @@ def test_no_role_may_delete_or_scan(resources: dict[str, Any]) -> None:
     roles = {
         r["Properties"]["Role"]["Fn::GetAtt"][0]
         for r in resources.values()
-        if r["Type"] == "AWS::Lambda::Function"
+        if r["Type"] == "AWS::Lambda::Function" and "FunctionName" in r["Properties"]
     }
 
     # When
-    actions = {action for role in roles for action, _ in _allowed(resources, role)}
+    allowed = {(a, target) for role in roles for a, target in _allowed(resources, role)}
+    # but batch inference, which replaces an output file by an error file and back (and its
+    # policy is checked against its grants above)
+    bucket = next(
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::S3::Bucket" and "LoggingConfiguration" in r["Properties"]
+    )
+    outputs = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/inference/*/out/*"]]}
+    allowed.discard(("s3:DeleteObject", json.dumps(outputs, sort_keys=True)))
+    actions = {action for action, _ in allowed}
 
     # Then (no handler deletes, scans, updates in place or writes in batches)
     assert actions.isdisjoint(

@@ -1,12 +1,14 @@
 """Calls the Lambda handlers in the order the workflow does, without Step Functions.
 
-Mirrors ``statemachine/training.asl.json`` (Initialize run -> Train epoch -> Evaluate epoch ->
-More epochs? -> Export model) and ``statemachine/epoch.asl.json`` (Plan epoch -> per step a Map
-over the cursor's micro-batches whose items are built like the Map's ``ItemSelector`` ->
-Update weights -> More steps?). Each micro-batch invokes the functions of its path in
-``trainer.contract.workflow`` (the handlers' results move ``layer`` as the ASL's Choices expect;
-the engine tests run the real Choices). A "Continue in a new execution" goes straight back to
-"Train step" with the same cursor, which is what the continuation execution does.
+Mirrors ``statemachine/training.asl.json`` (Initialize run -> Check shards (a Map over groups of
+shards) -> Prepare shards (a Map) -> Start run -> Train epoch -> More epochs? -> Export model ->
+Register model -> Promote if better) and ``statemachine/epoch.asl.json`` (Plan epoch -> per step a Map over the cursor's
+micro-batches whose items are built like the Map's ``ItemSelector`` -> Update weights (with the
+Map's losses) -> More steps? -> at the end Evaluate shards (a Map) -> Evaluate epoch). Each
+micro-batch invokes the functions of its path in ``trainer.contract.workflow`` (the handlers'
+results move ``layer`` as the ASL's Choices expect; the engine tests run the real Choices). A
+"Continue in a new execution" goes straight back to "Train step" with the same cursor, which is
+what the continuation execution does.
 
 Every event is a plain dict, as Step Functions delivers it; every result is passed on as-is.
 With ``retry=True`` each task is invoked twice with the same event (what a Step Functions retry
@@ -24,7 +26,7 @@ from typing import Any
 
 from stepnet.engine.runtime import LambdaContext
 from trainer.contract import workflow
-from trainer.contract.functions import FUNCTIONS
+from trainer.contract.functions import FUNCTIONS, in_workflow
 
 Event = dict[str, Any]
 Handler = Callable[[Event, Any], Event]
@@ -37,7 +39,7 @@ def _handler(path: str) -> Handler:
 
 
 HANDLERS: dict[str, Handler] = {
-    logical: _handler(spec.handler) for logical, spec in FUNCTIONS.items()
+    logical: _handler(spec.handler) for logical, spec in FUNCTIONS.items() if in_workflow(logical)
 }
 
 
@@ -68,8 +70,11 @@ class Pipeline:
     retry: bool = False  # invoke every task twice with the same event
     calls: Counter[str] = field(default_factory=Counter)
     cursors: list[Event] = field(default_factory=list)  # every cursor Plan / Update returned
-    progress: list[Event] = field(default_factory=list)  # Initialize's and Evaluate's results
+    progress: list[Event] = field(default_factory=list)  # Start's and Evaluate's results
+    plans: list[Event] = field(default_factory=list)  # Initialize's results
     losses: list[float] = field(default_factory=list)  # the micro-batch losses Loss reported
+    registered: Event = field(default_factory=dict)  # Register's result
+    promotion: Event = field(default_factory=dict)  # Promote's result
 
     def task(self, name: str, event: Event) -> Event:
         self.calls[name] += 1
@@ -88,39 +93,72 @@ class Pipeline:
                 self.losses.append(task["loss"])
         return task
 
+    def map(self, function: Callable[[Event], Event], items: list[Event]) -> list[Event]:
+        """An inline Map: its iterations' results in item order."""
+        if self.threads:
+            with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                return list(pool.map(function, items))  # re-raises a failed iteration
+        return [function(item) for item in items]
+
     def train_step(self, cursor: Event) -> Event:
         """ "Train step" (the Map) then "Update weights": returns the next cursor."""
         items = [microbatch_task(cursor, m) for m in cursor["microbatches"]]
-        if self.threads:
-            with ThreadPoolExecutor(max_workers=self.threads) as pool:
-                list(pool.map(self.microbatch, items))  # re-raises a failed iteration
-        else:
-            for item in items:
-                self.microbatch(item)
-        cursor = self.task("Update", cursor)
+        results = self.map(self.microbatch, items)
+        cursor = self.task("Update", {"cursor": cursor, "losses": [r["loss"] for r in results]})
         self.cursors.append(cursor)
         return cursor
 
     def train_epoch(self, run: Event) -> Event:
-        """One Epoch execution (and its continuations); returns its final cursor."""
+        """One Epoch execution (and its continuations); returns the run's progress after it."""
         start = {"run_id": run["run_id"], "epoch": run["epoch"], "version": run["version"]}
         cursor = self.task("Plan", start)
         self.cursors.append(cursor)
         while True:
             cursor = self.train_step(cursor)
-            if cursor["done"]:  # "More steps?" -> "Epoch trained"
-                return cursor
+            if cursor["done"]:  # "More steps?" -> "Evaluate shards"
+                break
             # chunk_full: "Continue in a new execution", which goes straight to "Train step"
+        items = [
+            {"run_id": cursor["run_id"], "epoch": cursor["epoch"], "version": cursor["version"],
+             "group": group}
+            for group in cursor["groups"]
+        ]  # fmt: skip
+        self.map(lambda item: self.task("EvaluateShards", item), items)
+        end = {
+            "run_id": cursor["run_id"], "epoch": cursor["epoch"], "version": cursor["version"],
+            "loss_sum": cursor["loss_sum"],
+        }  # fmt: skip
+        return self.task("Evaluate", end)
+
+    def initialize(self, config: Event, execution_name: str) -> Event:
+        """Initialize run, Check shards, Prepare shards, Start run: the run's progress."""
+        plan = self.task("Initialize", {"config": config, "execution_name": execution_name})
+        self.plans.append(plan)
+        common = {"run_id": plan["run_id"], "config": plan["config"]}
+        checks = self.map(
+            lambda item: self.task("CheckShards", item),
+            [common | {"group": group} for group in plan["groups"]],
+        )
+        self.map(
+            lambda item: self.task("PrepareShards", item),
+            [common | {"group": group, "checks": checks} for group in plan["groups"]],
+        )
+        return self.task("Start", {"run_id": plan["run_id"], "checks": checks})
 
     def train(self, config: Event, execution_name: str) -> Event:
-        """The Training execution: returns Finalize's result (the run summary)."""
-        run = self.task("Initialize", {"config": config, "execution_name": execution_name})
+        """The Training execution: returns Finalize's result (the run summary); the registry's
+        results are kept in ``registered`` and ``promotion``."""
+        run = self.initialize(config, execution_name)
         self.progress.append(run)
         while True:
-            cursor = self.train_epoch(run)
-            end = {"run_id": run["run_id"], "epoch": run["epoch"], "version": cursor["version"]}
-            run = self.task("Evaluate", end)
+            run = self.train_epoch(run)
             self.progress.append(run)
             if run["done"]:  # "More epochs?"
                 break
-        return self.task("Finalize", {"run_id": run["run_id"], "version": run["version"]})
+        summary = self.task("Finalize", {"run_id": run["run_id"], "version": run["version"]})
+        # "Register model" -> "Promote if better" -> "Promoted?" (either outcome ends the run)
+        request = {"run_id": summary["run_id"], "version": summary["version"]}
+        self.registered = self.task("Register", request)
+        request = {"pipeline": self.registered["pipeline"], "run_id": summary["run_id"]}
+        self.promotion = self.task("Promote", request)
+        return summary

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from trainer.config import RUN_ID_PATTERN, ConfigError, RunConfig, parse_config
+from inference import pointer
+from trainer.config import PIPELINE_PATTERN, RUN_ID_PATTERN, ConfigError, RunConfig, parse_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits.json"
 
@@ -153,7 +154,7 @@ def test_mse_with_a_linear_last_layer_parses() -> None:
         ("run_id", "my run", "run_id", RUN_ID_PATTERN),
         ("run_id", "", "run_id", RUN_ID_PATTERN),
         ("run_id", "a/b", "run_id", RUN_ID_PATTERN),
-        ("dataset.source", "data.txt", "dataset.source", "ending in .npz or .csv"),
+        ("dataset.source", "data.txt", "dataset.source", "a .npz or .csv file, a folder"),
         ("dataset.source", "builtin:mnist", "dataset.source", "'builtin:digits'"),
         ("dataset.validation_fraction", 0.0, "dataset.validation_fraction", "greater than 0"),
         ("dataset.validation_fraction", 1.0, "dataset.validation_fraction", "less than 1"),
@@ -434,3 +435,69 @@ def test_a_per_layer_step_too_large_for_one_execution_is_an_error() -> None:
     # Then the error says why and what to do; fused mode is accepted
     assert "workers × layers" in message and "use mode 'fused'" in message
     assert parse_config(document | {"mode": "fused"}).workers == 40
+
+
+# --- the registry's fields --------------------------------------------------------------------
+
+
+def test_a_run_s_pipeline_defaults_to_its_run_id_and_its_rule_to_the_loss_s_metric() -> None:
+    # Given / When
+    config = parse_config(example())
+
+    # Then
+    assert config.pipeline is None and config.pipeline_name == config.run_id
+    assert config.promotion_metric == "val_accuracy" and config.promote_if.margin == 0.0
+    assert "pipeline" not in json.loads(config.to_json())  # as the user wrote it
+
+
+def test_a_pipeline_and_a_rule_are_kept() -> None:
+    # Given
+    document = example() | {
+        "pipeline": "digits",
+        "promote_if": {"metric": "val_loss", "margin": 0.01},
+    }
+
+    # When
+    config = parse_config(document)
+
+    # Then
+    assert (config.pipeline_name, config.promotion_metric, config.promote_if.margin) == (
+        "digits", "val_loss", 0.01,
+    )  # fmt: skip
+    assert parse_config(config.to_json()) == config
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"pipeline": "a/b"}, "pipeline: String should match pattern"),
+        ({"pipeline": "x" * 65}, "pipeline: String should match pattern"),
+        (
+            {"promote_if": {"metric": "f1"}},
+            "promote_if.metric: Input should be 'val_accuracy' or 'val_loss'",
+        ),
+        (
+            {"promote_if": {"margin": -0.1}},
+            "promote_if.margin: Input should be greater than or equal to 0",
+        ),
+        ({"promote_if": {"metric": "val_loss", "by": 1}}, "promote_if.by: unknown field"),
+    ],
+)
+def test_a_bad_pipeline_or_rule_is_named(changes: Document, message: str) -> None:
+    # When / Then
+    assert message in config_error(example() | changes)
+
+
+def test_accuracy_cannot_promote_a_regression_run() -> None:
+    # Given an mse run asking for val_accuracy
+    document = example() | {"loss": "mse", "promote_if": {"metric": "val_accuracy"}}
+    document["model"]["layers"][-1]["activation"] = "linear"
+
+    # When / Then
+    assert "'val_accuracy' needs loss 'cross_entropy'" in config_error(document)
+    assert parse_config(document | {"promote_if": {}}).promotion_metric == "val_loss"
+
+
+def test_a_pipeline_name_is_what_the_inference_pointer_accepts() -> None:
+    # Then (inference.pointer spells the pipeline names of S3 keys and API paths)
+    assert pointer.PIPELINE_PATTERN.pattern == PIPELINE_PATTERN

@@ -2,8 +2,13 @@
 handlers.
 
 ``FunctionEnvironment.to_env()`` gives the variables the stack (``infra/functions.py``) and the
-local engine (``stepnet/engine/account.py``) set on every function; ``from_env()`` validates them
-once per container (``trainer.settings``). A variable is named here and nowhere else.
+local engine (``stepnet/engine/account.py``) set on every function of the ``trainer`` package;
+``from_env()`` validates them once per container (``trainer.settings``). A function granted Step
+Functions actions (the API) also gets the Training machine's ARN (:class:`ApiEnvironment`). A
+variable is named here and nowhere else, but for the prediction functions': they run the
+numpy-only ``inference`` package, which cannot import pydantic, so ``inference.settings`` names
+theirs (the bucket's variable is this module's, a test checks it); which function gets which
+environment: ``trainer.contract.wiring``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ VARIABLES: Final[Mapping[str, str]] = {
     "scratch_ttl_hours": "STEPNET_SCRATCH_TTL_HOURS",
     "inline_limit_bytes": "STEPNET_INLINE_LIMIT_BYTES",
     "history_event_budget": "STEPNET_HISTORY_EVENT_BUDGET",
+    "training_state_machine_arn": "STEPNET_TRAINING_STATE_MACHINE_ARN",
     "service_name": "POWERTOOLS_SERVICE_NAME",
     "log_level": "POWERTOOLS_LOG_LEVEL",
 }
@@ -71,9 +77,24 @@ class FunctionEnvironment(Limits):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> FunctionEnvironment:
-        """Validate ``environ`` (``os.environ``); the error names each bad variable."""
-        values = {field: environ[var] for field, var in VARIABLES.items() if var in environ}
-        return _validated(cls, values)
+        """Validate ``environ`` (``os.environ``); the error names each bad variable. Only this
+        model's variables are read (the local engine runs every function in one environment)."""
+        return _validated(cls, _values(cls, environ))
+
+
+class ApiEnvironment(FunctionEnvironment):
+    """The environment of a function that starts and follows runs (the API): every function's,
+    and the ARN of the Training state machine."""
+
+    training_state_machine_arn: str = Field(min_length=1)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ApiEnvironment:
+        return _validated(cls, _values(cls, environ))
+
+
+def _values(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, str]:
+    return {f: environ[VARIABLES[f]] for f in model.model_fields if VARIABLES[f] in environ}
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -6,15 +6,22 @@ runs (its :class:`Scope`) and exactly which table and bucket actions its handler
 :class:`Grants`, from which the stack writes the function's IAM role). The runtime and the
 architecture are one decision for every function.
 
-Pure (stdlib only): importable by the Lambdas, the engine and the CDK app alike.
+Two packages: the workflow's functions and the API's run the ``trainer`` package; the
+prediction functions run the numpy-only ``inference`` package (:data:`Package`), each bundled
+into its own asset by the stack.
+
+Pure (stdlib only): importable by the engine and the CDK app alike (not shipped to Lambda).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
+from inference.keys import IN, INFERENCE_PREFIX, OUT
+from inference.pointer import MODELS_PREFIX
 from trainer.contract import names
 from trainer.contract.storage import TableName
 
@@ -36,7 +43,7 @@ SIZE_LIMITS: Final[Mapping[Size, tuple[int, int]]] = {
 }
 
 # --- where a function runs --------------------------------------------------------------------
-Loop = Literal["run", "epoch", "microbatch"]
+Loop = Literal["run", "epoch", "microbatch", "request"]
 Mode = Literal["per_layer", "fused"]
 MODES: Final[tuple[Mode, ...]] = ("per_layer", "fused")
 
@@ -58,12 +65,23 @@ RUN: Final = Scope("run")  # the Training machine: before the first and after th
 EPOCH: Final = Scope("epoch")  # per epoch (Plan, Evaluate) or per step of one (Update)
 PER_LAYER: Final = Scope("microbatch", "per_layer")  # per layer and micro-batch
 FUSED: Final = Scope("microbatch", "fused")  # once per micro-batch, every layer
+# Outside the workflow: once per API request or per object uploaded for batch inference.
+REQUEST: Final = Scope("request")
+
+# --- what a function is bundled from ----------------------------------------------------------
+Package = Literal["trainer", "inference"]
+PACKAGES: Final[tuple[Package, ...]] = ("trainer", "inference")
 
 # --- what a function may do to the store ------------------------------------------------------
 TableAction = Literal[
     "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query"
 ]
-ObjectAction = Literal["s3:GetObject", "s3:PutObject"]
+ObjectAction = Literal["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+# Step Functions actions on a state machine of the stack (StartExecution, ListExecutions) or on
+# its executions (DescribeExecution).
+MachineAction = Literal[
+    "states:StartExecution", "states:ListExecutions", "states:DescribeExecution"
+]
 
 GET_ITEM: Final[TableAction] = "dynamodb:GetItem"
 BATCH_GET_ITEM: Final[TableAction] = "dynamodb:BatchGetItem"  # TensorStore.get_many
@@ -71,12 +89,25 @@ PUT_ITEM: Final[TableAction] = "dynamodb:PutItem"  # conditional: write-once, sc
 QUERY: Final[TableAction] = "dynamodb:Query"  # RunStore.list_epoch_metrics
 GET_OBJECT: Final[ObjectAction] = "s3:GetObject"  # also what HeadObject needs
 PUT_OBJECT: Final[ObjectAction] = "s3:PutObject"  # also with If-None-Match (write-once spills)
+# Only where a handler replaces one file by another: batch inference deletes the stale one of an
+# output / error-file pair (inference.handlers).
+DELETE_OBJECT: Final[ObjectAction] = "s3:DeleteObject"
+START_EXECUTION: Final[MachineAction] = "states:StartExecution"
+LIST_EXECUTIONS: Final[MachineAction] = "states:ListExecutions"
+DESCRIBE_EXECUTION: Final[MachineAction] = "states:DescribeExecution"  # on its executions
 
 # Object key prefixes a grant may be scoped to ("" is every key of the bucket).
 ANY_KEY: Final = ""
 TENSORS: Final = names.S3_TENSORS_PREFIX  # spilled tensor bundles, scratch ones included
 SCRATCH: Final = names.S3_SCRATCH_PREFIX  # spilled scratch bundles only
 RUNS: Final = names.S3_RUNS_PREFIX  # a run's exported model
+MODELS: Final = MODELS_PREFIX  # models/<pipeline>/production.json, the production pointers
+# Any run's exported model only (runs/<run_id>/ also holds a run's converted shards).
+RUN_MODELS: Final = f"{names.S3_RUNS_PREFIX}*/model/"
+# Batch inference, any pipeline: a `*` in a prefix matches one key segment's characters, as in
+# an IAM resource (inference/*/in/ and inference/*/out/).
+INFERENCE_IN: Final = f"{INFERENCE_PREFIX}*/{IN}"
+INFERENCE_OUT: Final = f"{INFERENCE_PREFIX}*/{OUT}"
 
 
 def _table(*actions: TableAction) -> frozenset[TableAction]:
@@ -87,6 +118,10 @@ def _objects(*actions: ObjectAction) -> frozenset[ObjectAction]:
     return frozenset(actions)
 
 
+def _machine(*actions: MachineAction) -> frozenset[MachineAction]:
+    return frozenset(actions)
+
+
 @dataclass(frozen=True)
 class Grants:
     """Exactly the table and bucket actions a function's handler calls (``trainer.dal`` and
@@ -94,10 +129,15 @@ class Grants:
 
     ``tables``: a table of :data:`trainer.contract.storage.TABLES` -> DynamoDB actions.
     ``objects``: an object key prefix in the data bucket -> S3 actions on the keys below it.
+    ``machines``: a state machine of ``trainer.contract.statemachines.STATE_MACHINES`` ->
+    Step Functions actions on it (or, for ``states:DescribeExecution``, on its executions). A
+    function granted any gets the machine's ARN in its environment
+    (``trainer.contract.environment.ApiEnvironment``).
     """
 
     tables: Mapping[TableName, frozenset[TableAction]] = field(default_factory=dict)
     objects: Mapping[str, frozenset[ObjectAction]] = field(default_factory=dict)
+    machines: Mapping[str, frozenset[MachineAction]] = field(default_factory=dict)
 
     @property
     def lists_bucket(self) -> bool:
@@ -115,16 +155,22 @@ class Grants:
         """The S3 object actions per key prefix, sorted."""
         return {prefix: tuple(sorted(a)) for prefix, a in self.objects.items() if a}
 
+    def machine_actions(self) -> dict[str, tuple[MachineAction, ...]]:
+        """The Step Functions actions per state machine, sorted."""
+        return {machine: tuple(sorted(a)) for machine, a in self.machines.items() if a}
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One Lambda function: its handler (``module.function``), size, scope and grants."""
+    """One Lambda function: its handler (``module.function``), size, scope, grants and the
+    package it is bundled from (the handler's module is in it)."""
 
     handler: str
     memory_mb: int
     timeout_s: int
     scope: Scope
     grants: Grants
+    package: Package = "trainer"
 
     def __post_init__(self) -> None:
         low, high = MEMORY_LIMITS_MB
@@ -133,53 +179,93 @@ class FunctionSpec:
         low, high = TIMEOUT_LIMITS_S
         if not low <= self.timeout_s <= high:
             raise ValueError(f"{self.handler}: timeout_s {self.timeout_s} not in [{low}, {high}]")
+        if self.handler.split(".")[0] != self.package:
+            raise ValueError(f"{self.handler}: not a handler of package {self.package!r}")
 
 
-# Every function reads the run's config first (RunStore.get_config_json), except Initialize,
-# which writes it.
+# Every function reads the run's config first (RunStore.get_config_json), except those that get
+# it in their input before the run is recorded (Initialize, CheckShards, PrepareShards).
 _READS_CONFIG: Final = _table(GET_ITEM)
 
-# The functions, in the order a run meets them (Gradients in place of Forward/Loss/Backward in
-# fused mode). Sizes: 1769 MB is one full vCPU, and numpy's matrix products are CPU-bound;
-# Initialize loads the dataset, Evaluate runs the whole training and validation sets, Gradients
-# every layer of a micro-batch. The stack lets CDK context override the sizes per deployment.
+# The functions, in the order a run meets them, then the API's and the predictions'
+# (Gradients in place of Forward/Loss/Backward in fused mode). Sizes follow the memory formula
+# of docs/data.md (``trainer.training.memory``): per invocation, the runtime's baseline
+# (~100 MB) + the model + one micro-batch or one chunk of rows + one shard for the shard
+# passes — never the dataset. 1769 MB is one full vCPU, which the CPU-bound tasks (numpy's
+# matrix products, parsing a shard) are given whatever they need in memory; the others get what
+# their formula needs with room. The stack lets CDK context override the sizes per deployment;
+# `stepnet cost` and the CLI check a config against them.
 FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     "Initialize": FunctionSpec(
         handler="trainer.handlers.initialize.handler",
-        memory_mb=1769,
+        memory_mb=256,  # the config and a listing of the source (1,000 keys a page)
+        timeout_s=60,
+        scope=RUN,
+        grants=Grants(
+            # lists the source's shards (or heads its one object); writes nothing
+            objects={ANY_KEY: _objects(GET_OBJECT)},
+        ),
+    ),
+    "CheckShards": FunctionSpec(
+        handler="trainer.handlers.check_shards.handler",
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # one shard at a time, whole, parsed (a CSV is ~5x its text); a vCPU
+        timeout_s=900,
+        scope=RUN,
+        grants=Grants(
+            # reads a group of shards (anywhere in the bucket); writes nothing
+            objects={ANY_KEY: _objects(GET_OBJECT)},
+        ),
+    ),
+    "PrepareShards": FunctionSpec(
+        handler="trainer.handlers.prepare_shards.handler",
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # as CheckShards, plus a converted copy of the shard
+        timeout_s=900,
+        scope=RUN,
+        grants=Grants(
+            # records the config (write-once); per shard its layout, moments and classes
+            tables={"runs": _table(GET_ITEM, PUT_ITEM), "tensors": _table(GET_ITEM, PUT_ITEM)},
+            objects={
+                ANY_KEY: _objects(GET_OBJECT),  # the shards; HeadObject of its own spills
+                RUNS: _objects(PUT_OBJECT),  # converted shards: runs/<run_id>/data/
+                TENSORS: _objects(PUT_OBJECT),  # spilled shard bundles
+            },
+        ),
+    ),
+    "Start": FunctionSpec(
+        handler="trainer.handlers.start.handler",
+        memory_mb=1024,  # every shard's moments (2 x features float64 each), weights v0
         timeout_s=300,
         scope=RUN,
         grants=Grants(
-            # config, dataset facts (write-once: a conditional put, then a read on a retry), status
-            tables={"runs": _table(GET_ITEM, PUT_ITEM), "tensors": _table(GET_ITEM, PUT_ITEM)},
-            objects={
-                # The dataset: any s3:// URI in the stack's bucket (docs/deploy.md), not only
-                # datasets/ where `stepnet start` uploads. Covers HeadObject on tensors/ too.
-                ANY_KEY: _objects(GET_OBJECT),
-                TENSORS: _objects(PUT_OBJECT),  # prepared data, weights and optimizer v0
+            # reads the shards' bundles; writes the dataset, its facts, status, weights v0
+            tables={
+                "runs": _table(GET_ITEM, PUT_ITEM),
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
             },
+            objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
         ),
     ),
     "Plan": FunctionSpec(
         handler="trainer.handlers.plan.handler",
-        memory_mb=512,
+        memory_mb=256,  # the dataset's bundle and its block table: O(blocks), never the rows
         timeout_s=60,
         scope=EPOCH,
         grants=Grants(
-            # reads the training data; writes the micro-batches (scratch) and the schedule
-            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
-            objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
+            # reads the prepared dataset; writes nothing
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM)},
+            objects={TENSORS: _objects(GET_OBJECT)},
         ),
     ),
     "Forward": FunctionSpec(
         handler="trainer.handlers.forward.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=PER_LAYER,
         grants=Grants(
-            # reads the layer's weights and its input (micro-batch or activation); writes A_l
+            # layer 1 reads the micro-batch's rows from the shards and keeps them (scratch);
+            # reads the layer's weights and its input; writes A_l
             tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
-            objects={TENSORS: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+            objects={ANY_KEY: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
         ),
     ),
     "Loss": FunctionSpec(
@@ -195,7 +281,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "Backward": FunctionSpec(
         handler="trainer.handlers.backward.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=PER_LAYER,
         grants=Grants(
@@ -206,16 +292,17 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
     ),
     "Gradients": FunctionSpec(
         handler="trainer.handlers.gradients.handler",
-        memory_mb=1769,
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
         timeout_s=300,
         scope=FUSED,
         grants=Grants(
-            # reads the micro-batch and every layer's weights (one batch); writes the gradients
+            # reads the micro-batch's rows from the shards and every layer's weights (one
+            # batch); writes the gradients
             tables={
                 "runs": _READS_CONFIG,
                 "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
             },
-            objects={TENSORS: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+            objects={ANY_KEY: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
         ),
     ),
     "Update": FunctionSpec(
@@ -224,7 +311,7 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
         timeout_s=120,
         scope=EPOCH,
         grants=Grants(
-            # reads the schedule, weights, optimizer state and gradients; writes version v+1
+            # reads the dataset's size, weights, optimizer state and gradients; writes v+1
             tables={
                 "runs": _READS_CONFIG,
                 "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
@@ -232,13 +319,27 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
             objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
         ),
     ),
-    "Evaluate": FunctionSpec(
-        handler="trainer.handlers.evaluate.handler",
-        memory_mb=1769,
-        timeout_s=300,
+    "EvaluateShards": FunctionSpec(
+        handler="trainer.handlers.evaluate_shards.handler",
+        memory_mb=names.FULL_VCPU_MEMORY_MB,  # the model and one chunk of 4,096 rows at a time; a vCPU
+        timeout_s=900,
         scope=EPOCH,
         grants=Grants(
-            # reads the weights and both data sets; writes the epoch's metrics (write-once)
+            # reads the weights and a group of shards' rows; writes per-shard sums (scratch)
+            tables={
+                "runs": _READS_CONFIG,
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
+            },
+            objects={ANY_KEY: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
+        ),
+    ),
+    "Evaluate": FunctionSpec(
+        handler="trainer.handlers.evaluate.handler",
+        memory_mb=256,  # at most 40 small bundles of per-shard sums
+        timeout_s=60,
+        scope=EPOCH,
+        grants=Grants(
+            # reads the groups' sums; writes the epoch's metrics (write-once)
             tables={
                 "runs": _table(GET_ITEM, PUT_ITEM),
                 "tensors": _table(GET_ITEM, BATCH_GET_ITEM),
@@ -252,13 +353,75 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
         timeout_s=120,
         scope=RUN,
         grants=Grants(
-            # reads the dataset facts, every epoch's metrics and the weights; writes the model
-            # files and the status
+            # reads the dataset's statistics, every epoch's metrics and the weights; writes the
+            # model files and the status
             tables={
                 "runs": _table(GET_ITEM, PUT_ITEM, QUERY),
-                "tensors": _table(BATCH_GET_ITEM),
+                "tensors": _table(GET_ITEM, BATCH_GET_ITEM),
             },
             objects={TENSORS: _objects(GET_OBJECT), RUNS: _objects(PUT_OBJECT)},
+        ),
+    ),
+    # The registry, after Export (trainer.registry): small records, no tensors.
+    "Register": FunctionSpec(
+        handler="trainer.handlers.register.handler",
+        memory_mb=512,
+        timeout_s=60,
+        scope=RUN,
+        grants=Grants(
+            # reads the config, the dataset facts and every epoch's metrics; writes the model
+            # version and the pipeline's index record (both write-once)
+            tables={"runs": _table(GET_ITEM, PUT_ITEM, QUERY)},
+        ),
+    ),
+    "Promote": FunctionSpec(
+        handler="trainer.handlers.promote.handler",
+        memory_mb=512,
+        timeout_s=60,
+        scope=RUN,
+        grants=Grants(
+            # reads the model versions and the production record; replaces the production record
+            # (conditionally on its revision) and writes the decision; writes the S3 pointer
+            tables={"runs": _table(GET_ITEM, PUT_ITEM)},
+            objects={MODELS: _objects(PUT_OBJECT)},
+        ),
+    ),
+    # Outside the workflow: the API (trainer.handlers.api) and the predictions (inference).
+    "Api": FunctionSpec(
+        handler="trainer.handlers.api.handler",
+        memory_mb=512,
+        timeout_s=30,  # API Gateway waits 29 s
+        scope=REQUEST,
+        grants=Grants(
+            # a run's config, status, metrics and registry records; starts, lists and
+            # describes Training executions
+            tables={"runs": _table(GET_ITEM, QUERY)},
+            machines={"Training": _machine(START_EXECUTION, LIST_EXECUTIONS, DESCRIBE_EXECUTION)},
+        ),
+    ),
+    "Predict": FunctionSpec(
+        handler="inference.handlers.online",
+        memory_mb=1024,  # ~1 MB of weights for a 784-256-128-10 network (docs/inference.md)
+        timeout_s=30,
+        scope=REQUEST,
+        package="inference",
+        grants=Grants(objects={MODELS: _objects(GET_OBJECT), RUN_MODELS: _objects(GET_OBJECT)}),
+    ),
+    "PredictBatch": FunctionSpec(
+        handler="inference.handlers.batch",
+        memory_mb=1769,  # one vCPU; the batch limits follow the memory (inference.rows)
+        timeout_s=900,
+        scope=REQUEST,
+        package="inference",
+        grants=Grants(
+            # the pointer, the model, the uploaded rows; writes the output or the error file
+            # and deletes the other one of the pair
+            objects={
+                MODELS: _objects(GET_OBJECT),
+                RUN_MODELS: _objects(GET_OBJECT),
+                INFERENCE_IN: _objects(GET_OBJECT),
+                INFERENCE_OUT: _objects(PUT_OBJECT, DELETE_OBJECT),
+            }
         ),
     ),
 }
@@ -277,6 +440,25 @@ def functions_in(loop: Loop, mode: Mode | None = None) -> tuple[str, ...]:
 def handler_module(logical: str) -> str:
     """The module a function's handler lives in, e.g. ``trainer.handlers.forward``."""
     return FUNCTIONS[logical].handler.rsplit(".", 1)[0]
+
+
+def functions_of(package: Package) -> tuple[str, ...]:
+    """The functions bundled from ``package``, in :data:`FUNCTIONS` order."""
+    return tuple(logical for logical, spec in FUNCTIONS.items() if spec.package == package)
+
+
+def in_workflow(logical: str) -> bool:
+    """Whether a state machine invokes the function (every scope but ``request``)."""
+    return FUNCTIONS[logical].scope.loop != "request"
+
+
+def key_matches(prefix: str, key: str) -> bool:
+    """Whether a grant's ``prefix`` covers ``key``, as IAM matches ``<prefix>*``: a ``*`` in
+    the prefix matches any characters (``inference/*/in/`` covers ``inference/p/in/a.csv``)."""
+    pattern = "".join(
+        ".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", prefix)
+    )
+    return re.match(pattern, key, flags=re.DOTALL) is not None
 
 
 # --- sizes overridden for one deployment or one run -------------------------------------------

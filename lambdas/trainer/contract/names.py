@@ -28,10 +28,12 @@ S3_DATASETS_PREFIX: Final = "datasets/"  # uploaded by the CLI: datasets/<name>.
 S3_RUNS_PREFIX: Final = "runs/"  # runs/<run_id>/model/: the exported model, from Finalize
 S3_TENSORS_PREFIX: Final = "tensors/"  # spilled tensor bundles, same key as in DynamoDB
 S3_SCRATCH_PREFIX: Final = "tensors/scratch/"  # expired by a lifecycle rule
-SCRATCH_EXPIRY_DAYS: Final = 1  # the bucket's lifecycle rule (storage.DATA_BUCKET)
-# Scratch items in the tensors table expire (DynamoDB TTL) this long after they are written: the
-# one default of the functions' STEPNET_SCRATCH_TTL_HOURS, as long as S3 keeps scratch objects.
-SCRATCH_TTL_HOURS: Final = 24 * SCRATCH_EXPIRY_DAYS
+# Scratch expires this long after it is written: the default of the one setting (the functions'
+# STEPNET_SCRATCH_TTL_HOURS, the stack's `scratch_ttl_hours` context) that sets both the
+# DynamoDB TTL of scratch items and the bucket's lifecycle rule for scratch objects, in whole
+# days rounded up (storage.data_bucket).
+SCRATCH_TTL_HOURS: Final = 24
+SCRATCH_EXPIRY_DAYS: Final = -(-SCRATCH_TTL_HOURS // 24)  # the default's lifecycle days
 
 # --- Tensor bundles: inline in DynamoDB, or spilled to S3 ---------------------------------------
 # Encoded bundles above this many bytes are spilled to S3, with a pointer item in DynamoDB. The
@@ -56,6 +58,9 @@ def state_machine_name(prefix: str, logical: str) -> str:
 
 
 DEFAULT_STACK_NAME: Final = "stepnet"
+
+# --- Lambda -------------------------------------------------------------------------------------
+FULL_VCPU_MEMORY_MB: Final = 1769  # Lambda gives a function one full vCPU at this memory size
 
 # --- Step Functions limits we plan against ------------------------------------------------------
 HISTORY_EVENT_LIMIT: Final = 25_000

@@ -15,10 +15,12 @@ Pure (stdlib only).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from inference.keys import INFERENCE_PREFIX, SUFFIXES
 from trainer.contract import names
 
 TableName = Literal["runs", "tensors"]
@@ -75,11 +77,24 @@ class LifecycleRule:
 
 
 @dataclass(frozen=True)
+class ObjectTrigger:
+    """An S3 event notification: objects created under ``prefix`` whose key ends in ``suffix``
+    invoke ``function`` (a function of ``trainer.contract.functions.FUNCTIONS``), with S3's
+    own event (``{"Records": [{"s3": {"bucket": …, "object": {"key", "size"}}}]}``)."""
+
+    function: str
+    prefix: str
+    suffix: str
+    events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+
+
+@dataclass(frozen=True)
 class BucketSpec:
-    """An S3 bucket: its lifecycle rules."""
+    """An S3 bucket: its lifecycle rules and its event notifications."""
 
     name_infix: str
     lifecycle_rules: tuple[LifecycleRule, ...]
+    triggers: tuple[ObjectTrigger, ...] = ()
 
     def physical_name(self, stack_name: str, account_id: str) -> str:
         """The bucket's name in the local engine's account, e.g. ``stepnet-data-123456789012``."""
@@ -89,18 +104,47 @@ class BucketSpec:
 # Abandoned multipart uploads are never billed for long (the store itself puts single parts).
 ABORT_INCOMPLETE_MULTIPART_DAYS: Final = 1
 
-# Datasets, spilled tensors (tensors/), their scratch (tensors/scratch/, expired) and models.
-DATA_BUCKET: Final = BucketSpec(
-    name_infix="data",
-    lifecycle_rules=(
-        LifecycleRule(
-            id="expire-scratch-tensors",
-            prefix=names.S3_SCRATCH_PREFIX,
-            expiration_days=names.SCRATCH_EXPIRY_DAYS,
-        ),
-        LifecycleRule(
-            id="abort-incomplete-multipart-uploads",
-            abort_multipart_days=ABORT_INCOMPLETE_MULTIPART_DAYS,
-        ),
-    ),
+# Batch inference: a file uploaded under inference/<pipeline>/in/ is predicted. A notification
+# filter is one prefix and one suffix and cannot say "in/" under any pipeline, so the filter is
+# inference/ with each input suffix; the function's own outputs (out/<name>.csv) match too and
+# are skipped by the handler (inference.keys.batch_input), which writes nothing for them: one
+# short invocation per output, no loop. docs/serving.md weighs this against EventBridge.
+INFERENCE_TRIGGERS: Final = tuple(
+    ObjectTrigger(function="PredictBatch", prefix=INFERENCE_PREFIX, suffix=suffix)
+    for suffix in SUFFIXES
 )
+
+
+def scratch_expiry_days(scratch_ttl_hours: int) -> int:
+    """The lifecycle rule's days for a scratch TTL: S3 expires objects in whole days, so the
+    hours rounded up (S3 keeps a scratch object at least as long as DynamoDB its item)."""
+    if scratch_ttl_hours < 1:
+        raise ValueError(f"the scratch TTL is at least one hour, got {scratch_ttl_hours}")
+    return math.ceil(scratch_ttl_hours / 24)
+
+
+def data_bucket(scratch_ttl_hours: int = names.SCRATCH_TTL_HOURS) -> BucketSpec:
+    """The data bucket: datasets, converted shards and models (runs/), spilled tensors
+    (tensors/) and their scratch (tensors/scratch/), which expires after the deployment's one
+    scratch TTL (``FunctionEnvironment.scratch_ttl_hours``, the stack's ``scratch_ttl_hours``
+    context), in days (:func:`scratch_expiry_days`); production pointers (models/) and batch
+    inference files (inference/, whose uploads trigger predictions: :data:`INFERENCE_TRIGGERS`)."""
+    return BucketSpec(
+        name_infix="data",
+        lifecycle_rules=(
+            LifecycleRule(
+                id="expire-scratch-tensors",
+                prefix=names.S3_SCRATCH_PREFIX,
+                expiration_days=scratch_expiry_days(scratch_ttl_hours),
+            ),
+            LifecycleRule(
+                id="abort-incomplete-multipart-uploads",
+                abort_multipart_days=ABORT_INCOMPLETE_MULTIPART_DAYS,
+            ),
+        ),
+        triggers=INFERENCE_TRIGGERS,
+    )
+
+
+# The bucket with the default scratch TTL (what the local engine provisions).
+DATA_BUCKET: Final = data_bucket()

@@ -19,15 +19,20 @@ The paths, for ``L`` layers:
 * per step: the Map, the Update Task and the "More steps?" Choice (3 states);
 * per Epoch execution: its first Choice, and at its end the Succeed, preceded by the
   continuation Task in every execution but the epoch's last; the Plan Task once per epoch, in
-  the first execution: ``3`` states per execution in all;
-* per epoch in the Training execution: Train epoch, Evaluate epoch, More epochs? (3 states);
-  per run: Initialize run and Export model (2 states).
+  the first execution: ``3`` states per execution in all; and in the epoch's last execution
+  its evaluation: the Map "Evaluate shards" with one Task per group of shards, then the
+  Evaluate Task (``G + 2`` states for ``G`` groups);
+* per epoch in the Training execution: Train epoch, More epochs? (2 states); per run:
+  Initialize run, the Maps "Check shards" and "Prepare shards" (one Task per group each),
+  Start run, Export model, Register model, Promote if better, Promoted? and one of Promoted /
+  Not promoted (``2G + 9`` states).
 
 History events per state (no retries): a Lambda Task 5 (entered, scheduled, started, succeeded,
 exited), a Choice or Succeed 2 (entered, exited), the Map 4 (entered, started, succeeded,
 exited), plus 2 per Map iteration (started, succeeded). So a step adds
 ``W × (2 + Σ events of the micro-batch path) + 4 + 5 + 2`` events: ``W(14L + 11) + 11`` per
-layer, ``9W + 11`` fused. ``tests/engine/test_history_limit.py`` checks it on real histories.
+layer, ``9W + 11`` fused; an epoch's evaluation ``4 + 7G + 5``.
+``tests/engine/test_history_limit.py`` checks it on real histories.
 
 Pure data and arithmetic: this module ships to Lambda (the config validation uses it), so it
 reads no ASL file.
@@ -71,17 +76,70 @@ EXECUTION_START: Final = (State("New epoch or continuation?", "Choice"),)
 EPOCH_START: Final = (State("Plan epoch", "Task", "Plan"),)  # the epoch's first execution only
 EPOCH_TRAINED: Final = State("Epoch trained", "Succeed")
 CONTINUE: Final = State("Continue in a new execution", "Task")  # starts the next part (no Lambda)
-EXECUTION_END: Final = (EPOCH_TRAINED,)  # the epoch's last execution
-CONTINUED_END: Final = (CONTINUE, EPOCH_TRAINED)  # every other execution
+CONTINUED_END: Final = (CONTINUE, EPOCH_TRAINED)  # every execution but the epoch's last
+EVALUATE: Final = State("Evaluate epoch", "Task", "Evaluate")
+
+
+@dataclass(frozen=True)
+class ShardMap:
+    """An inline Map over groups of consecutive shards whose iteration is one Task."""
+
+    map: State
+    task: State
+
+    def path(self, groups: int) -> tuple[State, ...]:
+        """The states it enters for ``groups`` groups: the Map, then its Task once per group."""
+        if groups < 1:
+            raise ValueError(f"a dataset has at least one group of shards, got {groups}")
+        return (self.map, *(self.task,) * groups)
+
+    def events(self, groups: int) -> int:
+        """Its history events: the Map's 4, and per group an iteration's 2 and its Task's."""
+        return EVENTS_PER_STATE["Map"] + groups * (
+            EVENTS_PER_MAP_ITERATION + EVENTS_PER_STATE[self.task.type]
+        )
+
+
+CHECK_SHARDS: Final = ShardMap(
+    State("Check shards", "Map"), State("Check a group of shards", "Task", "CheckShards")
+)
+PREPARE_SHARDS: Final = ShardMap(
+    State("Prepare shards", "Map"), State("Prepare a group of shards", "Task", "PrepareShards")
+)
+EVALUATE_SHARDS: Final = ShardMap(
+    State("Evaluate shards", "Map"), State("Evaluate a group of shards", "Task", "EvaluateShards")
+)
+
+
+def execution_end(groups: int) -> tuple[State, ...]:
+    """The states that end an epoch's last execution: its evaluation over ``groups`` groups of
+    shards (the Map and its Tasks, then the Evaluate Task) and the Succeed."""
+    return (*EVALUATE_SHARDS.path(groups), EVALUATE, EPOCH_TRAINED)
+
 
 # --- training.asl.json ---------------------------------------------------------------------------
-RUN_START: Final = (State("Initialize run", "Task", "Initialize"),)
+INITIALIZE: Final = State("Initialize run", "Task", "Initialize")
+START: Final = State("Start run", "Task", "Start")
 EPOCH_PATH: Final = (
-    State("Train epoch", "Task"),  # starts the Epoch execution (no Lambda)
-    State("Evaluate epoch", "Task", "Evaluate"),
+    State("Train epoch", "Task"),  # starts the Epoch execution, which evaluates too (no Lambda)
     State("More epochs?", "Choice"),
 )
-RUN_END: Final = (State("Export model", "Task", "Finalize"),)
+EXPORT: Final = State("Export model", "Task", "Finalize")
+# After Export, the registry: register the model, promote it or not, and end on the outcome.
+REGISTER: Final = State("Register model", "Task", "Register")
+PROMOTE: Final = State("Promote if better", "Task", "Promote")
+PROMOTED_CHOICE: Final = State("Promoted?", "Choice")
+PROMOTED: Final = State("Promoted", "Succeed")
+NOT_PROMOTED: Final = State("Not promoted", "Succeed")
+REGISTRY_PATH: Final = (REGISTER, PROMOTE, PROMOTED_CHOICE)
+OUTCOMES: Final = (PROMOTED, NOT_PROMOTED)  # one of them ends every run: the same count either way
+RUN_END: Final = (EXPORT, *REGISTRY_PATH, PROMOTED)
+
+
+def run_start(groups: int) -> tuple[State, ...]:
+    """The states a run enters before its first epoch, for ``groups`` groups of shards."""
+    return (INITIALIZE, *CHECK_SHARDS.path(groups), *PREPARE_SHARDS.path(groups), START)
+
 
 # --- history events (no retries) ----------------------------------------------------------------
 EVENTS_PER_STATE: Final[dict[StateType, int]] = {"Task": 5, "Choice": 2, "Succeed": 2, "Map": 4}
@@ -89,7 +147,16 @@ EVENTS_PER_MAP_ITERATION: Final = 2  # MapIterationStarted, MapIterationSucceede
 
 TRANSITIONS_PER_STEP: Final = len(STEP_PATH)
 TRAINING_TRANSITIONS_PER_EPOCH: Final = len(EPOCH_PATH)
-TRAINING_TRANSITIONS_PER_RUN: Final = len(RUN_START) + len(RUN_END)
+
+
+def training_transitions_per_run(groups: int) -> int:
+    """``StateEntered`` events of a run's fixed part in the Training execution: ``2G + 9``."""
+    return len(run_start(groups)) + len(RUN_END)
+
+
+def evaluation_events(groups: int) -> int:
+    """History events of an epoch's evaluation in its last execution: ``4 + 7G + 5``."""
+    return EVALUATE_SHARDS.events(groups) + EVENTS_PER_STATE[EVALUATE.type]
 
 
 def _check_mode(mode: str) -> None:
@@ -142,11 +209,12 @@ def transitions_per_microbatch(mode: str, layers: int) -> int:
 
 
 def epoch_transitions(
-    *, mode: str, layers: int, steps: int, microbatches: int, executions: int
+    *, mode: str, layers: int, steps: int, microbatches: int, executions: int, groups: int = 1
 ) -> int:
     """``StateEntered`` events of one epoch's Epoch executions (the epoch's ``executions``
     parts): per execution its first Choice and its end (continuation and/or Succeed), Plan once,
-    3 per step, ``transitions_per_microbatch`` per micro-batch: ``3·P + 3·S + M·t_mb``."""
+    3 per step, ``transitions_per_microbatch`` per micro-batch, and the evaluation over
+    ``groups`` groups of shards: ``3·P + 3·S + M·t_mb + G + 2``."""
     if executions < 1 or steps < executions or microbatches < steps:
         raise ValueError(
             f"an epoch of {steps} steps and {microbatches} micro-batches cannot take "
@@ -155,7 +223,7 @@ def epoch_transitions(
     return (
         executions * len(EXECUTION_START)
         + (executions - 1) * len(CONTINUED_END)
-        + len(EXECUTION_END)
+        + len(execution_end(groups))
         + len(EPOCH_START)
         + steps * TRANSITIONS_PER_STEP
         + microbatches * transitions_per_microbatch(mode, layers)
@@ -164,17 +232,18 @@ def epoch_transitions(
 
 def epoch_functions() -> tuple[str, ...]:
     """Every function an epoch invokes, in workflow order: Plan, the micro-batch functions of
-    both modes, Update, then Evaluate (in the Training execution)."""
+    both modes, Update, then EvaluateShards and Evaluate."""
     found = functions(EPOCH_START)
     for mode in MODES:
         found += [f for f in microbatch_functions(mode, 1) if f not in found]
-    found += functions(STEP_PATH) + functions(EPOCH_PATH)
+    found += functions(STEP_PATH) + functions(execution_end(1))
     return tuple(found)
 
 
 def run_functions() -> tuple[str, ...]:
-    """The functions a run invokes once: Initialize, Finalize."""
-    return tuple(functions(RUN_START) + functions(RUN_END))
+    """The functions a run invokes before and after its epochs: Initialize, CheckShards and
+    PrepareShards (once per group of shards), Start, Finalize, Register, Promote."""
+    return tuple(functions(run_start(1)) + functions(RUN_END))
 
 
 EPOCH_FUNCTIONS: Final = epoch_functions()

@@ -1,4 +1,11 @@
-"""Dataset preparation: split, standardize and encode labels (pure numpy, no I/O).
+"""Dataset preparation: standardize and encode labels (pure numpy, no I/O).
+
+The pipeline and the reference prepare a dataset shard by shard (``trainer.data.dataset``):
+its split is of whole blocks (``trainer.data.blocks``) and its statistics are merged
+(``trainer.data.stats``); they use :func:`split_sizes`, :func:`standardize`,
+:func:`encode_labels` and :func:`class_labels` from here. :func:`prepare` and
+:func:`split_indices` prepare one in-memory array with a row-level split: tests of the labels'
+rules and the shipped datasets use them; training does not.
 
 Shapes use ``n`` samples, ``d`` features and ``k`` outputs (classes, or regression targets).
 """
@@ -131,7 +138,7 @@ def _python_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _class_labels(y: np.ndarray) -> np.ndarray:
+def class_labels(y: np.ndarray) -> np.ndarray:
     """Classification labels as int64 (n,); whole-number floats are accepted."""
     if y.ndim != 1:
         raise fail(
@@ -170,7 +177,7 @@ def prepare(
     check_arrays(X, y)
     classes: list[Any] | None
     if classification:
-        labels = _class_labels(y)
+        labels = class_labels(y)
         unique = np.unique(labels)
         classes = [int(c) for c in unique]
         if len(classes) < 2:

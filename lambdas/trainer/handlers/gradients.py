@@ -1,4 +1,5 @@
-"""Fused mode: every layer of one micro-batch in one invocation (forward, loss, backward)."""
+"""Fused mode: every layer of one micro-batch in one invocation (read its rows, forward, loss,
+backward)."""
 
 from trainer import dal
 from trainer.handlers._edge import lambda_edge
@@ -10,11 +11,9 @@ from trainer.training.step import activations
 
 def run(store: Store, task: MicroBatchTask) -> MicroBatchTask:
     config = dal.run_config(store, task.run_id)
-    batch = dal.load_microbatch(store, task)
+    X, Y = dal.load_microbatch(store, config, dal.load_dataset(store, task.run_id), task)
     params = dal.load_params(store, task.run_id, task.version, task.layers)
-    loss, grads = microbatch_gradients(
-        params, activations(config), config.loss, batch["X"], batch["Y"]
-    )
+    loss, grads = microbatch_gradients(params, activations(config), config.loss, X, Y)
     key = dal.save_network_gradients(store, task, grads)
     return task.model_copy(update={"layer": 0, "key": key, "loss": loss})
 

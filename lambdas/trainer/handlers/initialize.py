@@ -1,32 +1,29 @@
-"""Initialize a run: validate the config and dataset, store the prepared data, weights v0."""
+"""Initialize a run: validate the config and list the dataset's shards. Writes nothing: the
+shards are checked next (``CheckShards``), before anything of the run is stored."""
+
+import json
 
 from trainer import dal
 from trainer.config import check_execution_name, parse_config
-from trainer.data.prepare import prepare
-from trainer.data.readers import read_dataset
-from trainer.data.sources import read_source
+from trainer.data.blocks import shard_groups
 from trainer.handlers._edge import lambda_edge, logger
-from trainer.messages import InitializeRequest, RunProgress
+from trainer.messages import InitializeRequest, RunPlan
 from trainer.store import Store
-from trainer.training.cursor import run_progress
-from trainer.training.step import initial_state
 
 
-def run(store: Store, request: InitializeRequest) -> RunProgress:
+def run(store: Store, request: InitializeRequest) -> RunPlan:
     config = parse_config({"run_id": request.execution_name} | request.config)
     check_execution_name(config, request.execution_name)
-    data, name = read_source(store, config.dataset.source)
-    X, y = read_dataset(data, name, config.dataset.label)
-    prepared = prepare(
-        X, y, classification=config.is_classification, n_outputs=config.model.layers[-1].units,
-        validation_fraction=config.dataset.validation_fraction, seed=config.seed,
-    )  # fmt: skip
-    dal.create_run(store, config, prepared)
-    params, optimizer = initial_state(config, prepared.X_train.shape[1])
-    dal.save_params(store, config.run_id, 0, params)
-    dal.save_optimizer(store, config.run_id, 0, optimizer)
-    logger.info("run initialized", run_id=config.run_id, n_train=len(prepared.X_train))
-    return run_progress(config, next_epoch=1, version=0)
+    listing = dal.list_source(store, config.dataset.source)
+    groups = shard_groups(len(listing.shards))
+    logger.info("run initialized", run_id=config.run_id, shards=len(listing.shards))
+    return RunPlan(
+        run_id=config.run_id,
+        config=json.loads(config.to_json()),
+        shards=len(listing.shards),
+        groups=list(range(groups)),
+        parallel=min(config.workers, groups),
+    )
 
 
 handler = lambda_edge(run, InitializeRequest)

@@ -10,7 +10,7 @@ from trainer.store import Store
 def run(store: Store, task: MicroBatchTask) -> MicroBatchTask:
     config = dal.run_config(store, task.run_id)
     A_L = dal.load_activation(store, task, task.layers)
-    Y = dal.load_microbatch(store, task)["Y"]
+    Y = dal.load_batch(store, task)["Y"]
     dZ = output_gradient(config.loss, config.model.layers[-1].activation, A_L, Y)
     key = dal.save_output_gradient(store, task, task.layers, dZ)
     loss = loss_value(config.loss, A_L, Y)

@@ -1,22 +1,26 @@
-"""Plan an epoch: shuffle, cut into steps and micro-batches, store the micro-batches."""
+"""Plan an epoch: how many steps, which micro-batches each has. Nothing is copied or stored:
+every micro-batch task recomputes its own rows from the seed and the epoch (docs/data.md)."""
 
 from trainer import dal, settings
+from trainer.data.blocks import shard_groups
 from trainer.handlers._edge import lambda_edge, logger
 from trainer.messages import Cursor, EpochStart
 from trainer.store import Store
 from trainer.training.cursor import first_cursor
-from trainer.training.schedule import epoch_order, step_layout
+from trainer.training.schedule import layout_sizes, step_layout
 
 
 def run(store: Store, start: EpochStart) -> Cursor:
     config = dal.run_config(store, start.run_id)
-    X, Y = dal.load_data(store, start.run_id, "train")
-    order = epoch_order(len(X), config.seed, start.epoch)
-    layout = step_layout(len(X), config.batch_size, config.workers)
-    schedule = dal.save_microbatches(store, start.run_id, start.epoch, X, Y, order, layout)
+    dataset = dal.load_dataset(store, start.run_id)
+    split = dataset.split(config.dataset.validation_fraction, config.seed)
+    layout = step_layout(split.n_train, config.batch_size, config.workers)
     logger.info("epoch planned", run_id=start.run_id, epoch=start.epoch, steps=layout.n_steps)
-    budget = settings.limits().history_event_budget
-    return first_cursor(config, start.epoch, start.version, schedule, budget=budget)
+    return first_cursor(
+        config, start.epoch, start.version, layout_sizes(layout, config.workers),
+        groups=shard_groups(len(dataset.shards)),
+        budget=settings.limits().history_event_budget,
+    )  # fmt: skip
 
 
 handler = lambda_edge(run, EpochStart)

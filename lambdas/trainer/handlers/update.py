@@ -2,23 +2,28 @@
 
 from trainer import dal
 from trainer.handlers._edge import lambda_edge
-from trainer.messages import Cursor
+from trainer.messages import Cursor, StepEnd
 from trainer.store import Store
 from trainer.training.cursor import next_cursor
-from trainer.training.step import apply_step
+from trainer.training.schedule import layout_sizes, step_layout
+from trainer.training.step import apply_step, step_loss_sum
 
 
-def run(store: Store, cursor: Cursor) -> Cursor:
+def run(store: Store, end: StepEnd) -> Cursor:
+    cursor = end.cursor
     config = dal.run_config(store, cursor.run_id)
-    schedule = dal.load_schedule(store, cursor.run_id, cursor.epoch)
-    sizes = dal.microbatch_sizes(schedule, cursor.step)
+    dataset = dal.load_dataset(store, cursor.run_id)
+    split = dataset.split(config.dataset.validation_fraction, config.seed)
+    layout = step_layout(split.n_train, config.batch_size, config.workers)
+    sizes = layout.sizes(cursor.step)
     params = dal.load_params(store, cursor.run_id, cursor.version, cursor.layers)
     optimizer = dal.load_optimizer(store, cursor.run_id, cursor.version, cursor.layers)
     grads = dal.load_gradients(store, cursor, len(sizes))
     params, optimizer = apply_step(config, params, optimizer, grads, sizes, cursor.version)
     dal.save_params(store, cursor.run_id, cursor.version + 1, params)
     dal.save_optimizer(store, cursor.run_id, cursor.version + 1, optimizer)
-    return next_cursor(cursor, schedule)
+    schedule = layout_sizes(layout, config.workers)
+    return next_cursor(cursor, schedule, step_loss_sum(cursor.loss_sum, end.losses, sizes))
 
 
-handler = lambda_edge(run, Cursor)
+handler = lambda_edge(run, StepEnd)

@@ -7,8 +7,8 @@ Immutable (written once, kept)::
     <run_id>/weights/v000012/layer1          the layer's parameters after 12 updates
     <run_id>/optimizer/v000012/layer1        the optimizer state that goes with them
 
-    <run_id>/data/train                      the prepared training data (X, Y); also "val"
-    <run_id>/schedules/e0003                 epoch 3's micro-batch sizes per step
+    <run_id>/data/dataset                    the prepared dataset: shards, statistics, classes
+    <run_id>/shards/s00003                   shard 3's layout, training moments and classes
 
 Scratch (expire after the scratch TTL)::
 
@@ -16,7 +16,8 @@ Scratch (expire after the scratch TTL)::
     <run_id>/scratch/v000012/mb003/dZ2       gradient of the loss w.r.t. layer 2's pre-activation
     <run_id>/scratch/v000012/mb003/grad1     layer 1's parameter gradients
     <run_id>/scratch/v000012/mb003/grads     fused mode: every layer's gradients in one bundle
-    <run_id>/batches/e0003/s000042/mb003     the micro-batch's X and Y
+    <run_id>/batches/e0003/s000042/mb003     the micro-batch's X and Y (per-layer mode)
+    <run_id>/evaluations/e0003/g07           an evaluation group's per-shard sums
 """
 
 from __future__ import annotations
@@ -57,16 +58,22 @@ def optimizer_key(run_id: str, version: int, layer: int) -> str:
     )
 
 
-def data_key(run_id: str, part: str) -> str:
-    """The prepared data of one part of the dataset ("train" or "val"). Immutable."""
-    if not isinstance(part, str) or not part or "/" in part:
-        raise ValueError(f"part must be a non-empty name without '/', e.g. 'train', got {part!r}")
-    return f"{_run(run_id)}/data/{part}"
+def dataset_key(run_id: str) -> str:
+    """The prepared dataset (shards, split size, statistics, classes). Immutable."""
+    return f"{_run(run_id)}/data/dataset"
 
 
-def schedule_key(run_id: str, epoch: int) -> str:
-    """An epoch's schedule (micro-batch sizes per step). Immutable."""
-    return f"{_run(run_id)}/schedules/e{_count('epoch', epoch, 0):04d}"
+def shard_key(run_id: str, shard: int) -> str:
+    """One shard as prepared: where its rows are, its training moments, its classes. Immutable."""
+    return f"{_run(run_id)}/shards/s{_count('shard', shard, 0):05d}"
+
+
+def evaluation_key(run_id: str, epoch: int, group: int) -> str:
+    """The per-shard loss sums of one evaluation group for one epoch. Scratch."""
+    return (
+        f"{_run(run_id)}/evaluations/e{_count('epoch', epoch, 0):04d}"
+        f"/g{_count('group', group, 0):02d}"
+    )
 
 
 def activation_key(run_id: str, version: int, microbatch: int, layer: int) -> str:

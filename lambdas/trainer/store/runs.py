@@ -271,7 +271,108 @@ class RunStore:
         rows.sort(key=lambda row: row[EPOCH])
         return rows
 
+    # --- the model registry (trainer.store.registry: records of pipeline partitions) ------------
+
+    def put_model_version(self, pipeline: str, run_id: str, document: Mapping[str, Any]) -> None:
+        """Register a run's model in a pipeline. Equal again: no-op. Different: error."""
+        from trainer.store import registry
+
+        item = registry.model_version_item(pipeline, run_id, document, self._now())
+        existing = self._put_once(item)
+        if existing is not None and existing[registry.DOCUMENT] != item[registry.DOCUMENT]:
+            raise RecordConflictError(
+                run_id,
+                item[RUNS_SK]["S"],
+                f"pipeline {pipeline!r} already has a different model version of run {run_id!r}",
+            )
+
+    def get_model_version(self, pipeline: str, run_id: str) -> dict[str, Any] | None:
+        from trainer.store import registry
+
+        item = self._get_item(registry.registry_key(pipeline, registry.model_record(run_id)))
+        return None if item is None else registry.document_of(item)
+
+    def put_decision(
+        self, pipeline: str, run_id: str, document: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Record the promotion decision on a run's model; the first one recorded stands (a
+        retry gets it back)."""
+        from trainer.store import registry
+
+        item = registry.decision_item(pipeline, run_id, document, self._now())
+        return registry.document_of(self._put_once(item) or item)
+
+    def get_decision(self, pipeline: str, run_id: str) -> dict[str, Any] | None:
+        from trainer.store import registry
+
+        item = self._get_item(registry.registry_key(pipeline, registry.decision_record(run_id)))
+        return None if item is None else registry.document_of(item)
+
+    def get_production(self, pipeline: str) -> dict[str, Any] | None:
+        """The production record (with its ``revision``), or None before the first promotion."""
+        from trainer.store import registry
+
+        item = self._get_item(registry.registry_key(pipeline, registry.PRODUCTION_RECORD))
+        return None if item is None else registry.document_of(item)
+
+    def put_production(self, pipeline: str, document: Mapping[str, Any], revision: int) -> None:
+        """Write revision ``revision`` of the production record if the record still holds
+        ``revision - 1`` (none for 1); else ProductionChangedError."""
+        from trainer.store import registry
+
+        item = registry.production_item(pipeline, document, revision, self._now())
+        try:
+            self._put(item, **registry.production_condition(revision))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            raise registry.ProductionChangedError(pipeline, revision) from None
+
+    def add_pipeline(self, pipeline: str) -> None:
+        """Record the pipeline in the registry's index (once)."""
+        from trainer.store import registry
+
+        self._put_once(registry.pipeline_item(pipeline, self._now()))
+
+    def list_pipelines(self) -> list[str]:
+        """Every pipeline that has a registered model, sorted."""
+        from trainer.store import registry
+
+        items = self._query(registry.PIPELINES_PARTITION)
+        return sorted(registry.pipeline_of(item) for item in items)
+
+    def list_registry(self, pipeline: str) -> dict[str, dict[str, Any]]:
+        """Every record of a pipeline (one Query): sort key -> document
+        (``model#<run>``, ``decision#<run>``, ``production``)."""
+        from trainer.store import registry
+
+        items = self._query(registry.pipeline_partition(pipeline))
+        return {str(item[RUNS_SK]["S"]): registry.document_of(item) for item in items}
+
     # --- plumbing --------------------------------------------------------------------------------
+
+    def _get_item(self, key: Item) -> Item | None:
+        response = self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        item: Item | None = response.get("Item")
+        return item
+
+    def _query(self, partition: str) -> list[Item]:
+        """Every item of a partition, following every page."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": RUNS_PK},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ConsistentRead": True,
+        }
+        items: list[Item] = []
+        while True:
+            response = self._ddb.query(**request)
+            items.extend(response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return items
+            request["ExclusiveStartKey"] = last
 
     def _get(self, run_id: str, record: str) -> Item | None:
         response = self._ddb.get_item(

@@ -44,10 +44,12 @@ def first_cursor(
     version: int,
     schedule: np.ndarray,
     *,
+    groups: int = 1,
     budget: int = HISTORY_EVENT_BUDGET,
 ) -> Cursor:
     """The cursor of an epoch's first step. ``schedule``: (steps, workers) micro-batch sizes;
-    ``budget``: history events one epoch execution may use (see ``steps_per_execution``)."""
+    ``groups``: the evaluation Map's groups of shards; ``budget``: history events one epoch
+    execution may use (see ``steps_per_execution``)."""
     chunk = steps_per_execution(
         workers=config.workers, layers=config.n_layers, mode=config.mode, budget=budget
     )
@@ -67,11 +69,14 @@ def first_cursor(
         continuation_name=continuation_name(config.run_id, epoch, 2),
         done=False,
         chunk_full=False,
+        loss_sum=0.0,
+        groups=list(range(groups)),
     )
 
 
-def next_cursor(cursor: Cursor, schedule: np.ndarray) -> Cursor:
-    """The cursor after ``cursor.step`` was applied (one more weights version)."""
+def next_cursor(cursor: Cursor, schedule: np.ndarray, loss_sum: float | None = None) -> Cursor:
+    """The cursor after ``cursor.step`` was applied (one more weights version); ``loss_sum``:
+    the epoch's ``Σ loss × examples`` with this step's micro-batches (unchanged if None)."""
     step = cursor.step + 1
     done = step >= cursor.steps
     chunk_full = not done and step - cursor.chunk_start >= cursor.chunk_steps
@@ -89,6 +94,7 @@ def next_cursor(cursor: Cursor, schedule: np.ndarray) -> Cursor:
             "continuation_name": continuation_name(cursor.run_id, cursor.epoch, part)
             if chunk_full
             else cursor.continuation_name,
+            "loss_sum": cursor.loss_sum if loss_sum is None else loss_sum,
         }
     )
 

@@ -3,20 +3,30 @@
 Pure functions shared by the pipeline's handlers and the single-process reference trainer, so that
 both walk the very same schedule.
 
+The data are blocks of consecutive rows of the dataset's shards (``trainer.data.blocks``); an
+epoch visits the training blocks in a seeded order and cuts that row sequence into steps and
+micro-batches. Nothing of it is stored: any task recomputes its own rows in O(blocks) from the
+dataset's shard sizes, the block size, the seed and the epoch (docs/data.md).
+
 Random streams (numpy ``default_rng`` seeded by a sequence, so streams never overlap):
-- the train/validation split: ``default_rng(seed)`` (see ``trainer.data.prepare.prepare``);
+- a single-file source's one-time row shuffle: ``default_rng(0)`` (``trainer.data.shards``);
+- the train/validation split of the blocks: ``default_rng(seed)`` (``trainer.data.blocks``);
 - the initial weights: ``default_rng([seed, 0])``;
-- the shuffle of epoch ``e`` (numbered from 1): ``default_rng([seed, e])``.
+- the shuffle of epoch ``e`` (numbered from 1): ``default_rng([seed, e])``, a permutation of the
+  training blocks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
 
 import numpy as np
 
 from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET
+from trainer.data.blocks import MAX_SHARD_GROUPS, Segment, Split, order_segments
 
 
 def init_rng(seed: int) -> np.random.Generator:
@@ -24,14 +34,44 @@ def init_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, 0])
 
 
-def epoch_order(n_train: int, seed: int, epoch: int) -> np.ndarray:
-    """The order in which epoch ``epoch`` (≥ 1) visits the training examples.
+def epoch_blocks(split: Split, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` (≥ 1) visits the training blocks: the training part's
+    blocks (in the split's order) permuted by ``default_rng([seed, epoch])``. With one shard and
+    one row per block it is a permutation of the training rows, as a global row shuffle."""
+    order: np.ndarray = split.train[epoch_permutation(len(split.train), seed, epoch)]
+    return order
 
-    Returns an int64 permutation of ``range(n_train)``.
-    """
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """``default_rng([seed, epoch]).permutation(n)``: epoch ``epoch``'s shuffle of ``n`` items."""
     if epoch < 1:
         raise ValueError(f"epochs are numbered from 1, got {epoch}")
-    return np.random.default_rng([seed, epoch]).permutation(n_train)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+@lru_cache(maxsize=4)
+def _epoch_order(split: Split, seed: int, epoch: int) -> np.ndarray:
+    order = epoch_blocks(split, seed, epoch)
+    order.flags.writeable = False
+    return order
+
+
+def microbatch_segments(
+    split: Split, seed: int, epoch: int, layout: StepLayout, step: int, microbatch: int
+) -> list[Segment]:
+    """The rows micro-batch ``microbatch`` of step ``step`` of epoch ``epoch`` trains on, as
+    segments of shards in the epoch's order (consecutive rows of a block stay together)."""
+    start, stop = layout.steps[step][microbatch]
+    return order_segments(split.blocks, _epoch_order(split, seed, epoch), start, stop)
+
+
+def layout_sizes(layout: StepLayout, workers: int) -> np.ndarray:
+    """int64 (steps, workers): examples per micro-batch, 0 where a short last step has fewer."""
+    sizes = np.zeros((layout.n_steps, workers), dtype=np.int64)
+    for step, slices in enumerate(layout.steps):
+        for microbatch, (start, stop) in enumerate(slices):
+            sizes[step, microbatch] = stop - start
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -50,6 +90,7 @@ class StepLayout:
         return [stop - start for start, stop in self.steps[step]]
 
 
+@lru_cache(maxsize=8)
 def step_layout(n_train: int, batch_size: int, workers: int) -> StepLayout:
     """Cut ``n_train`` ordered examples into steps of ``workers × batch_size`` examples.
 
@@ -79,15 +120,26 @@ def events_per_step(*, workers: int, layers: int, mode: str) -> int:
     return workflow.events_per_step(workers=workers, layers=layers, mode=mode)
 
 
+EVALUATION_EVENTS: Final = workflow.evaluation_events(MAX_SHARD_GROUPS)
+"""The most history events an epoch's evaluation adds to the execution that ends the epoch: the
+Map "Evaluate shards" (4), each of its at most ``MAX_SHARD_GROUPS`` iterations (2, and its Task's
+5) and the Task "Evaluate epoch" (5): 289. Every execution reserves them out of its budget."""
+
+
 def steps_per_execution(
     *, workers: int, layers: int, mode: str, budget: int = HISTORY_EVENT_BUDGET
 ) -> int:
     """How many steps one epoch execution may run before it continues in a new execution, so
-    that its history stays within ``budget`` events, far from Step Functions' 25,000 limit."""
-    steps = budget // events_per_step(workers=workers, layers=layers, mode=mode)
+    that its history — its steps, and the epoch's evaluation if it ends the epoch
+    (``EVALUATION_EVENTS``) — stays within ``budget`` events, far from Step Functions' 25,000
+    limit."""
+    steps = (budget - EVALUATION_EVENTS) // events_per_step(
+        workers=workers, layers=layers, mode=mode
+    )
     if steps < 1:
         raise ValueError(
-            f"one step of {workers} workers × {layers} layers in {mode} mode does not fit an "
-            f"execution's {budget}-event budget (the run config rejects this)"
+            f"one step of {workers} workers × {layers} layers in {mode} mode and the epoch's "
+            f"evaluation do not fit an execution's {budget}-event budget (the run config "
+            "rejects this)"
         )
     return steps

@@ -1,17 +1,22 @@
 """Training arithmetic shared by the pipeline's handlers and the reference trainer.
 
 Pure functions over numpy arrays and the run config: what the initial state is, how a step's
-micro-batch gradients become the next weights, and how an epoch is evaluated. Both ways of training
+micro-batch gradients become the next weights, and how an epoch is evaluated, shard by shard. Both ways of training
 call exactly these functions, so their weights agree bit for bit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from trainer.config import RunConfig
+from trainer.data.blocks import CHUNK_ROWS, Split, cut_segments, shard_part
+from trainer.data.dataset import Dataset
+from trainer.data.rows import READ_THREADS, ShardAccess, read_segments
 from trainer.nn import (
     LayerParams,
     OptimizerSpec,
@@ -84,26 +89,83 @@ def apply_step(
     return new_params, new_states
 
 
-def evaluate(
-    config: RunConfig,
-    params: Sequence[LayerParams],
-    X: np.ndarray,
-    Y: np.ndarray,
-    batch_rows: int = 8192,
-) -> tuple[float, float | None]:
-    """Data loss (no L2) of ``params`` on (X, Y) and, for classification, the accuracy.
+# --- evaluation ------------------------------------------------------------------------------
 
-    X: (n, d) float32, Y: (n, k) one-hot or targets. Computed in row blocks of ``batch_rows`` to
-    bound memory; the loss is the example-weighted mean of the blocks' mean losses.
-    """
-    n = X.shape[0]
-    total_loss = 0.0
+
+@dataclass(frozen=True)
+class ShardEvaluation:
+    """One shard's sums for an epoch's metrics: ``Σ loss × rows`` over its chunks of the training
+    part (when the train loss is ``final``) and of the validation part, their rows, and the
+    validation rows classified right."""
+
+    train_loss: float = 0.0
+    train_rows: int = 0
+    val_loss: float = 0.0
+    val_rows: int = 0
+    val_correct: int = 0
+
+
+def evaluate_shard(
+    config: RunConfig,
+    dataset: Dataset,
+    access: ShardAccess,
+    split: Split,
+    shard: int,
+    params: Sequence[LayerParams],
+) -> ShardEvaluation:
+    """Evaluate ``params`` on one shard: its rows of each part in row order, in chunks of
+    ``CHUNK_ROWS`` rows (the same chunks in the pipeline and the reference, so the same sums).
+    The training part is skipped when ``evaluation.train_loss`` is ``running``."""
+    parts = ("train", "val") if config.evaluation.train_loss == "final" else ("val",)
+    sums: dict[str, list[float]] = {"train": [], "val": []}
+    rows = {"train": 0, "val": 0}
     correct = 0
-    for start in range(0, n, batch_rows):
-        A = predict(list(params), activations(config), X[start : start + batch_rows])
-        Yb = Y[start : start + batch_rows]
-        total_loss += loss_value(config.loss, A, Yb) * Yb.shape[0]
-        if config.is_classification:
-            correct += int(np.sum(np.argmax(A, axis=1) == np.argmax(Yb, axis=1)))
-    accuracy = correct / n if config.is_classification else None
-    return total_loss / n, accuracy
+    n_outputs = config.model.layers[-1].units
+    acts = activations(config)
+    for part in parts:
+        for chunk in cut_segments(shard_part(split, part, shard), CHUNK_ROWS):
+            # the chunk's byte ranges in flight at once, in order (one shard: shard 0 here)
+            X_raw, y_raw = read_segments(
+                [access], [(0, lo, hi) for _, lo, hi in chunk], threads=READ_THREADS
+            )
+            X, Y = dataset.batch(X_raw, y_raw, n_outputs)
+            A = predict(list(params), acts, X)
+            n = int(X.shape[0])
+            sums[part].append(loss_value(config.loss, A, Y) * n)
+            rows[part] += n
+            if part == "val" and config.is_classification:
+                correct += int(np.sum(np.argmax(A, axis=1) == np.argmax(Y, axis=1)))
+    return ShardEvaluation(
+        train_loss=math.fsum(sums["train"]),
+        train_rows=rows["train"],
+        val_loss=math.fsum(sums["val"]),
+        val_rows=rows["val"],
+        val_correct=correct,
+    )
+
+
+def step_loss_sum(loss_sum: float, losses: Sequence[float], sizes: Sequence[int]) -> float:
+    """The running ``Σ loss × examples`` after one step's micro-batches (worker order)."""
+    if len(losses) != len(sizes):
+        raise ValueError(f"{len(losses)} losses for {len(sizes)} micro-batches")
+    return loss_sum + math.fsum(loss * n for loss, n in zip(losses, sizes, strict=True))
+
+
+def epoch_evaluation(
+    config: RunConfig, shards: Sequence[ShardEvaluation], split: Split, loss_sum: float
+) -> tuple[float, float, float | None]:
+    """``(train_loss, val_loss, val_accuracy)`` from every shard's sums (exactly summed, so the
+    order of the shards does not matter) and, for a ``running`` train loss, the epoch's
+    ``Σ loss × examples``."""
+    n_train, n_val = split.n_train, split.n_val
+    if sum(s.val_rows for s in shards) != n_val:
+        raise ValueError("the shards' validation rows do not add up to the validation part")
+    val_loss = math.fsum(s.val_loss for s in shards) / n_val
+    if config.evaluation.train_loss == "final":
+        if sum(s.train_rows for s in shards) != n_train:
+            raise ValueError("the shards' training rows do not add up to the training part")
+        train_loss = math.fsum(s.train_loss for s in shards) / n_train
+    else:
+        train_loss = loss_sum / n_train
+    accuracy = sum(s.val_correct for s in shards) / n_val if config.is_classification else None
+    return train_loss, val_loss, accuracy

@@ -1,5 +1,6 @@
-"""Initialize refuses bad configs and bad datasets with a clear error and writes nothing; a run id
-is taken once (a retry with the same config is fine)."""
+"""A run's initialization (Initialize, CheckShards, PrepareShards, Start, as the workflow runs
+them) refuses bad configs and bad datasets with a clear error that names the shard, and writes
+nothing; a run id is taken once (a retry with the same config is fine)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.pipeline_driver import invoke
+from support.pipeline_driver import Pipeline
 
 from stepnet.datasets import npz_bytes, synthetic_classification
 from trainer import settings
@@ -37,8 +38,11 @@ def document(source: str, **overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
-def initialize(config: dict[str, Any], execution_name: str = RUN) -> dict[str, Any]:
-    return invoke("Initialize", {"config": config, "execution_name": execution_name})
+def initialize(
+    config: dict[str, Any], execution_name: str = RUN, *, retry: bool = False
+) -> dict[str, Any]:
+    """The Training execution up to its first epoch: Start's result."""
+    return Pipeline(retry=retry).initialize(config, execution_name)
 
 
 def upload(aws: Any, name: str, data: bytes) -> str:
@@ -94,7 +98,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (_set("optimizer.learning_rate", -1), "optimizer.learning_rate: Input should be greater"),
         (_set("model.layers.0.units", 0), "model.layers.0.units: Input should be greater"),
         (_set("epochs", 0), "epochs: Input should be greater than or equal to 1"),
-        (_set("dataset.source", "data.txt"), "dataset.source: must be 'builtin:digits' or"),
+        (_set("dataset.source", "data.txt"), "dataset.source: must be 'builtin:digits', a .npz"),
         (_set("learning_rate", 0.1), "learning_rate: unknown field"),
         (_set("loss", "mse"), "a softmax last layer needs loss 'cross_entropy'"),
     ],
@@ -183,7 +187,7 @@ def with_nan() -> bytes:
             "classes.npz",
             raw_npz(X=X_GOOD, y=np.arange(10) % 5),
             {},
-            ["the data has 5 classes [0, 1, 2, 3, 4]", "model.layers[-1].units is 3"],
+            ["it holds 5 classes", "model.layers[-1].units is 3"],
         ),
         (
             "floats.npz",
@@ -208,6 +212,7 @@ def test_a_bad_dataset_is_refused_and_nothing_is_written(
 
     # Then
     message = str(raised.value)
+    assert message.startswith(f"dataset: shard {source}: ")
     for fragment in fragments:
         assert fragment in message
     assert_nothing_written(handler_env, [f"datasets/{name}"])
@@ -278,8 +283,8 @@ def test_initialize_retried_with_the_same_config_is_idempotent(handler_env: Any)
     runs = table_items(handler_env, handler_env.runs_table)
     items = table_items(handler_env, handler_env.tensors_table)
 
-    # When: the same event again, as a Step Functions retry delivers it
-    again = initialize(json.loads(json.dumps(config)))
+    # When: every task again with the same event, as a Step Functions retry delivers it
+    again = initialize(json.loads(json.dumps(config)), retry=True)
 
     # Then
     assert again == first

@@ -19,7 +19,7 @@ from stepnet.reference import TrainedModel, prepare_dataset, train
 from trainer import dal, settings
 from trainer.config import parse_config
 from trainer.store import ImmutableTensorError, keys
-from trainer.training.schedule import events_per_step, step_layout
+from trainer.training.schedule import EVALUATION_EVENTS, events_per_step, step_layout
 
 ROOT = Path(__file__).resolve().parents[3]
 EPOCHS = 2
@@ -78,7 +78,7 @@ def references(regression_file: Path) -> dict[str, Reference]:
         ("regression", regression_document(str(regression_file))),
     ):
         config = parse_config(document)
-        n_train = len(prepare_dataset(config).X_train)
+        n_train = prepare_dataset(config).split.n_train
         layout = step_layout(n_train, config.batch_size, config.workers)
         result[name] = Reference(
             trained=train(config, epochs=EPOCHS),
@@ -270,7 +270,7 @@ def test_a_long_epoch_continues_in_parts_with_the_same_weights(
 
     # When
     pipeline = Pipeline()
-    with tuned_limits(history_event_budget=2 * per_step):
+    with tuned_limits(history_event_budget=2 * per_step + EVALUATION_EVENTS):
         pipeline.train(document, execution_name="reg-pipeline")
 
     # Then: each epoch was cut into parts 1, 2, 3 after steps 2 and 4
@@ -310,7 +310,7 @@ def test_a_pipeline_whose_every_task_is_retried_trains_the_same_weights(
 def first_step(source: str) -> dict[str, Any]:
     """Initialize a 1-epoch regression run and plan epoch 1; returns the first cursor."""
     document = regression_document(source) | {"epochs": 1}
-    run = invoke("Initialize", {"config": document, "execution_name": "reg-pipeline"})
+    run = Pipeline().initialize(document, "reg-pipeline")
     return invoke("Plan", {"run_id": run["run_id"], "epoch": 1, "version": 0})
 
 
@@ -380,7 +380,8 @@ def test_a_retried_update_returns_the_same_cursor_and_leaves_the_weights(
     pipeline = Pipeline()
     for microbatch in cursor["microbatches"]:
         pipeline.microbatch(microbatch_task(cursor, microbatch))
-    first = invoke("Update", cursor)
+    step = {"cursor": cursor, "losses": [0.5] * len(cursor["microbatches"])}
+    first = invoke("Update", step)
     weights = {
         (version, layer): bundle(keys.weights_key("reg-pipeline", version, layer))
         for version in (0, 1)
@@ -389,7 +390,7 @@ def test_a_retried_update_returns_the_same_cursor_and_leaves_the_weights(
     items = tensor_items(handler_env)
 
     # When
-    again = invoke("Update", cursor)
+    again = invoke("Update", step)
 
     # Then
     assert again == first

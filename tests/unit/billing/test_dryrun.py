@@ -16,6 +16,7 @@ from stepnet.billing.rules import item_bytes
 from stepnet.datasets import synthetic_classification, write_npz
 from trainer.config import parse_config
 from trainer.contract import workflow
+from trainer.data.blocks import split_blocks
 from trainer.data.readers import read_dataset
 from trainer.store import TensorNotFoundError, codec, keys
 from trainer.store.tensors import tensor_item
@@ -129,7 +130,7 @@ def test_a_stand_in_has_the_shape_asked_for(fraction: float, source: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("n_train", "n_features", "expected"), [(500, None, (500, 64)), (None, 10, (1438, 10))]
+    ("n_train", "n_features", "expected"), [(500, None, (500, 64)), (None, 10, (1437, 10))]
 )
 def test_one_count_given_the_other_comes_from_the_dataset(
     n_train: int | None, n_features: int | None, expected: tuple[int, int]
@@ -161,36 +162,42 @@ def digits_run() -> dryrun.DryRun:
 
 
 def test_the_run_level_handlers_run_once_on_the_real_dataset(digits_run: dryrun.DryRun) -> None:
-    # Given the digits dry run, Then Initialize recorded the real split, and every function ran
-    assert (digits_run.info["n_train"], digits_run.info["n_val"]) == (1438, 359)
+    # Given the digits dry run, Then Start recorded the real split (blocks of 4 rows), and every
+    # function ran: the shard passes and the evaluation over the one group of the one shard
+    assert (digits_run.info["n_train"], digits_run.info["n_val"]) == (1437, 360)
     assert digits_run.layout.n_steps == 12
-    functions = {digits_run.initialize.function, digits_run.plan.function}
-    functions |= {digits_run.evaluate.function, digits_run.finalize.function}
+    assert digits_run.groups == 1 and len(digits_run.evaluate_shards) == 1
+    functions = {i.function for i in (*digits_run.fixed, digits_run.plan, digits_run.evaluate)}
+    functions |= {i.function for i in digits_run.evaluate_shards}
     for steps in digits_run.steps.values():
         for step in steps:
             functions.add(step.update.function)
             functions |= {i.function for mb in step.microbatches for i in mb.invocations}
     assert functions == set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS)
-    # Plan stored the epoch's 45 micro-batches and its schedule; Finalize exported 3 files
-    assert digits_run.plan.store.ddb_writes == 45 + 1
+    # Plan stored nothing (each micro-batch reads its rows from the shard); the one shard, a
+    # single file, was converted (shuffled) into one object; Finalize exported 3 files
+    assert digits_run.plan.store.ddb_writes == digits_run.plan.store.s3_puts == 0
+    (prepare,) = digits_run.prepare_shards
+    assert prepare.store.s3_puts == 1
     assert digits_run.finalize.store.s3_puts == 3
 
 
 @pytest.mark.parametrize("mode", workflow.MODES)
 def test_the_first_and_last_steps_follow_the_workflow(digits_run: dryrun.DryRun, mode: str) -> None:
     # Given the epoch's first and last steps in `mode` (12 steps: 4 micro-batches of 32 each,
-    # the last one micro-batch of 30)
+    # the last one micro-batch of 29)
     first, last = digits_run.steps[mode]
 
     # Then every micro-batch ran the workflow's path, and Update read all of the step's
     path = workflow.microbatch_functions(mode, 2)
     assert (first.step, last.step) == (0, 11)
     assert [mb.rows for mb in first.microbatches] == [32] * 4
-    assert [mb.rows for mb in last.microbatches] == [30]
+    assert [mb.rows for mb in last.microbatches] == [29]
     for mb in (*first.microbatches, *last.microbatches):
         assert [i.function for i in mb.invocations] == path
     assert len(first.microbatches[0].invocations) == len(path)
-    # Update: the schedule, then one batch each of weights, optimizer state and gradients
+    # Update: the dataset (its size), then one batch each of weights, optimizer state and
+    # gradients
     assert first.update.store.ddb_reads == 1 + 3
     assert first.update.store.ddb_writes == 2 * 2  # weights and optimizer state, per layer
 
@@ -201,9 +208,16 @@ def test_a_forward_reads_its_input_and_weights_and_writes_its_activation(
     # Given the first micro-batch's invocations per layer
     forward, *_ = digits_run.steps["per_layer"][0].microbatches[0].invocations
 
-    # Then: the micro-batch and layer 1's weights read, the activation written (32 × 64 floats)
-    assert (forward.store.ddb_reads, forward.store.ddb_writes) == (2, 1)
-    assert forward.store.bytes_written == len(codec.encode({"A": np.zeros((32, 64), np.float32)}))
+    # Then: the dataset and layer 1's weights read, the micro-batch's rows read from the shard
+    # (blocks of 4 rows: one range of X and one of y per block, or per run of adjacent blocks),
+    # the micro-batch kept for Loss and Backward and the activation (32 × 64 floats) written
+    assert (forward.store.ddb_reads, forward.store.ddb_writes) == (2, 2)
+    assert 2 + 1 <= forward.store.s3_gets <= 2 * 32 // 4 + 1  # and the spilled W1
+    assert forward.store.bytes_read >= 32 * (64 + 8)  # uint8 pixels, int64 labels
+    batch = {"X": np.zeros((32, 64), np.float32), "Y": np.zeros((32, 10), np.float32)}
+    assert forward.store.bytes_written == len(codec.encode(batch)) + len(
+        codec.encode({"A": np.zeros((32, 64), np.float32)})
+    )
 
 
 def test_the_dry_run_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -226,4 +240,6 @@ def test_a_csv_stand_in_names_the_label_column() -> None:
     data = dryrun.stand_in(config, 100, 5)
     assert io.BytesIO(data).readline().decode().strip().endswith(",digit")
     X, y = read_dataset(data, "d.csv", "digit")
-    assert X.shape == (125, 5) and len(np.unique(y)) == 10
+    assert len(np.unique(y)) == 10 and X.shape == (dryrun._examples_for(config, 100), 5)
+    split = split_blocks((len(X),), config.block_rows, config.dataset.validation_fraction, 0)
+    assert split.n_train >= 100

@@ -23,30 +23,35 @@ def _digits(**changes: Any) -> Any:
 
 
 def test_the_digits_epoch_has_the_known_counts() -> None:
-    # Given the example config (1,438 training examples, batch 32, 4 workers, 2 layers)
+    # Given the example config (1,437 training examples, batch 32, 4 workers, 2 layers)
     estimate = cost.estimate(_digits())
     per_layer, fused = estimate.modes["per_layer"], estimate.modes["fused"]
 
     # Then 12 steps, 45 micro-batches, one execution, and the transitions of the histories
-    # (534 and 129 per Epoch execution, tests/engine) plus 3 in the Training execution
+    # (534 and 129 per Epoch execution, tests/engine, and 3 for the evaluation of the one
+    # group of shards) plus 2 in the Training execution
     assert (estimate.shapes.steps, estimate.shapes.microbatches) == (12, 45)
-    assert per_layer.usage.transitions == 534 + 3
-    assert fused.usage.transitions == 129 + 3
-    assert per_layer.usage.invocations == 1 + 12 + 45 * 5 + 1
-    assert fused.usage.invocations == 1 + 12 + 45 + 1
+    assert per_layer.usage.transitions == 534 + 3 + 2
+    assert fused.usage.transitions == 129 + 3 + 2
+    # Plan, the Updates, the micro-batches' tasks, EvaluateShards and Evaluate
+    assert per_layer.usage.invocations == 1 + 12 + 45 * 5 + 1 + 1
+    assert fused.usage.invocations == 1 + 12 + 45 + 1 + 1
     assert per_layer.parts == fused.parts == 1
 
 
 def test_a_long_epoch_is_counted_in_several_executions() -> None:
-    # Given an epoch of 1,438 one-example steps (more than one execution's budget)
+    # Given an epoch of 1,438 one-example steps (more than one execution's budget; blocks of one
+    # row split off exactly round(1,797 × 0.2) validation rows)
     config = _digits(batch_size=1, workers=1, mode="fused")
     estimate = cost.estimate(config)
     chunk = schedule.steps_per_execution(workers=1, layers=2, mode="fused")
 
-    # Then it continues in ceil(steps / chunk) executions, 3 transitions each
+    # Then it continues in ceil(steps / chunk) executions, 3 transitions each, and evaluates
+    # (3 transitions)
     parts = -(-1438 // chunk)
+    assert estimate.shapes.n_train == 1438
     assert estimate.mode.parts == parts > 1
-    assert estimate.mode.usage.epoch_transitions == 3 * parts + 3 * 1438 + 2 * 1438
+    assert estimate.mode.usage.epoch_transitions == 3 * parts + 3 * 1438 + 2 * 1438 + 3
 
 
 def test_bills_price_the_counts() -> None:
@@ -62,10 +67,10 @@ def test_bills_price_the_counts() -> None:
     # the seed design: same invocations, an SNS publish each, no Step Functions, no S3
     assert estimate.seed.items["SNS publishes"] == pytest.approx(usage.invocations * 0.5e-6)
     assert "Step Functions transitions" not in estimate.seed.items
-    # Express: only the Training machine's 3 transitions stay Standard
+    # Express: only the Training machine's 2 transitions per epoch stay Standard
     express = estimate.modes["fused"].express
     assert express.hypothetical
-    assert express.items["Step Functions transitions"] == pytest.approx(3 * 25e-6)
+    assert express.items["Step Functions transitions"] == pytest.approx(2 * 25e-6)
     assert express.items["Express requests"] == pytest.approx(1e-6)
 
 

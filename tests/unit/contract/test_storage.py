@@ -10,6 +10,8 @@ from trainer.contract.storage import (
     TABLES,
     TENSORS_TABLE,
     LifecycleRule,
+    data_bucket,
+    scratch_expiry_days,
 )
 
 
@@ -50,10 +52,32 @@ def test_scratch_objects_expire_with_the_scratch_items_and_uploads_are_not_left_
     scratch = rules["expire-scratch-tensors"]
     assert scratch.prefix == names.S3_SCRATCH_PREFIX
     assert scratch.expiration_days == names.SCRATCH_EXPIRY_DAYS
-    assert names.SCRATCH_TTL_HOURS == 24 * names.SCRATCH_EXPIRY_DAYS
+    assert scratch_expiry_days(names.SCRATCH_TTL_HOURS) == names.SCRATCH_EXPIRY_DAYS
     multipart = rules["abort-incomplete-multipart-uploads"]
     assert (multipart.prefix, multipart.abort_multipart_days) == ("", 1)
     assert len(rules) == len(DATA_BUCKET.lifecycle_rules) == 2
+
+
+@pytest.mark.parametrize(("hours", "days"), [(1, 1), (24, 1), (25, 2), (48, 2), (72, 3), (170, 8)])
+def test_one_scratch_ttl_sets_the_lifecycle_rule_in_whole_days_rounded_up(
+    hours: int, days: int
+) -> None:
+    # Given a deployment's scratch TTL (the DynamoDB TTL of scratch items)
+    bucket = data_bucket(hours)
+
+    # When
+    (scratch,) = (r for r in bucket.lifecycle_rules if r.prefix == names.S3_SCRATCH_PREFIX)
+
+    # Then S3 keeps scratch objects at least as long as DynamoDB its items
+    assert scratch.expiration_days == days == scratch_expiry_days(hours)
+    assert days * 24 >= hours
+    assert data_bucket() == DATA_BUCKET
+
+
+def test_a_scratch_ttl_below_an_hour_is_refused() -> None:
+    # Given / When / Then
+    with pytest.raises(ValueError, match="at least one hour"):
+        data_bucket(0)
 
 
 def test_a_rule_that_does_nothing_is_refused() -> None:

@@ -113,12 +113,26 @@ def test_the_step_path_loops_through_the_map_update_and_choice() -> None:
     assert states[map_state.name]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
 
 
+def _shard_map(states: dict[str, Any], shard_map: workflow.ShardMap) -> dict[str, Any]:
+    """A Map over groups of shards: its state, checked to be an inline Map of one Task."""
+    definition = states[shard_map.map.name]
+    assert _state(shard_map.map.name, definition) == shard_map.map
+    processor = definition["ItemProcessor"]
+    assert processor["ProcessorConfig"]["Mode"] == "INLINE"
+    assert processor["StartAt"] == shard_map.task.name
+    assert list(processor["States"]) == [shard_map.task.name]
+    task = processor["States"][shard_map.task.name]
+    assert _state(shard_map.task.name, task) == shard_map.task
+    assert task["End"] is True
+    return dict(definition)
+
+
 def test_an_epoch_execution_starts_plans_once_and_ends_as_described() -> None:
     # Given epoch.asl.json
     machine = _machine("Epoch")
     states = machine["States"]
     (start,), (plan,) = workflow.EXECUTION_START, workflow.EPOCH_START
-    continued, finished = workflow.CONTINUED_END, workflow.EXECUTION_END
+    continued, finished = workflow.CONTINUED_END, workflow.execution_end(1)
 
     # Then it starts at the Choice, which goes to Plan (a new epoch) or straight to the Map
     assert machine["StartAt"] == start.name
@@ -127,57 +141,82 @@ def test_an_epoch_execution_starts_plans_once_and_ends_as_described() -> None:
     assert [c["Next"] for c in states[start.name]["Choices"]] == [workflow.TRAIN_STEP.name]
     assert _state(plan.name, states[plan.name]) == plan
     assert states[plan.name]["Next"] == workflow.TRAIN_STEP.name
-    # and "More steps?" ends the execution, or continues the epoch in a new one first
+    # and "More steps?" evaluates the epoch and ends the execution, or continues the epoch in a
+    # new one first
     exits = {c["Next"] for c in states[workflow.MORE_STEPS.name]["Choices"]}
     assert exits == {finished[0].name, continued[0].name}
-    for state in (*continued, *finished):
+    evaluate_shards = _shard_map(states, workflow.EVALUATE_SHARDS)
+    assert evaluate_shards["Next"] == workflow.EVALUATE.name
+    assert _state(workflow.EVALUATE.name, states[workflow.EVALUATE.name]) == workflow.EVALUATE
+    assert states[workflow.EVALUATE.name]["Next"] == workflow.EPOCH_TRAINED.name
+    for state in (*continued, workflow.EPOCH_TRAINED):
         assert _state(state.name, states[state.name]) == state
-    assert states[continued[0].name]["Next"] == continued[1].name == finished[0].name
+    assert states[continued[0].name]["Next"] == continued[1].name == finished[-1].name
+    assert [s.name for s in finished] == [
+        workflow.EVALUATE_SHARDS.map.name, workflow.EVALUATE_SHARDS.task.name,
+        workflow.EVALUATE.name, workflow.EPOCH_TRAINED.name,
+    ]  # fmt: skip
 
 
-def test_the_training_execution_is_initialize_epochs_and_export() -> None:
+def test_the_training_execution_is_initialize_shards_epochs_export_and_the_registry() -> None:
     # Given training.asl.json
     machine = _machine("Training")
     states = machine["States"]
-    (initialize,), (export,) = workflow.RUN_START, workflow.RUN_END
-    train, evaluate, more = workflow.EPOCH_PATH
+    initialize, start = workflow.INITIALIZE, workflow.START
+    export, register, promote, promoted_choice, promoted = workflow.RUN_END
+    train, more = workflow.EPOCH_PATH
 
-    # Then the run starts with Initialize, loops over the epoch states and ends with Export
+    # Then the run starts with Initialize, checks and prepares the shards, starts, loops over
+    # the epoch states and ends with Export
     assert machine["StartAt"] == initialize.name
-    for state in (initialize, *workflow.EPOCH_PATH, export):
+    for state in (initialize, start, *workflow.EPOCH_PATH, *workflow.RUN_END, *workflow.OUTCOMES):
         assert _state(state.name, states[state.name]) == state
-    assert states[initialize.name]["Next"] == train.name
-    assert states[train.name]["Next"] == evaluate.name
-    assert states[evaluate.name]["Next"] == more.name
+    check = _shard_map(states, workflow.CHECK_SHARDS)
+    prepare = _shard_map(states, workflow.PREPARE_SHARDS)
+    assert states[initialize.name]["Next"] == workflow.CHECK_SHARDS.map.name
+    assert check["Next"] == workflow.PREPARE_SHARDS.map.name
+    assert prepare["Next"] == start.name
+    assert states[start.name]["Next"] == train.name
+    assert states[train.name]["Next"] == more.name
     assert states[more.name]["Default"] == train.name
     assert [c["Next"] for c in states[more.name]["Choices"]] == [export.name]
-    assert states[export.name]["End"] is True
-    assert workflow.TRAINING_TRANSITIONS_PER_EPOCH == 3
-    assert workflow.TRAINING_TRANSITIONS_PER_RUN == 2
+    # then registers the model, promotes it or not, and ends on either outcome
+    assert states[export.name]["Next"] == register.name
+    assert states[register.name]["Next"] == promote.name
+    assert states[promote.name]["Next"] == promoted_choice.name
+    assert [c["Next"] for c in states[promoted_choice.name]["Choices"]] == [promoted.name]
+    assert states[promoted_choice.name]["Default"] == workflow.NOT_PROMOTED.name
+    assert (promoted, workflow.NOT_PROMOTED) == workflow.OUTCOMES
+    assert all(states[s.name]["Type"] == "Succeed" for s in workflow.OUTCOMES)
+    assert workflow.TRAINING_TRANSITIONS_PER_EPOCH == 2
+    assert workflow.training_transitions_per_run(3) == 2 * 3 + 9
 
 
 def test_every_lambda_task_of_both_machines_is_on_a_path() -> None:
-    # Given every Task that invokes a function, in both files
+    # Given every Task that invokes a function, in both files (and in their Maps)
     tasks = set()
     for logical in ("Epoch", "Training"):
         for state_name, definition in _machine(logical)["States"].items():
-            state = _state(state_name, definition)
-            if state.function is not None:
-                tasks.add(state.function)
-    tasks |= {s.function for s in workflow.microbatch_path("fused", 1) if s.function}
-    tasks |= {s.function for s in workflow.microbatch_path("per_layer", 1) if s.function}
+            inner = definition.get("ItemProcessor", {}).get("States", {})
+            for name, each in [(state_name, definition), *inner.items()]:
+                state = _state(name, each)
+                if state.function is not None:
+                    tasks.add(state.function)
 
     # Then the workflow's functions are exactly those, per epoch and per run
     assert set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS) == tasks
     assert workflow.EPOCH_FUNCTIONS == (
-        "Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "Evaluate",
+        "Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "EvaluateShards",
+        "Evaluate",
     )  # fmt: skip
-    assert workflow.RUN_FUNCTIONS == ("Initialize", "Finalize")
+    assert workflow.RUN_FUNCTIONS == (
+        "Initialize", "CheckShards", "PrepareShards", "Start", "Finalize", "Register", "Promote",
+    )  # fmt: skip
 
 
 def test_the_paths_agree_with_each_functions_scope() -> None:
     # Given the contract's function table (each function's loop and mode)
-    per_epoch = workflow.EPOCH_START + workflow.STEP_PATH + workflow.EPOCH_PATH
+    per_epoch = workflow.EPOCH_START + workflow.STEP_PATH + workflow.execution_end(2)
 
     # Then the micro-batch path of each mode invokes that mode's functions, the epoch and step
     # paths the epoch functions, the run's ends the run functions
@@ -208,11 +247,12 @@ def test_an_epoch_enters_three_states_per_execution_and_step(executions: int) ->
     # Given an epoch of 12 steps and 45 micro-batches in `executions` parts
     counts = {"steps": 12, "microbatches": 45, "executions": executions}
 
-    # When / Then: 3 per execution (Plan counted once), 3 per step, the micro-batch paths
-    fused = workflow.epoch_transitions(mode="fused", layers=2, **counts)
-    per_layer = workflow.epoch_transitions(mode="per_layer", layers=2, **counts)
-    assert fused == 3 * executions + 3 * 12 + 2 * 45
-    assert per_layer == 3 * executions + 3 * 12 + 11 * 45
+    # When / Then: 3 per execution (Plan counted once), 3 per step, the micro-batch paths, and
+    # the evaluation of 4 groups of shards (the Map, its 4 Tasks, Evaluate)
+    fused = workflow.epoch_transitions(mode="fused", layers=2, groups=4, **counts)
+    per_layer = workflow.epoch_transitions(mode="per_layer", layers=2, groups=4, **counts)
+    assert fused == 3 * executions + 3 * 12 + 2 * 45 + 6
+    assert per_layer == 3 * executions + 3 * 12 + 11 * 45 + 6
 
 
 def test_unknown_modes_and_empty_networks_are_refused() -> None:
@@ -223,3 +263,11 @@ def test_unknown_modes_and_empty_networks_are_refused() -> None:
         workflow.microbatch_path("fused", 0)
     with pytest.raises(ValueError, match="executions"):
         workflow.epoch_transitions(mode="fused", layers=1, steps=1, microbatches=1, executions=2)
+    with pytest.raises(ValueError, match="group"):
+        workflow.execution_end(0)
+
+
+def test_the_evaluation_events_are_the_maps_and_the_tasks() -> None:
+    # When / Then: the Map 4, per group 2 + 5, the Evaluate Task 5
+    assert workflow.evaluation_events(1) == 4 + 7 + 5
+    assert workflow.evaluation_events(40) == 4 + 7 * 40 + 5

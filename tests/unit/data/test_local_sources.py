@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 
 from stepnet.datasets import synthetic_classification, synthetic_regression, write_npz
-from stepnet.sources import is_local, read_local, shape_of, upload_key
+from stepnet.sources import (
+    dataset_shape,
+    is_local,
+    local_shards,
+    read_local,
+    shape_of,
+    upload_key,
+    upload_plan,
+)
 from trainer.data.errors import DatasetError
 from trainer.data.readers import read_dataset
+from trainer.data.shards import SHUFFLE_SEED, npz_layout
 from trainer.data.sources import read_builtin
 
 
@@ -163,3 +172,97 @@ def test_shape_of_a_missing_file_or_an_s3_source(tmp_path: Path) -> None:
         shape_of("absent.csv", base=tmp_path)
     with pytest.raises(DatasetError, match="is in S3"):
         shape_of("s3://bucket/x.npz")
+
+
+# --- folders of shards, and a large file cut into shards -----------------------------------------
+
+
+def _folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "shards"
+    (folder / "b").mkdir(parents=True)
+    for name, rows in (("a.npz", 10), ("b/c.npz", 7), ("b/d.npz", 12)):
+        X, y = synthetic_regression(n=rows, d=3, k=1, seed=rows)
+        write_npz(folder / name, X, y)
+    return folder
+
+
+def test_a_folder_lists_its_shards_by_relative_path_and_sums_their_shape(tmp_path: Path) -> None:
+    # Given a folder with a nested shard
+    folder = _folder(tmp_path)
+
+    # When
+    shards = local_shards(str(folder))
+    rows, shape = dataset_shape(str(folder))
+
+    # Then
+    assert [p.relative_to(folder).as_posix() for p in shards or []] == [
+        "a.npz",
+        "b/c.npz",
+        "b/d.npz",
+    ]
+    assert rows == (10, 7, 12) and shape_of(str(folder)) == (29, 3)
+    assert (shape.shards, shape.n_features, shape.row_bytes) == (3, 3, 3 * 8 + 8)
+
+
+def test_a_folder_holds_only_shards(tmp_path: Path) -> None:
+    # Given a folder with a README beside its shards
+    folder = _folder(tmp_path)
+    (folder / "README.md").write_text("notes")
+
+    # When / Then
+    with pytest.raises(DatasetError, match=r"README\.md is not a shard"):
+        local_shards(str(folder))
+
+
+def test_a_folder_uploads_its_shards_as_they_are(tmp_path: Path) -> None:
+    # Given
+    folder = _folder(tmp_path)
+
+    # When
+    plan = upload_plan(str(folder), None, Path())
+    assert plan is not None
+    objects = dict(plan.objects())
+
+    # Then under one prefix named by their contents, each file's bytes
+    assert plan.key.startswith("datasets/") and plan.key.endswith("-shards/")
+    assert objects == {
+        plan.key + rel: (folder / rel).read_bytes() for rel in ("a.npz", "b/c.npz", "b/d.npz")
+    }
+    assert upload_plan(str(folder), None, Path()).key == plan.key  # type: ignore[union-attr]
+
+
+def test_a_large_file_is_shuffled_once_and_cut_into_read_layout_shards(tmp_path: Path) -> None:
+    # Given a file of about 2.3 MiB (9,000 rows of 32 float64 features and a label)
+    X, y = synthetic_regression(n=9000, d=32, k=1, seed=1)
+    path = write_npz(tmp_path / "big.npz", X, y)
+
+    # When cut into shards of 1 MiB
+    plan = upload_plan(str(path), None, Path(), shard_mb=1)
+    assert plan is not None
+    objects = dict(plan.objects())
+    rows, shape = dataset_shape(str(path), shard_mb=1)
+
+    # Then shards of 1 MiB in the read layout, their rows every row once in the fixed order
+    assert plan.key.endswith("-big-1mb/") and not plan.csv_label
+    assert list(objects) == [plan.key + f"part-0000{i}.npz" for i in range(len(objects))]
+    parts = [read_dataset(data, "part.npz") for data in objects.values()]
+    assert [len(p[0]) for p in parts] == list(rows) and sum(rows) == 9000
+    assert all(npz_layout(io.BytesIO(data)) is not None for data in objects.values())
+    order = np.random.default_rng(SHUFFLE_SEED).permutation(9000)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), y[order])
+    assert shape.shards == len(rows) == 3 and shape.largest_shard_bytes <= 1024 * 1024
+
+
+def test_a_small_file_uploads_as_it_is(tmp_path: Path) -> None:
+    # Given
+    X, y = synthetic_regression(n=50, d=3, k=1, seed=1)
+    path = write_npz(tmp_path / "small.npz", X, y)
+
+    # When
+    plan = upload_plan(str(path), None, Path())
+
+    # Then one object, its bytes, keyed by its contents
+    assert plan is not None and plan.csv_label
+    assert dict(plan.objects()) == {plan.key: path.read_bytes()}
+    assert plan.key == upload_key(path.read_bytes(), "small.npz")
+    assert upload_plan("builtin:digits", None) is None

@@ -20,8 +20,9 @@ def test_keys_are_spelled_as_documented() -> None:
         "gradient": keys.gradient_key(run, 12, 3, 1),
         "gradients": keys.gradients_key(run, 12, 3),
         "batch": keys.batch_key(run, 3, 42, 3),
-        "data": keys.data_key(run, "train"),
-        "schedule": keys.schedule_key(run, 3),
+        "dataset": keys.dataset_key(run),
+        "shard": keys.shard_key(run, 3),
+        "evaluation": keys.evaluation_key(run, 3, 7),
     }
 
     # Then
@@ -33,8 +34,9 @@ def test_keys_are_spelled_as_documented() -> None:
         "gradient": "digits-demo/scratch/v000012/mb003/grad1",
         "gradients": "digits-demo/scratch/v000012/mb003/grads",
         "batch": "digits-demo/batches/e0003/s000042/mb003",
-        "data": "digits-demo/data/train",
-        "schedule": "digits-demo/schedules/e0003",
+        "dataset": "digits-demo/data/dataset",
+        "shard": "digits-demo/shards/s00003",
+        "evaluation": "digits-demo/evaluations/e0003/g07",
     }
 
 
@@ -59,9 +61,9 @@ def test_padded_numbers_sort_in_numeric_order() -> None:
         lambda: keys.activation_key("r", 0, -1, 1),
         lambda: keys.batch_key("r", 0, 1.5, 0),
         lambda: keys.gradient_key("r", True, 0, 1),
-        lambda: keys.data_key("r", "a/b"),
+        lambda: keys.shard_key("r", -1),
     ],
-    ids=["layer 0", "negative version", "slash", "empty run", "mb", "float", "bool", "part"],
+    ids=["layer 0", "negative version", "slash", "empty run", "mb", "float", "bool", "shard"],
 )
 def test_bad_parts_are_rejected(build) -> None:
     # Given a key with a part out of range

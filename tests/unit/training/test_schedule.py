@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 
 from trainer.contract.names import HISTORY_EVENT_BUDGET
+from trainer.data.blocks import block_segments, split_blocks
 from trainer.training.schedule import (
-    epoch_order,
+    EVALUATION_EVENTS,
+    epoch_blocks,
+    epoch_permutation,
     events_per_step,
     init_rng,
+    microbatch_segments,
     step_layout,
     steps_per_execution,
 )
@@ -87,56 +91,90 @@ def test_step_layout_rejects_empty_arguments(n_train: int, batch_size: int, work
         step_layout(n_train, batch_size, workers)
 
 
-# --- epoch_order ---------------------------------------------------------------------------------
+# --- the epoch's order -----------------------------------------------------------------------
 
 
-def test_epoch_order_is_a_permutation() -> None:
+def test_epoch_permutation_is_a_permutation_by_seed_and_epoch() -> None:
     # When
-    order = epoch_order(500, seed=7, epoch=1)
+    first = epoch_permutation(500, seed=7, epoch=3)
+    again = epoch_permutation(500, seed=7, epoch=3)
 
     # Then
-    assert order.dtype == np.int64
-    assert sorted(order.tolist()) == list(range(500))
-
-
-def test_epoch_order_is_deterministic_by_seed_and_epoch() -> None:
-    # When
-    first = epoch_order(500, seed=7, epoch=3)
-    again = epoch_order(500, seed=7, epoch=3)
-
-    # Then
+    assert first.dtype == np.int64
+    assert sorted(first.tolist()) == list(range(500))
     np.testing.assert_array_equal(first, again)
 
 
-def test_epoch_order_differs_across_epochs_and_seeds() -> None:
+def test_epoch_orders_differ_across_epochs_and_seeds() -> None:
     # When
     orders = {
-        (seed, epoch): epoch_order(500, seed=seed, epoch=epoch).tolist()
+        (seed, epoch): tuple(epoch_permutation(500, seed=seed, epoch=epoch).tolist())
         for seed in (0, 7)
         for epoch in (1, 2, 3)
     }
 
     # Then: all six orders are different
-    assert len({tuple(order) for order in orders.values()}) == 6
+    assert len(set(orders.values())) == 6
 
 
-def test_epoch_order_uses_the_documented_stream() -> None:
+def test_the_epoch_order_uses_the_documented_stream() -> None:
     # Given: the stream documented in trainer.training.schedule, which the initial weights do not share
     expected = np.random.default_rng([7, 2]).permutation(100)
 
     # When
-    order = epoch_order(100, seed=7, epoch=2)
+    order = epoch_permutation(100, seed=7, epoch=2)
 
     # Then
     np.testing.assert_array_equal(order, expected)
-    assert init_rng(7).permutation(100).tolist() != epoch_order(100, seed=7, epoch=1).tolist()
+    assert init_rng(7).permutation(100).tolist() != epoch_permutation(100, 7, 1).tolist()
 
 
 @pytest.mark.parametrize("epoch", [0, -1])
-def test_epoch_order_rejects_epochs_below_one(epoch: int) -> None:
+def test_epochs_below_one_are_refused(epoch: int) -> None:
     # When / Then
     with pytest.raises(ValueError, match="epochs are numbered from 1"):
-        epoch_order(10, seed=0, epoch=epoch)
+        epoch_permutation(10, seed=0, epoch=epoch)
+
+
+def test_one_shard_of_one_row_blocks_is_a_plain_global_shuffle() -> None:
+    # Given one shard of 100 rows, blocks of one row, 20 validation rows
+    split = split_blocks((100,), 1, 0.2, seed=7)
+    perm = np.random.default_rng(7).permutation(100)
+
+    # When
+    order = epoch_blocks(split, seed=7, epoch=2)
+
+    # Then: the split is the permutation's head and tail, the order a permutation of the tail
+    np.testing.assert_array_equal(split.val, perm[:20])
+    np.testing.assert_array_equal(split.train, perm[20:])
+    np.testing.assert_array_equal(order, perm[20:][np.random.default_rng([7, 2]).permutation(80)])
+
+
+@pytest.mark.parametrize("block_rows", [1, 3, 16])
+def test_an_epoch_visits_every_training_row_once_in_blocks(block_rows: int) -> None:
+    # Given three shards of unequal sizes
+    shards = (37, 5, 61)
+    split = split_blocks(shards, block_rows, 0.25, seed=3)
+    layout = step_layout(split.n_train, 8, 3)
+
+    # When: every micro-batch's rows
+    rows = []
+    for step, slices in enumerate(layout.steps):
+        for microbatch in range(len(slices)):
+            for shard, lo, hi in microbatch_segments(split, 3, 1, layout, step, microbatch):
+                rows.extend((shard, row) for row in range(lo, hi))
+
+    # Then: each training row once, no validation row, and block by block
+    val = {(s, r) for s, lo, hi in block_segments(split.blocks, split.val) for r in range(lo, hi)}
+    everything = {(s, r) for s, n in enumerate(shards) for r in range(n)}
+    assert len(rows) == len(set(rows)) == split.n_train
+    assert set(rows) == everything - val
+    starts = [i for i, (shard, row) in enumerate(rows) if row % block_rows == 0]
+    assert all(
+        rows[i + 1] == (rows[i][0], rows[i][1] + 1)
+        for i in range(len(rows) - 1)
+        if i + 1 not in starts and rows[i][1] + 1 < shards[rows[i][0]]
+    )
 
 
 # --- the history event budget ----------------------------------------------------------------------
@@ -151,10 +189,10 @@ def test_steps_per_execution_fills_but_never_exceeds_the_budget(
     per_step = events_per_step(workers=workers, layers=layers, mode=mode)
     steps = steps_per_execution(workers=workers, layers=layers, mode=mode)
 
-    # Then
+    # Then: the steps and the epoch's evaluation fit, and no more steps would
     assert steps >= 1
-    assert per_step * steps <= HISTORY_EVENT_BUDGET
-    assert per_step * (steps + 1) > HISTORY_EVENT_BUDGET  # the largest such chunk
+    assert per_step * steps + EVALUATION_EVENTS <= HISTORY_EVENT_BUDGET
+    assert per_step * (steps + 1) + EVALUATION_EVENTS > HISTORY_EVENT_BUDGET
 
 
 def test_events_per_step_grows_with_workers_and_layers() -> None:
@@ -188,7 +226,7 @@ def test_a_step_too_large_for_one_execution_is_refused(workers: int, layers: int
     assert events_per_step(workers=workers, layers=layers, mode="per_layer") > HISTORY_EVENT_BUDGET
 
     # When / Then the schedule refuses it rather than planning a failing execution
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="do not fit"):
         steps_per_execution(workers=workers, layers=layers, mode="per_layer")
     # and fused mode fits with room to spare
     fused = steps_per_execution(workers=workers, layers=layers, mode="fused")
