@@ -141,7 +141,7 @@ class LocalAccount:
         # the sandboxes' AWS API calls come to this process's moto over their channels
         self.runtime.transport = AccountService(
             tables=frozenset({TENSORS_TABLE.physical_name(self.stack_name)}),
-            object_prefixes=(names.S3_TENSORS_PREFIX,),
+            object_prefixes=(names.S3_TENSORS_PREFIX, names.S3_RUNS_PREFIX),
         )
         self.runtime.services = ("dynamodb", "s3")  # the store's (trainer.store)
         self.runtime.engine_environment = CREDENTIALS | {

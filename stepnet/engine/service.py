@@ -5,14 +5,16 @@ for AWS is answered by this process's moto, with the dispatch moto's own in-proc
 Answers to repeated reads of tensors are remembered (:class:`AccountService`): the sandboxes,
 like Lambda containers, read what other containers wrote — a micro-batch's activations, each new
 weights version in every Forward sandbox — and moto spends about half a millisecond on each
-answer, in the one process that also runs the interpreter. A remembered answer is the bytes moto
-gave for the same request while nothing it read has been written since: the same ``GetItem``
-body (table, key, projection, consistency) or the same S3 object ``GET`` (no range, no
+answer, in the one process that also runs the interpreter; and every epoch reads the same byte
+ranges of the dataset's shards again. A remembered answer is the bytes moto gave for the same
+request while nothing it read has been written since: the same ``GetItem`` body (table, key,
+projection, consistency) or the same S3 object ``GET`` (the same single range or none, no
 conditions). Any write to that item or object — any write to the table or bucket the cache
 cannot attribute to one — forgets it, and an answer computed while such a write ran is not kept.
-Only the tensors table and the ``tensors/`` objects are remembered: the functions alone write
-them, and every function's call comes through here (a write by another client — the CLI, an AWS
-CLI at ``stepnet serve`` — would not be seen).
+Only the tensors table and the ``tensors/`` and ``runs/`` objects (spilled tensors, converted
+shards, exports) are remembered: the functions alone write them, and every function's call
+comes through here (a write by another client — an AWS CLI at ``stepnet serve`` — would not be
+seen).
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ class AccountService:
             versions = self._versions(call)
             self.misses += 1
         answer = dispatch(method, url, headers, body)
-        if answer[0] == 200 and len(answer[2]) <= ENTRY_BYTES:
+        if answer[0] in (200, 206) and len(answer[2]) <= ENTRY_BYTES:  # 206: a range
             with self._lock:
                 if self._versions(call) == versions:  # nothing it read was written meanwhile
                     self._remember(call.read, answer, versions)
@@ -224,11 +226,12 @@ def _s3(method: str, host: str, path: str, query: str, headers: Mapping[str, str
         bucket, key = host.split(".s3.")[0], path.lstrip("/")
     scope = ("bucket", bucket)
     if method in ("GET", "HEAD"):
-        conditional = any(h in headers for h in ("range", "if-match", "if-none-match",
+        conditional = any(h in headers for h in ("if-match", "if-none-match",
                                                  "if-modified-since", "if-unmodified-since"))  # fmt: skip
-        if method == "GET" and key and not query and not conditional:
+        span = headers.get("range", "")
+        if method == "GET" and key and not query and not conditional and "," not in span:
             identity = ("object", bucket, key)
-            return _Call(read=("GET", bucket, key), identity=identity, scope=scope)
+            return _Call(read=("GET", bucket, key, span), identity=identity, scope=scope)
         return _Call()
     if key and not query:
         return _Call(writes=(("object", bucket, key),))

@@ -188,3 +188,21 @@ def test_objects_are_remembered_until_written_or_deleted(account) -> None:
     ranged = s3.get_object(Bucket=BUCKET, Key="datasets/d", Range="bytes=0-1")["Body"].read()
     assert ranged == b"da" and read("datasets/d") == read("datasets/d") == b"data"
     assert account.hits == hits
+
+
+def test_a_range_of_an_object_is_remembered_apart_from_the_others(account) -> None:
+    # Given an object of a run (a converted shard), read by ranges
+    s3 = _client("s3", account)
+    s3.put_object(Bucket=BUCKET, Key="tensors/shard", Body=b"0123456789")
+
+    def read(span: str) -> bytes:
+        return bytes(s3.get_object(Bucket=BUCKET, Key="tensors/shard", Range=span)["Body"].read())
+
+    # When ranges are read twice, then the object is written and read again
+    first = [read("bytes=0-3"), read("bytes=4-5"), read("bytes=0-3")]
+    s3.put_object(Bucket=BUCKET, Key="tensors/shard", Body=b"abcdefghij")
+    after = read("bytes=0-3")
+
+    # Then each range has its own bytes, the repeat was remembered, the write forgotten
+    assert first == [b"0123", b"45", b"0123"] and account.hits == 1
+    assert after == b"abcd"
