@@ -616,10 +616,10 @@ class SandboxPool:
         with self._lock:
             if sandbox.alive and not self._closed:
                 self._idle.append(sandbox)
-            else:
-                self._all.discard(sandbox)
-                sandbox.stop(kill=True)
-                sandbox.reap()
+                return
+            self._all.discard(sandbox)
+        sandbox.stop(kill=True)
+        sandbox.reap()  # outside the lock: the pool's other sandboxes need not wait for it
 
     def close(self) -> None:
         with self._lock:
