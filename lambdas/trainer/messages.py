@@ -232,3 +232,26 @@ class PromotionDecision(_Message):
     metric: str
     candidate: float | None
     production: dict[str, Any] | None
+
+
+class RetrainRequest(_Message):
+    """The Retrain machine's input to its function: ``claim`` with the execution's input (an S3
+    event through EventBridge, or a schedule's input), or ``release`` of a pipeline's run."""
+
+    action: Literal["claim", "release"]
+    execution_name: str
+    trigger: dict[str, Any] | None = None
+    pipeline: str | None = None
+    run_id: str | None = None
+
+
+class RetrainClaim(_Message):
+    """What the Retrain machine does next (``trainer.registry.retrain.Outcome``): ``run`` the
+    Training execution ``run_id`` with ``config``, or nothing (``pending``, ``ignored``,
+    ``done``), and why."""
+
+    action: Literal["run", "pending", "ignored", "done"]
+    reason: str
+    pipeline: str | None = None
+    run_id: str | None = None
+    config: dict[str, Any] | None = None

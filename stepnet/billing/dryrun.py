@@ -335,6 +335,12 @@ class ShapeRuns:
     def list_registry(self, pipeline: str) -> dict[str, dict[str, Any]]:
         raise EstimateError("the dry run does not list a pipeline's records")
 
+    def get_claim(self, pipeline: str) -> dict[str, Any] | None:
+        raise EstimateError("the dry run does not retrain (a pipeline's claim is not a run's)")
+
+    def put_claim(self, pipeline: str, document: Mapping[str, Any], revision: int) -> None:
+        raise EstimateError("the dry run does not retrain (a pipeline's claim is not a run's)")
+
     def _timestamp(self) -> str:
         return runs.timestamp(self._clock())
 

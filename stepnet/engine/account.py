@@ -32,7 +32,11 @@ from moto import mock_aws
 from inference import handlers as inference_handlers
 from stepnet.client import StackResources
 from stepnet.engine import patches
-from stepnet.engine.provision import create_tables_and_bucket, notification_configuration
+from stepnet.engine.provision import (
+    create_tables_and_bucket,
+    notification_configuration,
+    upload_rule,
+)
 from stepnet.engine.runtime import Isolation, LambdaRuntime
 from stepnet.engine.service import AccountService
 from trainer import settings
@@ -53,6 +57,7 @@ from trainer.contract.statemachines import (
     render,
     substitutions,
 )
+from trainer.contract.retrain import TARGET_MACHINE, UPLOAD_RULE, rule_name
 from trainer.contract.storage import DATA_BUCKET, RUNS_TABLE, TENSORS_TABLE
 
 REGION = "us-east-1"
@@ -111,6 +116,7 @@ class LocalAccount:
         self.resources: StackResources | None = None
         self._physical: dict[str, str] = {}
         self._training_arn: str | None = None
+        self.machine_arns: dict[str, str] = {}  # logical -> ARN, once deployed
 
     @property
     def endpoint_url(self) -> str | None:
@@ -258,6 +264,14 @@ class LocalAccount:
             Bucket=physical["bucket"],
             NotificationConfiguration=notification_configuration(function_arns),
         )
+        upload_rule(
+            self.client("events"),
+            name=rule_name(self.stack_name, UPLOAD_RULE),
+            bucket=physical["bucket"],
+            target_arn=machine_arns[TARGET_MACHINE],
+            role_arn=role,
+        )
+        self.machine_arns = dict(machine_arns)
         resources = StackResources(
             stack_name=self.stack_name,
             region=REGION,
@@ -294,7 +308,13 @@ class LocalAccount:
             "Statement": [
                 {
                     "Effect": "Allow",
-                    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                    "Principal": {
+                        "Service": [
+                            "lambda.amazonaws.com",
+                            "states.amazonaws.com",
+                            "events.amazonaws.com",
+                        ]
+                    },
                     "Action": "sts:AssumeRole",
                 }
             ],

@@ -28,6 +28,13 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
 6. Speed of moto's server (``stepnet serve``): the backend a request's host maps to is looked up
    once per host (moto lists its own package directory for every request, under a lock all
    requests share).
+7. EventBridge rules start their Step Functions targets: moto 5.2.5 delivers a bucket's events
+   to EventBridge (``EventBridgeConfiguration``) and matches them against the rules, but a rule
+   whose target is a state machine raises ``NotImplementedError`` inside S3's delivery, which
+   swallows it: nothing starts. The patch starts an execution of each state machine target, as
+   EventBridge does: with the event (its ``time`` in ISO 8601 and its own ``id``, as AWS sends
+   them; moto gives a float and a fixed id), the target's constant ``Input`` or its
+   ``InputTransformer`` if set, under a generated name; the rule's other targets go to moto.
 """
 
 from __future__ import annotations
@@ -115,6 +122,7 @@ def apply() -> None:
         _patch_s3_ranged_get()
         _patch_s3_notifications()
         _patch_server_dispatch()
+        _patch_eventbridge_sfn_targets()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
         _state.applied = True
@@ -449,3 +457,75 @@ def _patch_server_dispatch() -> None:
 
     # mypy forbids assigning to a method; replacing it is the patch
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+# --- 7. EventBridge rules start their state machine targets ---------------------------------------
+
+
+def _patch_eventbridge_sfn_targets() -> None:
+    import copy
+    import uuid
+    from datetime import UTC, datetime
+
+    from moto.events import models as events_models
+    from moto.events.utils import _BASE_EVENT_MESSAGE
+    from moto.utilities.arns import parse_arn
+
+    original = events_models.Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if not self.event_pattern.matches_event(original_event):
+            return
+        machines = [t for t in self.targets if _is_state_machine(parse_arn(t["Arn"]))]
+        for target in machines:
+            event = dict(original_event)
+            if event.get("id") in (None, _BASE_EVENT_MESSAGE["id"]):
+                event["id"] = str(uuid.uuid4())
+            if isinstance(event.get("time"), int | float):
+                moment = datetime.fromtimestamp(float(event["time"]), UTC)
+                event["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            _start_target(self, target, event)
+        others = [t for t in self.targets if t not in machines]
+        if others:
+            rest = copy.copy(self)
+            rest.targets = others
+            original(rest, original_event, transform_input)
+
+    # mypy forbids assigning to a method; replacing it is the patch
+    events_models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+def _is_state_machine(arn: Any) -> bool:
+    return bool(arn.service == "states" and arn.resource_type == "stateMachine")
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
+    """What EventBridge passes a target: its constant ``Input``, its ``InputTransformer``'s
+    rendering, or the event."""
+    if "Input" in target:
+        return str(target["Input"])
+    transformer = target.get("InputTransformer")
+    if transformer:
+        from moto.events.utils import EventTemplateParser
+
+        rendered = EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        )
+        return rendered if isinstance(rendered, str) else json.dumps(rendered)
+    return json.dumps(event)
+
+
+def _start_target(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+    import uuid
+
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    arn = str(target["Arn"])
+    region, account = arn.split(":")[3:5]
+    backend = stepfunctions_parser_backends[account][region]
+    try:
+        backend.start_execution(arn, name=str(uuid.uuid4()), execution_input=target_input(target, event))
+    except Exception:  # EventBridge retries and then drops; the engine logs and drops
+        logger.exception("rule %s could not start %s", rule.name, arn)

@@ -10,11 +10,13 @@ Every step is idempotent: running it against an account that already has them is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from trainer.contract.retrain import TARGET_MACHINE, upload_pattern
 from trainer.contract.storage import (
     DATA_BUCKET,
     KEY_ATTRIBUTE_TYPE,
@@ -114,11 +116,15 @@ def create_tables_and_bucket(
 
 
 def notification_configuration(
-    function_arns: Mapping[str, str], triggers: Iterable[ObjectTrigger] = DATA_BUCKET.triggers
+    function_arns: Mapping[str, str],
+    triggers: Iterable[ObjectTrigger] = DATA_BUCKET.triggers,
+    event_bridge: bool = DATA_BUCKET.event_bridge,
 ) -> dict[str, Any]:
     """``PutBucketNotificationConfiguration`` of the data bucket: each trigger of the contract
-    (``DATA_BUCKET.triggers``) invokes its function, given by ARN in ``function_arns``."""
-    return {
+    (``DATA_BUCKET.triggers``) invokes its function, given by ARN in ``function_arns``; the
+    bucket's events also go to EventBridge if ``event_bridge`` (``DATA_BUCKET.event_bridge``)."""
+    bridge: dict[str, Any] = {"EventBridgeConfiguration": {}} if event_bridge else {}
+    return bridge | {
         "LambdaFunctionConfigurations": [
             {
                 "Id": f"{trigger.function}-{trigger.suffix.lstrip('.')}",
@@ -136,3 +142,14 @@ def notification_configuration(
             for trigger in triggers
         ]
     }
+
+
+def upload_rule(events_client: Any, *, name: str, bucket: str, target_arn: str, role_arn: str) -> None:
+    """The EventBridge rule that starts retraining on an upload under ``datasets/`` of
+    ``bucket`` (``trainer.contract.retrain.upload_pattern``), targeting ``target_arn``."""
+    events_client.put_rule(
+        Name=name, EventPattern=json.dumps(upload_pattern(bucket)), State="ENABLED"
+    )
+    events_client.put_targets(
+        Rule=name, Targets=[{"Id": TARGET_MACHINE, "Arn": target_arn, "RoleArn": role_arn}]
+    )

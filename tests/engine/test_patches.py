@@ -198,3 +198,55 @@ def test_s3_notifications_invoke_their_function_asynchronously_and_retry_a_failu
         s3.get_object(Bucket=bucket, Key="inference/patched/out/a.error.json")["Body"].read()
     )
     assert error["status"] == 404
+
+
+def _executions(account, machine: str) -> list[dict]:
+    sfn = account.client("stepfunctions")
+    return sfn.list_executions(stateMachineArn=account.machine_arns[machine])["executions"]
+
+
+def _wait_ended(account, arn: str, seconds: float = 60) -> dict:
+    sfn = account.client("stepfunctions")
+    deadline = time.monotonic() + seconds
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.05)
+
+
+def test_an_eventbridge_rule_starts_its_state_machine_target_with_the_s3_event(account) -> None:
+    # Given the bucket's events go to EventBridge, whose upload rule targets the Retrain machine
+    s3 = account.client("s3")
+    bucket = account.resources.bucket
+    before = len(_executions(account, "Retrain"))
+
+    # When a file is uploaded under datasets/<pipeline>/ (a pipeline with no registered model)
+    s3.put_object(Bucket=bucket, Key="datasets/unregistered/new.csv", Body=b"x,y\n1,2\n")
+
+    # Then exactly one Retrain execution started, with S3's "Object Created" event as AWS sends
+    # it (an ISO time, an id of its own), and it ended having found nothing to retrain
+    executions = _executions(account, "Retrain")
+    assert len(executions) == before + 1
+    described = _wait_ended(account, executions[0]["executionArn"])
+    event = json.loads(described["input"])
+    assert event["source"] == "aws.s3" and event["detail-type"] == "Object Created"
+    assert event["detail"]["bucket"]["name"] == bucket
+    assert event["detail"]["object"]["key"] == "datasets/unregistered/new.csv"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+    assert event["id"] != "17793124-05d4-b198-2fde-7ededc63b103"  # moto's fixed one
+    assert described["status"] == "SUCCEEDED"
+    claim = json.loads(described["output"])["claim"]
+    assert claim["action"] == "ignored" and "no registered model" in claim["reason"]
+
+
+def test_an_upload_outside_the_rule_s_prefix_starts_nothing(account) -> None:
+    # Given
+    s3 = account.client("s3")
+    before = len(_executions(account, "Retrain"))
+
+    # When
+    s3.put_object(Bucket=account.resources.bucket, Key="runs/elsewhere/a.csv", Body=b"x\n1\n")
+
+    # Then
+    assert len(_executions(account, "Retrain")) == before

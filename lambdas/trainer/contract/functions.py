@@ -43,7 +43,7 @@ SIZE_LIMITS: Final[Mapping[Size, tuple[int, int]]] = {
 }
 
 # --- where a function runs --------------------------------------------------------------------
-Loop = Literal["run", "epoch", "microbatch", "request"]
+Loop = Literal["run", "epoch", "microbatch", "request", "trigger"]
 Mode = Literal["per_layer", "fused"]
 MODES: Final[tuple[Mode, ...]] = ("per_layer", "fused")
 
@@ -67,6 +67,8 @@ PER_LAYER: Final = Scope("microbatch", "per_layer")  # per layer and micro-batch
 FUSED: Final = Scope("microbatch", "fused")  # once per micro-batch, every layer
 # Outside the workflow: once per API request or per object uploaded for batch inference.
 REQUEST: Final = Scope("request")
+# Outside a run: once per retraining trigger (an upload, a schedule) and per run it starts.
+TRIGGER: Final = Scope("trigger")
 
 # --- what a function is bundled from ----------------------------------------------------------
 Package = Literal["trainer", "inference"]
@@ -386,6 +388,18 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
             objects={MODELS: _objects(PUT_OBJECT)},
         ),
     ),
+    # Retraining (trainer.registry.retrain): the Retrain machine's claim and release steps.
+    "Retrain": FunctionSpec(
+        handler="trainer.handlers.retrain.handler",
+        memory_mb=256,  # a pipeline's registry records and one config
+        timeout_s=30,
+        scope=TRIGGER,
+        grants=Grants(
+            # reads the pipeline's registry records (one Query) and the registered run's config;
+            # replaces the pipeline's claim record (conditionally on its revision)
+            tables={"runs": _table(GET_ITEM, PUT_ITEM, QUERY)},
+        ),
+    ),
     # Outside the workflow: the API (trainer.handlers.api) and the predictions (inference).
     "Api": FunctionSpec(
         handler="trainer.handlers.api.handler",
@@ -448,8 +462,9 @@ def functions_of(package: Package) -> tuple[str, ...]:
 
 
 def in_workflow(logical: str) -> bool:
-    """Whether a state machine invokes the function (every scope but ``request``)."""
-    return FUNCTIONS[logical].scope.loop != "request"
+    """Whether the training workflow (a run's Training and Epoch executions) invokes the
+    function: every scope but ``request`` and ``trigger`` (the Retrain machine's)."""
+    return FUNCTIONS[logical].scope.loop not in ("request", "trigger")
 
 
 def key_matches(prefix: str, key: str) -> bool:

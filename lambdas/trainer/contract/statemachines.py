@@ -46,6 +46,9 @@ STATE_MACHINES: Final[Mapping[str, StateMachineSpec]] = {
     "Training": StateMachineSpec("training.asl.json"),
     # one execution per epoch (it continues itself in a new execution past a step budget)
     "Epoch": StateMachineSpec("epoch.asl.json"),
+    # retrain a pipeline on an uploaded dataset (or on a schedule): one run at a time per
+    # pipeline, each a Training execution (trainer.registry.retrain)
+    "Retrain": StateMachineSpec("retrain.asl.json"),
 }
 
 PLACEHOLDER: Final = re.compile(r"\$\{(\w+)\}")

@@ -90,11 +90,13 @@ class ObjectTrigger:
 
 @dataclass(frozen=True)
 class BucketSpec:
-    """An S3 bucket: its lifecycle rules and its event notifications."""
+    """An S3 bucket: its lifecycle rules, its event notifications, and whether it also sends
+    its events to EventBridge (``event_bridge``: the retraining rule, ``trainer.contract.retrain``)."""
 
     name_infix: str
     lifecycle_rules: tuple[LifecycleRule, ...]
     triggers: tuple[ObjectTrigger, ...] = ()
+    event_bridge: bool = False
 
     def physical_name(self, stack_name: str, account_id: str) -> str:
         """The bucket's name in the local engine's account, e.g. ``stepnet-data-123456789012``."""
@@ -143,6 +145,7 @@ def data_bucket(scratch_ttl_hours: int = names.SCRATCH_TTL_HOURS) -> BucketSpec:
             ),
         ),
         triggers=INFERENCE_TRIGGERS,
+        event_bridge=True,  # datasets/<pipeline>/ uploads start retraining (trainer.contract.retrain)
     )
 
 

@@ -349,6 +349,28 @@ class RunStore:
         items = self._query(registry.pipeline_partition(pipeline))
         return {str(item[RUNS_SK]["S"]): registry.document_of(item) for item in items}
 
+    # --- a pipeline's retraining claim (trainer.store.claims) -----------------------------------
+
+    def get_claim(self, pipeline: str) -> dict[str, Any] | None:
+        """The pipeline's retraining claim (with its ``revision``), or None if it never had one."""
+        from trainer.store import claims, registry
+
+        item = self._get_item(claims.claim_key(pipeline))
+        return None if item is None else registry.document_of(item)
+
+    def put_claim(self, pipeline: str, document: Mapping[str, Any], revision: int) -> None:
+        """Write revision ``revision`` of the claim if the record still holds ``revision - 1``
+        (none for 1); else ClaimChangedError."""
+        from trainer.store import claims
+
+        item = claims.claim_item(pipeline, document, revision, self._now())
+        try:
+            self._put(item, **claims.claim_condition(revision))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            raise claims.ClaimChangedError(pipeline, revision) from None
+
     # --- plumbing --------------------------------------------------------------------------------
 
     def _get_item(self, key: Item) -> Item | None:

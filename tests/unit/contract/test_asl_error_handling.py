@@ -76,6 +76,11 @@ def test_every_task_retries_its_transient_errors_with_the_shared_backoff(
     assert {key: retry[key] for key in BACKOFF} == BACKOFF
 
 
+# Tasks whose failure is not the machine's: Retrain's Training execution, however it ends, is
+# followed by the pipeline's release (its failure is the Training execution's own, alarmed).
+RELEASED_AFTER_ANY_END = {("Retrain", "Train")}
+
+
 @pytest.mark.parametrize(("logical", "name", "task", "enclosing", "states"), TASKS, ids=IDS)
 def test_every_task_is_caught_into_a_fail_state_with_the_error_as_its_cause(
     logical: str, name: str, task: dict[str, Any], enclosing: Any, states: dict[str, Any]
@@ -89,6 +94,10 @@ def test_every_task_is_caught_into_a_fail_state_with_the_error_as_its_cause(
     # Then
     assert everything, f"{logical}: {name!r} is not caught"
     (caught,) = everything
+    if (logical, name) in RELEASED_AFTER_ANY_END:
+        assert scope[caught["Next"]]["Type"] == "Task"
+        assert caught["Next"] == task["Next"]  # the same step as after success
+        return
     fail = scope[caught["Next"]]
     assert fail["Type"] == "Fail"
     assert fail["Error"].startswith("stepnet.")

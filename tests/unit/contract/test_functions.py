@@ -73,6 +73,7 @@ def test_functions_by_scope_cover_the_workflow_once() -> None:
     fused = functions_in("microbatch", "fused")
 
     request = functions_in("request")
+    trigger = functions_in("trigger")
 
     # Then
     assert run == (
@@ -82,9 +83,10 @@ def test_functions_by_scope_cover_the_workflow_once() -> None:
     assert per_layer == ("Forward", "Loss", "Backward")
     assert fused == ("Gradients",)
     assert request == ("Api", "Predict", "PredictBatch")
+    assert trigger == ("Retrain",)
     assert functions_in("microbatch") == per_layer + fused
-    assert sorted(run + epoch + per_layer + fused + request) == sorted(FUNCTIONS)
-    assert [f for f in FUNCTIONS if not in_workflow(f)] == list(request)
+    assert sorted(run + epoch + per_layer + fused + request + trigger) == sorted(FUNCTIONS)
+    assert sorted(f for f in FUNCTIONS if not in_workflow(f)) == sorted(request + trigger)
 
 
 def test_a_mode_belongs_to_micro_batch_functions_only() -> None:

@@ -142,14 +142,18 @@ def test_the_shipped_machines_name_the_functions_and_the_child_they_need() -> No
     # Given / When
     references = all_references()
 
-    # Then every workflow function is invoked by exactly one machine, and Training waits for Epoch
+    # Then every workflow function is invoked by exactly one machine, and Training waits for
+    # Epoch; Retrain invokes its own function and waits for Training
     invoked = [f for refs in references.values() for f in refs.functions]
-    assert sorted(invoked) == sorted(f for f in FUNCTIONS if in_workflow(f))
+    retraining = [f for f in FUNCTIONS if FUNCTIONS[f].scope.loop == "trigger"]
+    assert sorted(invoked) == sorted([f for f in FUNCTIONS if in_workflow(f)] + retraining)
+    assert references["Retrain"].functions == {"Retrain"}
+    assert references["Retrain"].awaited == {"Training"}
     assert references["Training"].machines == {"Epoch"}
     assert references["Training"].awaited == {"Epoch"}
     assert references["Epoch"].started == {"Epoch"}
     assert references["Epoch"].machines == frozenset()
-    assert creation_order() == ["Epoch", "Training"]
+    assert creation_order() == ["Epoch", "Training", "Retrain"]
 
 
 def test_substitutions_are_exactly_the_definitions_placeholders() -> None:
