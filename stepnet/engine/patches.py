@@ -526,6 +526,8 @@ def _start_target(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> N
     region, account = arn.split(":")[3:5]
     backend = stepfunctions_parser_backends[account][region]
     try:
-        backend.start_execution(arn, name=str(uuid.uuid4()), execution_input=target_input(target, event))
+        backend.start_execution(
+            arn, name=str(uuid.uuid4()), execution_input=target_input(target, event)
+        )
     except Exception:  # EventBridge retries and then drops; the engine logs and drops
         logger.exception("rule %s could not start %s", rule.name, arn)

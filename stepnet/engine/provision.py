@@ -144,7 +144,9 @@ def notification_configuration(
     }
 
 
-def upload_rule(events_client: Any, *, name: str, bucket: str, target_arn: str, role_arn: str) -> None:
+def upload_rule(
+    events_client: Any, *, name: str, bucket: str, target_arn: str, role_arn: str
+) -> None:
     """The EventBridge rule that starts retraining on an upload under ``datasets/`` of
     ``bucket`` (``trainer.contract.retrain.upload_pattern``), targeting ``target_arn``."""
     events_client.put_rule(

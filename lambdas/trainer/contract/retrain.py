@@ -34,7 +34,9 @@ SCHEDULE_SOURCE: Final = "stepnet.schedule"  # the `source` field of a schedule'
 _UPLOAD = re.compile(
     rf"^{re.escape(names.S3_DATASETS_PREFIX)}(?P<pipeline>[A-Za-z0-9_-]{{1,64}})/(?P<name>[^/]+)$"
 )
-_SCHEDULE = re.compile(r"^(rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$")
+_SCHEDULE = re.compile(
+    r"^(rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$"
+)
 _PIPELINE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # trainer.config.PIPELINE_PATTERN (a test checks)
 RETRAIN_SCHEDULES_CONTEXT: Final = "retrain_schedules"
 
@@ -88,7 +90,9 @@ class SettingError(ValueError):
     """A deploy-time setting (CDK context) is malformed; the message names it and the fix."""
 
 
-def retrain_schedules(value: object, *, source: str = f'context "{RETRAIN_SCHEDULES_CONTEXT}"') -> dict[str, str]:
+def retrain_schedules(
+    value: object, *, source: str = f'context "{RETRAIN_SCHEDULES_CONTEXT}"'
+) -> dict[str, str]:
     """``{"<pipeline>": "rate(…)" | "cron(…)"}`` checked: pipeline names as a config's
     ``pipeline``, EventBridge schedule expressions. ``None`` is no schedule."""
     if value is None:
@@ -101,7 +105,9 @@ def retrain_schedules(value: object, *, source: str = f'context "{RETRAIN_SCHEDU
     checked: dict[str, str] = {}
     for pipeline, expression in value.items():
         if not isinstance(pipeline, str) or not _PIPELINE.match(pipeline):
-            raise SettingError(f"{source}: {pipeline!r} is not a pipeline name (1-64 of A-Z a-z 0-9 - _)")
+            raise SettingError(
+                f"{source}: {pipeline!r} is not a pipeline name (1-64 of A-Z a-z 0-9 - _)"
+            )
         if not isinstance(expression, str) or not _SCHEDULE.match(expression.strip()):
             raise SettingError(
                 f"{source}: {pipeline}: {expression!r} is not an EventBridge schedule; "

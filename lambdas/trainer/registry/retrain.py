@@ -85,7 +85,10 @@ def read_trigger(event: Mapping[str, Any], bucket: str) -> Trigger | str:
     if isinstance(upload, str):
         return upload
     return Trigger(
-        upload.pipeline, f"s3://{bucket}/{key}", str(event.get("id", key)), str(event.get("time", ""))
+        upload.pipeline,
+        f"s3://{bucket}/{key}",
+        str(event.get("id", key)),
+        str(event.get("time", "")),
     )
 
 
@@ -138,10 +141,15 @@ def claim(
         return Outcome(
             "ignored",
             f"pipeline {trigger.pipeline!r} has no registered model to retrain: train one first "
-            "(POST /runs or stepnet start with \"pipeline\" set), then uploads retrain it",
+            '(POST /runs or stepnet start with "pipeline" set), then uploads retrain it',
             pipeline=trigger.pipeline,
         )
-    run = {"run_id": run_id, "config": config, "source": trigger.source, "received_at": timestamp(now)}
+    run = {
+        "run_id": run_id,
+        "config": config,
+        "source": trigger.source,
+        "received_at": timestamp(now),
+    }
     for _ in range(ATTEMPTS):
         current = store.runs.get_claim(trigger.pipeline)
         revision = 0 if current is None else int(current["revision"])
@@ -158,7 +166,9 @@ def claim(
                 return Outcome("run", "the pipeline was free", trigger.pipeline, run_id, config)
             pending = (current or {}).get("pending")
             if pending is not None and pending.get("run_id") == run_id:
-                return Outcome("pending", "already pending (a retried step)", trigger.pipeline, run_id)
+                return Outcome(
+                    "pending", "already pending (a retried step)", trigger.pipeline, run_id
+                )
             store.runs.put_claim(
                 trigger.pipeline, {**_kept(current or {}), "pending": run}, revision + 1
             )
