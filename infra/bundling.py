@@ -57,7 +57,9 @@ NOT_SHIPPED: Final = (
 INFERENCE_FOR_TRAINER: Final = ("__init__.py", "errors.py", "pointer.py")
 # What the inference asset holds of `trainer`: the forward pass, nothing that needs pydantic.
 TRAINER_FOR_INFERENCE: Final = ("__init__.py", "nn")
-INFERENCE_REQUIREMENTS: Final = ("numpy",)  # pinned in lambdas/requirements.txt
+# pinned in lambdas/requirements.txt: numpy, and Powertools for the EMF metrics (pure Python;
+# with its two dependencies, no pydantic)
+INFERENCE_REQUIREMENTS: Final = ("numpy", "aws-lambda-powertools", "jmespath", "typing-extensions")
 
 
 def _pip_install(output_dir: Path, python_version: str, *requirements: str) -> None:
@@ -128,7 +130,8 @@ def inference_files() -> Iterator[tuple[str, Path]]:
 
 
 def bundle_inference(output_dir: Path, *, python_version: str) -> None:
-    """Fill output_dir with numpy (aarch64 wheels for python_version), `trainer/__init__.py`,
+    """Fill output_dir with numpy and Powertools (aarch64 wheels for python_version),
+    `trainer/__init__.py`,
     `trainer/nn/` and `inference/`: nothing of the trainer that needs pydantic."""
     output_dir.mkdir(parents=True, exist_ok=True)
     _pip_install(output_dir, python_version, *pinned())

@@ -40,6 +40,7 @@ from trainer.contract.functions import (
     size_overrides,
     sized_functions,
 )
+from trainer.contract.monitoring import metrics_namespace
 
 LIST_BUCKET: Final = "s3:ListBucket"
 LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
@@ -103,6 +104,7 @@ class Functions(Construct):
         self._code: dict[Package, lambda_.Code] = {}
         options: dict[str, Any] = {"scratch_ttl_hours": scratch_ttl_hours, "log_level": log_level}
         self._common = FunctionEnvironment(
+            metrics_namespace=metrics_namespace(prefix),
             runs_table=storage.runs_table.table_name,
             tensors_table=storage.tensors_table.table_name,
             bucket=storage.bucket.bucket_name,

@@ -27,13 +27,15 @@ import base64
 import json
 import logging
 import os
+import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from inference.cache import ModelCache, ServedModel
 from inference.errors import InputError, ModelError, NoModelError
 from inference.keys import batch_input
+from inference.metrics import emit_prediction
 from inference.output import csv_bytes, prediction_document
 from inference.pointer import check_pipeline
 from inference.rows import batch_limits, online_limits, parse_file, parse_json_rows
@@ -42,6 +44,7 @@ from inference.settings import InferenceEnvironment
 logger = logging.getLogger("stepnet.inference")
 logger.setLevel(logging.INFO)
 
+LAMBDA_FUNCTION_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"  # set by Lambda (and the engine's sandboxes)
 Event = dict[str, Any]
 Response = dict[str, Any]
 
@@ -90,7 +93,32 @@ def reset() -> None:
 
 
 def online(event: Event, context: Any = None) -> Response:
-    """``POST /models/{pipeline}/predict``: see the module doc."""
+    """``POST /models/{pipeline}/predict``: see the module doc; its metrics (latency, rows)."""
+    started = time.perf_counter()
+    measured: dict[str, Any] = {}
+    response = _online(event, measured)
+    _report("online", started, measured)
+    return response
+
+
+def _report(entry: Literal["online", "batch"], started: float, measured: dict[str, Any]) -> None:
+    """The invocation's EMF metrics (``inference.metrics``), where Lambda runs it."""
+    if not os.environ.get(LAMBDA_FUNCTION_VARIABLE):
+        return  # in-process (tests, stepnet predict): EMF is CloudWatch Logs' format
+    env = environment()
+    served: ServedModel | None = measured.get("served")
+    emit_prediction(
+        entry,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        rows=int(measured.get("rows", 0)),
+        pipeline=measured.get("pipeline"),
+        served=None if served is None else (served.pointer.run_id, served.pointer.version),
+        namespace=env.metrics_namespace,
+        service=env.service_name,
+    )
+
+
+def _online(event: Event, measured: dict[str, Any]) -> Response:
     pipeline = str((event.get("pathParameters") or {}).get("pipeline", ""))
     try:
         check_pipeline(pipeline)
@@ -98,9 +126,11 @@ def online(event: Event, context: Any = None) -> Response:
         return _response(400, {"error": str(error)})
     try:
         served = model_cache().get(pipeline)
+        measured |= {"served": served, "pipeline": pipeline}
         model = served.model
         X = parse_json_rows(_body(event), model.n_features, model.n_outputs, online_limits())
         prediction = model.predict(X)
+        measured["rows"] = X.shape[0]
     except InputError as error:
         return _response(400, {"error": str(error)})
     except NoModelError as error:
@@ -136,8 +166,16 @@ def _response(status: int, document: dict[str, Any]) -> Response:
 
 
 def batch(event: Event, context: Any = None) -> dict[str, Any]:
-    """An S3 ObjectCreated event: one output (or error) file per input record."""
-    return {"results": [_predict_object(record) for record in event.get("Records", [])]}
+    """An S3 ObjectCreated event: one output (or error) file per input record; the metrics of
+    each predicted file (latency, rows)."""
+    results = []
+    for record in event.get("Records", []):
+        started = time.perf_counter()
+        measured: dict[str, Any] = {}
+        results.append(_predict_object(record, measured))
+        if "skipped" not in results[-1]:
+            _report("batch", started, measured)
+    return {"results": results}
 
 
 def _status(error: Exception) -> int:
@@ -147,7 +185,7 @@ def _status(error: Exception) -> int:
     return 404 if isinstance(error, NoModelError) else 500
 
 
-def _predict_object(record: dict[str, Any]) -> dict[str, Any]:
+def _predict_object(record: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
     bucket = record["s3"]["bucket"]["name"]
     key = unquote_plus(record["s3"]["object"]["key"])
     source = batch_input(key)
@@ -160,6 +198,7 @@ def _predict_object(record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(size, int):
             limits.check_bytes(size, "file")  # before downloading it
         served = model_cache().get(source.pipeline)
+        measured |= {"served": served, "pipeline": source.pipeline}
         data = read_object(bucket, key)
         if data is None:
             logger.warning("ignored %s: deleted before it was read", key)
@@ -167,6 +206,7 @@ def _predict_object(record: dict[str, Any]) -> dict[str, Any]:
         model = served.model
         X = parse_file(source.name, data, model.n_features, model.n_outputs, limits)
         body = csv_bytes(model.predict(X), (served.pointer.run_id, served.pointer.version))
+        measured["rows"] = X.shape[0]
     except (InputError, NoModelError, ModelError) as error:
         _replace(bucket, source.error_key, _error_body(key, error), source.output_key)
         logger.warning("%s: %s", key, error)

@@ -9,6 +9,8 @@ variable                           meaning
 ``STEPNET_POINTER_TTL_SECONDS``    how long a container trusts the production pointer it
                                    read before reading it again (default 5; 0 = every call)
 ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``  set by Lambda; sizes the batch limits (default 1769)
+``POWERTOOLS_METRICS_NAMESPACE``   the stack's metrics (``trainer.contract.monitoring``), and
+``POWERTOOLS_SERVICE_NAME``        their ``service`` dimension (the training functions' too)
 =================================  ========================================================
 
 Defined here rather than in ``trainer.contract.environment`` because that module needs pydantic,
@@ -28,7 +30,10 @@ VARIABLES: Final[Mapping[str, str]] = {
     "bucket": "STEPNET_BUCKET",
     "pointer_ttl_seconds": "STEPNET_POINTER_TTL_SECONDS",
     "memory_mb": "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "metrics_namespace": "POWERTOOLS_METRICS_NAMESPACE",
+    "service_name": "POWERTOOLS_SERVICE_NAME",
 }
+DEFAULT_SERVICE_NAME: Final = "stepnet"  # trainer.contract.names.SERVICE_NAME (a test checks)
 
 DEFAULT_POINTER_TTL_SECONDS: Final = 5.0
 """A promotion reaches every warm container within this long; reading the pointer on every
@@ -46,12 +51,16 @@ class InferenceEnvironment:
     bucket: str
     pointer_ttl_seconds: float = DEFAULT_POINTER_TTL_SECONDS
     memory_mb: int = DEFAULT_MEMORY_MB
+    metrics_namespace: str = DEFAULT_SERVICE_NAME
+    service_name: str = DEFAULT_SERVICE_NAME
 
     def to_env(self) -> dict[str, str]:
         """The variables the stack sets (Lambda sets the memory itself)."""
         return {
             VARIABLES["bucket"]: self.bucket,
             VARIABLES["pointer_ttl_seconds"]: repr(self.pointer_ttl_seconds),
+            VARIABLES["metrics_namespace"]: self.metrics_namespace,
+            VARIABLES["service_name"]: self.service_name,
         }
 
     @classmethod
@@ -68,7 +77,11 @@ class InferenceEnvironment:
                 "the inference function's environment is incomplete or invalid: "
                 + ", ".join(problems)
             )
-        return cls(bucket=bucket, pointer_ttl_seconds=ttl, memory_mb=int(memory))
+        return cls(
+            bucket=bucket, pointer_ttl_seconds=ttl, memory_mb=int(memory),
+            metrics_namespace=environ.get(VARIABLES["metrics_namespace"]) or DEFAULT_SERVICE_NAME,
+            service_name=environ.get(VARIABLES["service_name"]) or DEFAULT_SERVICE_NAME,
+        )  # fmt: skip
 
 
 def _number(environ: Mapping[str, str], field: str, default: float, problems: list[str]) -> float:

@@ -14,7 +14,7 @@ from functools import lru_cache
 import boto3
 from botocore.config import Config
 
-from trainer.contract.environment import ApiEnvironment, FunctionEnvironment, Limits
+from trainer.contract.environment import VARIABLES, ApiEnvironment, FunctionEnvironment, Limits
 from trainer.executions import Executions
 from trainer.store import DEFAULT_CACHE_BYTES, Store
 
@@ -90,3 +90,21 @@ def executions() -> Executions:
     config = Config(retries={"mode": "standard", "max_attempts": 5})
     client = boto3.client("stepfunctions", config=config)
     return Executions(client, training_arn=env.training_state_machine_arn)
+
+
+LAMBDA_FUNCTION_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"  # set by Lambda (and the engine's sandboxes)
+
+
+def metrics_target(environ: Mapping[str, str] = os.environ) -> tuple[str, str] | None:
+    """(namespace, service) of the function's EMF metrics (``trainer.metrics``), or None where no
+    Lambda runs the handler (the cost model's dry run, in-process tests): EMF is a log format
+    that only CloudWatch Logs reads. Powertools' own ``POWERTOOLS_METRICS_DISABLED`` still
+    applies (the local engine sets it: its sandboxes' stdout is the caller's terminal)."""
+    if not environ.get(LAMBDA_FUNCTION_VARIABLE):
+        return None
+    defaults = FunctionEnvironment.model_fields
+    namespace = environ.get(VARIABLES["metrics_namespace"]) or str(
+        defaults["metrics_namespace"].default
+    )
+    service = environ.get(VARIABLES["service_name"]) or str(defaults["service_name"].default)
+    return namespace, service

@@ -271,6 +271,20 @@ class ShapeRuns:
     ) -> None:
         self._put(runs.epoch_item(run_id, epoch, metrics, runs.timestamp(self._clock())))
 
+    def get_epoch_metrics(self, run_id: str, epoch: int) -> dict[str, Any] | None:
+        item = self.record(run_id, runs.epoch_record(epoch))
+        self._account.charges.record_get(self._account.usage, item)
+        return (
+            None
+            if item is None
+            else runs.metrics_row(item) | {runs.CREATED_AT: item[runs.CREATED_AT]["S"]}
+        )
+
+    def dataset_created_at(self, run_id: str) -> str | None:
+        item = self.record(run_id, runs.DATASET_RECORD)
+        self._account.charges.record_get(self._account.usage, item)
+        return None if item is None else str(item[runs.CREATED_AT]["S"])
+
     def list_epoch_metrics(self, run_id: str) -> list[dict[str, Any]]:
         with self._lock:
             found = [

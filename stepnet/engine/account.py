@@ -49,6 +49,8 @@ from trainer.contract.functions import (
     size_overrides,
     sized_functions,
 )
+from trainer.contract.monitoring import metrics_namespace
+from trainer.contract.retrain import TARGET_MACHINE, UPLOAD_RULE, rule_name
 from trainer.contract.statemachines import (
     STATE_MACHINES,
     creation_order,
@@ -57,7 +59,6 @@ from trainer.contract.statemachines import (
     render,
     substitutions,
 )
-from trainer.contract.retrain import TARGET_MACHINE, UPLOAD_RULE, rule_name
 from trainer.contract.storage import DATA_BUCKET, RUNS_TABLE, TENSORS_TABLE
 
 REGION = "us-east-1"
@@ -70,14 +71,22 @@ CREDENTIALS: Final = {  # any will do; moto checks none
 # The one setting the engine chooses differently from the stack's default (INFO): its handlers'
 # output goes to the caller's terminal (the CLI, a test), which their INFO lines would flood.
 LOG_LEVEL: Final = "WARNING"
+METRICS_DISABLED: Final = "POWERTOOLS_METRICS_DISABLED"  # Powertools' switch (engine_environment)
 
 
 def environment_of(
-    logical: str, resources: dict[str, str], training_arn: str | None = None, **limits: int
+    logical: str,
+    resources: dict[str, str],
+    training_arn: str | None = None,
+    *,
+    stack_name: str = names.DEFAULT_STACK_NAME,
+    **limits: int,
 ) -> dict[str, str]:
     """Function ``logical``'s environment, as in the stack (``trainer.contract.wiring``;
     ``limits``: any field of :class:`~trainer.contract.environment.Limits` a deployment tunes)."""
-    common = FunctionEnvironment(**resources, log_level=LOG_LEVEL, **limits)
+    common = FunctionEnvironment(
+        **resources, log_level=LOG_LEVEL, metrics_namespace=metrics_namespace(stack_name), **limits
+    )
     return wiring.function_environment(logical, common, training_state_machine_arn=training_arn)
 
 
@@ -153,6 +162,9 @@ class LocalAccount:
         self.runtime.engine_environment = CREDENTIALS | {
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
+            # the functions' EMF metrics are CloudWatch Logs' to read; here their stdout is
+            # the caller's terminal (as LOG_LEVEL below)
+            METRICS_DISABLED: "true",
         }
         self._exit.callback(self.runtime.close)  # before moto stops (callbacks run last first)
         self.resources = self._deploy()
@@ -215,7 +227,11 @@ class LocalAccount:
         """A function's environment; those that start runs get the Training machine's ARN."""
         machines = self.functions[logical].grants.machines
         return environment_of(
-            logical, self._physical, self._training_arn if machines else None, **self.limits
+            logical,
+            self._physical,
+            self._training_arn if machines else None,
+            stack_name=self.stack_name,
+            **self.limits,
         )
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ VARIABLES: Final[Mapping[str, str]] = {
     "history_event_budget": "STEPNET_HISTORY_EVENT_BUDGET",
     "training_state_machine_arn": "STEPNET_TRAINING_STATE_MACHINE_ARN",
     "service_name": "POWERTOOLS_SERVICE_NAME",
+    "metrics_namespace": "POWERTOOLS_METRICS_NAMESPACE",
     "log_level": "POWERTOOLS_LOG_LEVEL",
 }
 
@@ -69,6 +70,8 @@ class FunctionEnvironment(Limits):
     tensors_table: str = Field(min_length=3, max_length=255)
     bucket: str = Field(min_length=3, max_length=63)
     service_name: str = names.SERVICE_NAME
+    # the stack's custom metrics (trainer.contract.monitoring.metrics_namespace of its name)
+    metrics_namespace: str = Field(default=names.SERVICE_NAME, min_length=1, max_length=255)
     log_level: LogLevel = "INFO"
 
     def to_env(self) -> dict[str, str]:

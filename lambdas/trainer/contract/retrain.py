@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from trainer.contract import names
+from trainer.contract.monitoring import SettingError
 
 TARGET_MACHINE: Final = "Retrain"  # the state machine both kinds of rule start
 UPLOAD_RULE: Final = "RetrainOnUpload"  # the rule's logical name (stack) and name suffix (engine)
@@ -84,10 +85,6 @@ def dataset_upload(key: str) -> DatasetUpload | str:
 def schedule_input(pipeline: str) -> dict[str, str]:
     """What a pipeline's schedule rule starts the Retrain machine with."""
     return {"source": SCHEDULE_SOURCE, "pipeline": pipeline}
-
-
-class SettingError(ValueError):
-    """A deploy-time setting (CDK context) is malformed; the message names it and the fix."""
 
 
 def retrain_schedules(

@@ -31,8 +31,9 @@ def function_environment(
     spec = FUNCTIONS[logical]
     if spec.package == "inference":
         return InferenceEnvironment(
-            bucket=common.bucket, pointer_ttl_seconds=pointer_ttl_seconds
-        ).to_env()
+            bucket=common.bucket, pointer_ttl_seconds=pointer_ttl_seconds,
+            metrics_namespace=common.metrics_namespace, service_name=common.service_name,
+        ).to_env()  # fmt: skip
     machines = set(spec.grants.machines)
     if not machines:
         return common.to_env()

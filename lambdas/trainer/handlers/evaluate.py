@@ -1,11 +1,16 @@
 """Evaluate an epoch: merge the evaluation groups' per-shard sums into its metrics (exact sums,
 so the same numbers as the reference), record them, say what comes next."""
 
-from trainer import dal
+import time
+from typing import Any
+
+from trainer import dal, settings
 from trainer.data.blocks import shard_groups
 from trainer.handlers._edge import lambda_edge, logger
 from trainer.messages import EpochEnd, EpochMetrics, RunProgress
+from trainer.metrics import EpochReport, emit_epoch, seconds_between
 from trainer.store import Store
+from trainer.store.runs import timestamp
 from trainer.training.cursor import run_progress
 from trainer.training.step import ShardEvaluation, epoch_evaluation
 
@@ -28,11 +33,41 @@ def run(store: Store, end: EpochEnd) -> RunProgress:
     metrics = EpochMetrics(
         epoch=end.epoch, train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy
     )
+    previous = store.runs.get_epoch_metrics(end.run_id, end.epoch - 1) if end.epoch > 1 else None
     dal.save_epoch_metrics(store, end.run_id, metrics.model_copy(update={"version": end.version}))
     logger.info("epoch evaluated", extra={"run_id": end.run_id, **metrics.row()})
+    report_epoch(store, config.pipeline_name, end, metrics, split.n_train, previous)
     return run_progress(
         config, next_epoch=end.epoch + 1, version=end.version, metrics=metrics.row()
     )
+
+
+def report_epoch(
+    store: Store,
+    pipeline: str,
+    end: EpochEnd,
+    metrics: EpochMetrics,
+    n_train: int,
+    previous: dict[str, Any] | None,
+) -> None:
+    """The epoch's CloudWatch metrics (``trainer.metrics``): its wall time runs from the previous
+    epoch's evaluation (the dataset's preparation, for the first) to now."""
+    target = settings.metrics_target()
+    if target is None:
+        return
+    since = previous["created_at"] if previous else store.runs.dataset_created_at(end.run_id)
+    now = timestamp(time.time())
+    emit_epoch(
+        EpochReport(
+            pipeline=pipeline, run_id=end.run_id, epoch=end.epoch, version=end.version,
+            steps=end.version - int(previous["version"]) if previous else end.version,
+            n_train=n_train, train_loss=metrics.train_loss, val_loss=metrics.val_loss,
+            val_accuracy=metrics.val_accuracy,
+            wall_seconds=None if since is None else seconds_between(since, now),
+            previous_val_loss=float(previous["val_loss"]) if previous else None,
+        ),
+        namespace=target[0], service=target[1],
+    )  # fmt: skip
 
 
 handler = lambda_edge(run, EpochEnd)

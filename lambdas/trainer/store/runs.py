@@ -247,6 +247,17 @@ class RunStore:
                 run_id, record, f"run {run_id!r} already has different metrics for epoch {epoch}"
             )
 
+    def get_epoch_metrics(self, run_id: str, epoch: int) -> dict[str, Any] | None:
+        """One epoch's row (as :meth:`list_epoch_metrics` gives it) with its ``created_at``,
+        or None if it is not evaluated yet."""
+        item = self._get(run_id, epoch_record(epoch))
+        return None if item is None else metrics_row(item) | {CREATED_AT: item[CREATED_AT]["S"]}
+
+    def dataset_created_at(self, run_id: str) -> str | None:
+        """When the run's prepared dataset was recorded (its training began), if it was."""
+        item = self._get(run_id, DATASET_RECORD)
+        return None if item is None else str(item[CREATED_AT]["S"])
+
     def list_epoch_metrics(self, run_id: str) -> list[dict[str, Any]]:
         """Every recorded epoch, ordered by epoch: ``[{"epoch": 1, "train_loss": ...}, ...]``."""
         _check_run_id(run_id)

@@ -1,6 +1,7 @@
-"""The inference bundle is numpy + trainer/__init__.py + trainer/nn/ + inference/: nothing it
-imports needs pydantic, powertools, boto3 or the rest of ``trainer`` (boto3 is imported only when
-a handler first talks to S3, and the Lambda runtime has it)."""
+"""The inference bundle is numpy + trainer/__init__.py + trainer/nn/ + inference/ (+ Powertools):
+nothing it imports needs pydantic, powertools, boto3 or the rest of ``trainer`` (boto3 is
+imported only when a handler first talks to S3, and the Lambda runtime has it; Powertools only
+when a handler Lambda runs writes its metrics)."""
 
 from __future__ import annotations
 
