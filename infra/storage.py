@@ -62,6 +62,7 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix=ACCESS_LOGS_PREFIX,
             lifecycle_rules=[_lifecycle_rule(rule) for rule in bucket_spec.lifecycle_rules],
+            event_bridge_enabled=bucket_spec.event_bridge,
             removal_policy=RemovalPolicy.DESTROY,
         )
 

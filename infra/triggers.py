@@ -1,4 +1,5 @@
-"""The data bucket's event notifications: the contract's triggers (`DATA_BUCKET.triggers`).
+"""The data bucket's event notifications (the contract's `DATA_BUCKET.triggers`), and the
+EventBridge rules that start retraining (`trainer.contract.retrain`).
 
 A file created under `inference/` with a `.csv` or `.npz` suffix invokes the batch prediction
 function with S3's own event (the handler reads `Records[].s3`). A notification filter is one
@@ -9,18 +10,36 @@ docs/serving.md weighs this against an EventBridge rule.
 CDK writes a bucket's notifications with its own custom resource (a Lambda function that calls
 `PutBucketNotificationConfiguration`, because the bucket, the function's permission and the
 notification reference each other); its findings are acknowledged here with the reason.
+
+Retraining: the bucket sends its events to EventBridge (`DATA_BUCKET.event_bridge`); the rule
+`RetrainOnUpload` matches objects created under `datasets/` and starts the Retrain state machine
+with the event; a pipeline's schedule (context `retrain_schedules`) starts it with the
+pipeline's name. EventBridge assumes one role, allowed `states:StartExecution` on that machine
+only.
 """
 
+import json
 from collections.abc import Mapping
 
 from aws_cdk import Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from constructs import IConstruct
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct, IConstruct
 
 from infra.nag import acknowledge
 from infra.storage import Storage
+from trainer.contract.retrain import (
+    TARGET_MACHINE,
+    UPLOAD_RULE,
+    retrain_schedules,
+    schedule_input,
+    upload_pattern,
+)
 from trainer.contract.storage import DATA_BUCKET
 
 # S3 event names as the contract spells them -> CDK's.
@@ -56,3 +75,47 @@ def _acknowledge_notifications_handler(handler: IConstruct) -> None:
         "s3:PutBucketNotification on '*' by CDK itself; it runs only at deploy time, on the "
         "stack's own bucket.",
     )
+
+
+def add_retrain_rules(
+    scope: Construct,
+    storage: Storage,
+    machines: Mapping[str, sfn.IStateMachine],
+    schedules: object = None,
+) -> list[events.Rule]:
+    """The upload rule, and a rule per scheduled pipeline (``schedules``: the context's value,
+    checked by ``trainer.contract.retrain.retrain_schedules``), each starting the Retrain
+    machine through one role."""
+    checked = retrain_schedules(json.loads(schedules) if isinstance(schedules, str) else schedules)
+    machine = machines[TARGET_MACHINE]
+    role = iam.Role(
+        scope, "RetrainRulesRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com")
+    )
+    pattern = upload_pattern(storage.bucket.bucket_name)
+    upload = events.Rule(
+        scope,
+        UPLOAD_RULE,
+        description="A dataset uploaded under datasets/<pipeline>/ retrains the pipeline",
+        event_pattern=events.EventPattern(
+            source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+        ),
+        targets=[targets.SfnStateMachine(machine, role=role)],
+    )
+    rules = [upload]
+    for pipeline, expression in sorted(checked.items()):
+        rules.append(
+            events.Rule(
+                scope,
+                f"RetrainSchedule-{pipeline}",
+                description=f"Retrain pipeline {pipeline} on its registered config: {expression}",
+                schedule=events.Schedule.expression(expression),
+                targets=[
+                    targets.SfnStateMachine(
+                        machine,
+                        role=role,
+                        input=events.RuleTargetInput.from_object(schedule_input(pipeline)),
+                    )
+                ],
+            )
+        )
+    return rules

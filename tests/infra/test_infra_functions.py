@@ -11,6 +11,7 @@ from inference.settings import DEFAULT_POINTER_TTL_SECONDS
 from inference.settings import VARIABLES as INFERENCE_VARIABLES
 from infra.functions import ARCHITECTURE, RUNTIME, sized_specs
 from trainer.contract import names
+from trainer.contract.monitoring import metrics_namespace
 from trainer.contract.environment import VARIABLES
 from trainer.contract.functions import (
     FUNCTIONS,
@@ -102,6 +103,7 @@ def test_environment_names_the_tables_bucket_and_service(
         VARIABLES["inline_limit_bytes"]: str(names.INLINE_LIMIT_BYTES),
         VARIABLES["history_event_budget"]: str(names.HISTORY_EVENT_BUDGET),
         VARIABLES["service_name"]: names.SERVICE_NAME,
+        VARIABLES["metrics_namespace"]: metrics_namespace("stepnet"),
         VARIABLES["log_level"]: "INFO",
     }
     training = next(
@@ -122,6 +124,8 @@ def test_environment_names_the_tables_bucket_and_service(
             assert variables == {
                 INFERENCE_VARIABLES["bucket"]: {"Ref": data_bucket},
                 INFERENCE_VARIABLES["pointer_ttl_seconds"]: repr(DEFAULT_POINTER_TTL_SECONDS),
+                INFERENCE_VARIABLES["metrics_namespace"]: metrics_namespace("stepnet"),
+                INFERENCE_VARIABLES["service_name"]: names.SERVICE_NAME,
             }, logical
         elif spec.grants.machines:
             arn = VARIABLES["training_state_machine_arn"]
