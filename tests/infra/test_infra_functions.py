@@ -11,7 +11,6 @@ from inference.settings import DEFAULT_POINTER_TTL_SECONDS
 from inference.settings import VARIABLES as INFERENCE_VARIABLES
 from infra.functions import ARCHITECTURE, RUNTIME, sized_specs
 from trainer.contract import names
-from trainer.contract.monitoring import metrics_namespace
 from trainer.contract.environment import VARIABLES
 from trainer.contract.functions import (
     FUNCTIONS,
@@ -19,6 +18,7 @@ from trainer.contract.functions import (
     LAMBDA_RUNTIME,
     functions_of,
 )
+from trainer.contract.monitoring import metrics_namespace
 
 pytestmark = pytest.mark.infra
 
