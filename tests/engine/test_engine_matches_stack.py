@@ -45,6 +45,7 @@ from trainer.contract.functions import FUNCTIONS, MODES, key_matches
 from trainer.contract.statemachines import STATE_MACHINES, function_placeholder, machine_placeholder
 from trainer.data.shards import encode_shard
 from trainer.handlers import api as api_handler
+from trainer.handlers import retrain as retrain_handler
 from trainer.store import Store
 
 pytestmark = [pytest.mark.engine, pytest.mark.infra, pytest.mark.slow]
@@ -388,6 +389,54 @@ def engine_machines(account: LocalAccount) -> dict[str, dict[str, Any]]:
     return found
 
 
+def test_the_bucket_s_events_go_to_the_same_rule_which_starts_the_same_machine(
+    designated: dict[str, Designated],
+    resources: dict[str, dict[str, Any]],
+    stack_machine_arns: dict[str, str],
+    account: LocalAccount,
+) -> None:
+    # Given the rules on either side with an event pattern (the stack's, the engine's)
+    bucket = designated["bucket"]
+    (notifications,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "Custom::S3BucketNotifications"
+        and r["Properties"]["BucketName"] == {"Ref": bucket.logical_id}
+    ]
+    stack_rules = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]
+    ]
+    events = account.client("events")
+    engine_rules = [r for r in events.list_rules()["Rules"] if "EventPattern" in r]
+    # (moto's GetBucketNotificationConfiguration leaves EventBridge out: read its bucket)
+    from moto.s3.models import s3_backends
+
+    engine_bucket = s3_backends[ACCOUNT_ID]["aws"].get_bucket(bucket.engine_name)
+
+    # When each side's pattern names its own bucket, read as the bucket's name
+    def pattern(document: dict[str, Any], bucket_name: Any) -> dict[str, Any]:
+        named = json.loads(json.dumps(document))
+        assert named["detail"]["bucket"]["name"] == [bucket_name]
+        named["detail"]["bucket"]["name"] = ["<data bucket>"]
+        return named
+
+    (stack_rule,) = stack_rules
+    (engine_rule,) = engine_rules
+    (stack_target,) = stack_rule["Targets"]
+    (engine_target,) = events.list_targets_by_rule(Rule=engine_rule["Name"])["Targets"]
+
+    # Then the bucket sends its events to EventBridge on both sides, the same pattern matches
+    # them, and its one target is the same machine
+    assert "EventBridgeConfiguration" in notifications["NotificationConfiguration"]
+    assert engine_bucket.notification_configuration.event_bridge is not None
+    assert pattern(stack_rule["EventPattern"], {"Ref": bucket.logical_id}) == pattern(
+        json.loads(engine_rule["EventPattern"]), bucket.engine_name
+    )
+    assert stack_machine_arns[stack_target["Arn"]["Ref"]] == engine_target["Arn"]
+
+
 def test_the_same_machines_of_the_same_type(
     stack_machines: dict[str, dict[str, Any]], engine_machines: dict[str, dict[str, Any]]
 ) -> None:
@@ -464,6 +513,9 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
     prefix = f"{names.S3_DATASETS_PREFIX}contract-shards/"
     for name, body in (("a.npz", encode_shard(X[:20], y[:20])), ("b.npz", npz_bytes(X, y))):
         s3.put_object(Bucket=account.resources.bucket, Key=prefix + name, Body=body)
+    # (uploads under datasets/ start Retrain executions through EventBridge: let them end, so
+    # that their calls are not taken for the workflow's; the Retrain function's own are below)
+    _wait_for_retrains(account)
     for client in (dynamodb, s3):
         client.meta.events.register("before-parameter-build", record)
     store = Store.from_clients(
@@ -516,6 +568,13 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
         inference_handlers.reset()
 
 
+def _wait_for_retrains(account: LocalAccount) -> None:
+    sfn = account.client("stepfunctions")
+    machine = account.machine_arns["Retrain"]
+    while sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+        time.sleep(0.05)
+
+
 def _outside_the_workflow(
     account: LocalAccount, config: dict[str, Any], running: list[str], record: Any
 ) -> None:
@@ -562,6 +621,22 @@ def _outside_the_workflow(
     uploader.put_object(Bucket=bucket, Key=key, Body=b"a,b,c\n1,2,3\n")
     assert patches.wait_for_notifications()  # S3 invokes the function asynchronously
     uploader.head_object(Bucket=bucket, Key=f"inference/{run_id}/out/rows.csv")
+
+    # Retrain: the claim for a dataset uploaded for the run's pipeline, and its release (the
+    # Retrain machine's two steps, called as it calls them; no run is started)
+    running[0] = "Retrain"
+    upload = {
+        "source": "aws.s3", "id": "contract", "detail-type": "Object Created",
+        "detail": {"bucket": {"name": bucket}, "object": {"key": f"datasets/{run_id}/new.npz"}},
+    }  # fmt: skip
+    context = LambdaContext("stepnet-Retrain")
+    claim = retrain_handler.handler(
+        {"action": "claim", "trigger": upload, "execution_name": "contract"}, context
+    )
+    assert claim["action"] == "run", claim
+    release = {"action": "release", "execution_name": "contract", "pipeline": run_id}
+    done = retrain_handler.handler(release | {"run_id": claim["run_id"]}, context)
+    assert done["action"] == "done", done
 
 
 Allowed = tuple[str, str, str]  # (IAM action, table or bucket name, key prefix; "*" for the bucket)
