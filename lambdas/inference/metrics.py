@@ -43,6 +43,6 @@ def emit_prediction(
     if served is not None:
         metrics.add_metadata(key="run_id", value=served[0])
         metrics.add_metadata(key="model_version", value=served[1])
-    document: dict[str, Any] = metrics.serialize_metric_set()
+    document: dict[str, Any] = dict(metrics.serialize_metric_set())
     metrics.flush_metrics()
     return document

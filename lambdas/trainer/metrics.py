@@ -96,6 +96,6 @@ def emit_epoch(report: EpochReport, *, namespace: str, service: str) -> dict[str
         ("steps", report.steps),
     ):
         metrics.add_metadata(key=key, value=value)
-    document: dict[str, Any] = metrics.serialize_metric_set()
+    document: dict[str, Any] = dict(metrics.serialize_metric_set())
     metrics.flush_metrics()
     return document

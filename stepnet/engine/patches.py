@@ -511,7 +511,7 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
         rendered = EventTemplateParser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,
+            event=event,  # type: ignore[arg-type]  # moto's TypedDict of the same event
         )
         return rendered if isinstance(rendered, str) else json.dumps(rendered)
     return json.dumps(event)
