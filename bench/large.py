@@ -578,6 +578,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scratch", help="where datasets and runs go (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rebuild the section from the JSON",
+    )
     parser.add_argument("--engine", nargs=2, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.engine:
@@ -592,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="stepnet-large-", dir=args.scratch) as scratch:
-        for workload in chosen:
+        for workload in [] if args.render_only else chosen:
             folder = Path(scratch) / workload.name
             folder.mkdir()
             known[workload.name] = measure(workload, folder, args.shard_mb, log)
