@@ -28,7 +28,11 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
 6. Speed of moto's server (``stepnet serve``): the backend a request's host maps to is looked up
    once per host (moto lists its own package directory for every request, under a lock all
    requests share).
-7. EventBridge rules start their Step Functions targets: moto 5.2.5 delivers a bucket's events
+7. S3 object bodies larger than 256 kB live in files, as S3 keeps them on disk: moto keeps every
+   body under 5 MB in memory, and a run keeps every weights version, optimizer state and
+   gradient it writes (about 10 GB for one fused epoch over a million rows). The bodies go
+   through :class:`stepnet.engine.bodies.SpilledBody` instead of moto's spooled temporary file.
+8. EventBridge rules start their Step Functions targets: moto 5.2.5 delivers a bucket's events
    to EventBridge (``EventBridgeConfiguration``) and matches them against the rules, but a rule
    whose target is a state machine raises ``NotImplementedError`` inside S3's delivery, which
    swallows it: nothing starts. The patch starts an execution of each state machine target, as
@@ -45,6 +49,7 @@ import json
 import logging
 import re
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -68,6 +73,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 
+from stepnet.engine.bodies import SpilledBody
 from stepnet.engine.runtime import LambdaRuntime, payload_json
 
 SUPPORTED_MOTO = ((5, 2, 5), (5, 3, 0))  # [lowest, highest) the patches were verified against
@@ -122,6 +128,7 @@ def apply() -> None:
         _patch_s3_ranged_get()
         _patch_s3_notifications()
         _patch_server_dispatch()
+        _patch_s3_bodies()
         _patch_eventbridge_sfn_targets()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
@@ -459,7 +466,25 @@ def _patch_server_dispatch() -> None:
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
 
 
-# --- 7. EventBridge rules start their state machine targets ---------------------------------------
+# --- 7. S3 object bodies in files ----------------------------------------------------------------
+
+
+class _Tempfile:
+    """moto's S3 models' ``tempfile``: the real module, but bodies in :class:`SpilledBody`."""
+
+    SpooledTemporaryFile = SpilledBody
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(tempfile, name)
+
+
+def _patch_s3_bodies() -> None:
+    # FakeKey builds its body buffer as ``tempfile.SpooledTemporaryFile(max_size)``, in
+    # __init__ and __setstate__; the module's other names are the real tempfile's
+    s3_models.tempfile = _Tempfile()  # type: ignore[assignment,attr-defined]
+
+
+# --- 8. EventBridge rules start their state machine targets ---------------------------------------
 
 
 def _patch_eventbridge_sfn_targets() -> None:
