@@ -5,8 +5,9 @@ One served account, one tiny digits run started through the API: a bad config is
 with its fields and starts nothing; the run is reported (status, per-epoch metrics and console
 links, its model and promotion); then its predictions, by the online route, by a file uploaded
 with `aws s3 cp` under inference/<pipeline>/in/, and by `stepnet predict`, equal the model's own
-forward pass bit for bit; bad inputs get their reasons (a 400, an error file); and the registry
-commands answer through the same endpoint.
+forward pass bit for bit; bad inputs get their reasons (a 400, an error file); the registry
+commands answer through the same endpoint; and a dataset uploaded with `aws s3 cp` under
+datasets/<pipeline>/ retrains the pipeline (S3 -> EventBridge -> the Retrain machine).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 BIN = Path(sys.executable).parent
 CURL = "/usr/bin/curl"
 BUCKET = "stepnet-data-123456789012"
+TRAINING_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:stepnet-Training"
 PIPELINE = "served-digits"
 CONFIG: dict[str, Any] = {
     "run_id": "served-api",
@@ -257,3 +259,39 @@ def test_the_registry_commands_answer_through_the_endpoint(
     assert rollback.returncode == 2 and "nothing to roll back to" in rollback.stdout
     assert promote.returncode == 2 and "already pipeline" in promote.stdout
     assert pipelines.returncode == 0 and PIPELINE in pipelines.stdout
+
+
+def test_a_dataset_uploaded_with_the_cli_retrains_the_pipeline(
+    finished_run: dict[str, Any], served: Served, tmp_path: Path
+) -> None:
+    # Given the served pipeline's registered run, and new data for it as a CSV file
+    X, y = load_digits(return_X_y=True)
+    path = tmp_path / "fresh.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([f"p{i}" for i in range(X.shape[1])] + ["label"])
+        writer.writerows(
+            [[*map(float, row), int(label)] for row, label in zip(X[:600], y[:600], strict=True)]
+        )
+
+    def trainings() -> list[dict[str, Any]]:
+        listed = served.aws("stepfunctions", "list-executions", "--state-machine-arn", TRAINING_ARN)
+        found: list[dict[str, Any]] = json.loads(listed.stdout)["executions"]
+        return found
+
+    before = {e["name"] for e in trainings()}
+
+    # When it is uploaded under datasets/<pipeline>/ with the AWS CLI
+    served.aws("s3", "cp", str(path), f"s3://{BUCKET}/datasets/{PIPELINE}/fresh.csv")
+
+    # Then exactly one new Training run trains on it, and the registry shows its decision
+    new: list[dict[str, Any]] = []
+    for _ in range(600):
+        new = [e for e in trainings() if e["name"] not in before]
+        if new and all(e["status"] != "RUNNING" for e in new):
+            break
+        time.sleep(0.3)
+    (run,) = new
+    assert run["status"] == "SUCCEEDED"
+    models = served.stepnet("models", PIPELINE)
+    assert models.returncode == 0 and run["name"] in models.stdout
