@@ -240,13 +240,14 @@ def test_an_eventbridge_rule_starts_its_state_machine_target_with_the_s3_event(a
     assert claim["action"] == "ignored" and "no registered model" in claim["reason"]
 
 
-def test_an_upload_outside_the_rule_s_prefix_starts_nothing(account) -> None:
+@pytest.mark.parametrize("key", ["runs/elsewhere/a.csv", "datasets/direct.npz", "datasets/p/a.txt"])
+def test_an_upload_the_rule_s_pattern_does_not_match_starts_nothing(account, key: str) -> None:
     # Given
     s3 = account.client("s3")
     before = len(_executions(account, "Retrain"))
 
     # When
-    s3.put_object(Bucket=account.resources.bucket, Key="runs/elsewhere/a.csv", Body=b"x\n1\n")
+    s3.put_object(Bucket=account.resources.bucket, Key=key, Body=b"x\n1\n")
 
     # Then
     assert len(_executions(account, "Retrain")) == before

@@ -3,11 +3,12 @@ stack (``infra/triggers.py``), the local engine (``stepnet/engine/account.py``) 
 function (``trainer.registry.retrain``).
 
 * **The upload rule.** The data bucket sends its events to EventBridge; the rule
-  :func:`upload_pattern` matches S3's ``Object Created`` events of the bucket under
-  ``datasets/`` and starts the ``Retrain`` state machine (:data:`TARGET_MACHINE`) with the event
-  as input. A dataset for pipeline ``p`` is one file ``datasets/<p>/<name>.csv`` or ``.npz``
-  (:func:`dataset_upload`); other keys under ``datasets/`` (the CLI's own uploads, shards of a
-  folder) start an execution that ignores them after one short Lambda call.
+  :func:`upload_pattern` matches S3's ``Object Created`` events of the bucket for
+  ``datasets/*/*.csv`` and ``.npz`` and starts the ``Retrain`` state machine
+  (:data:`TARGET_MACHINE`) with the event as input. A dataset for pipeline ``p`` is one file
+  ``datasets/<p>/<name>.csv`` or ``.npz`` (:func:`dataset_upload`); deeper keys the wildcard also
+  matches (shards in a sub-folder, the CLI's uploads of a folder) start an execution that
+  ignores them after one short Lambda call.
 * **Schedules.** A deployment may retrain pipelines on a schedule (CDK context
   ``retrain_schedules``: ``{"<pipeline>": "rate(7 days)" | "cron(…)"}``, checked by
   :func:`retrain_schedules`): a rule per pipeline starts the same machine with
@@ -49,14 +50,22 @@ def rule_name(prefix: str, logical: str) -> str:
 
 
 def upload_pattern(bucket_name: str) -> dict[str, Any]:
-    """The EventBridge event pattern of the upload rule: objects created in ``bucket_name``
-    under ``datasets/``."""
+    """The EventBridge event pattern of the upload rule: ``.csv`` and ``.npz`` objects created in
+    ``bucket_name`` under a folder of ``datasets/``."""
     return {
         "source": [S3_SOURCE],
         "detail-type": [OBJECT_CREATED],
         "detail": {
             "bucket": {"name": [bucket_name]},
-            "object": {"key": [{"prefix": names.S3_DATASETS_PREFIX}]},
+            # a wildcard's `*` matches any characters, `/` included: one folder level at least,
+            # so `stepnet start`'s own uploads of single files (datasets/<digest>-<name>) and any
+            # other key without a pipeline folder never start an execution
+            "object": {
+                "key": [
+                    {"wildcard": f"{names.S3_DATASETS_PREFIX}*/*{suffix}"}
+                    for suffix in DATASET_SUFFIXES
+                ]
+            },
         },
     }
 

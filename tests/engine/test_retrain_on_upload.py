@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 import pytest
-from conftest import regression_config
 
 from stepnet.datasets import npz_bytes, synthetic_regression
 from stepnet.engine import LocalAccount
+from tests.engine.conftest import regression_config
 from trainer.store import Store
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
