@@ -33,29 +33,31 @@ def run(store: Store, end: EpochEnd) -> RunProgress:
     metrics = EpochMetrics(
         epoch=end.epoch, train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy
     )
+    # where the epoch began: the previous epoch's record, or for the first the dataset's (one
+    # GetItem per epoch, whichever it is: the cost model's epoch is every epoch)
     previous = store.runs.get_epoch_metrics(end.run_id, end.epoch - 1) if end.epoch > 1 else None
+    since = previous["created_at"] if previous else store.runs.dataset_created_at(end.run_id)
     dal.save_epoch_metrics(store, end.run_id, metrics.model_copy(update={"version": end.version}))
     logger.info("epoch evaluated", extra={"run_id": end.run_id, **metrics.row()})
-    report_epoch(store, config.pipeline_name, end, metrics, split.n_train, previous)
+    report_epoch(config.pipeline_name, end, metrics, split.n_train, previous, since)
     return run_progress(
         config, next_epoch=end.epoch + 1, version=end.version, metrics=metrics.row()
     )
 
 
 def report_epoch(
-    store: Store,
     pipeline: str,
     end: EpochEnd,
     metrics: EpochMetrics,
     n_train: int,
     previous: dict[str, Any] | None,
+    since: str | None,
 ) -> None:
-    """The epoch's CloudWatch metrics (``trainer.metrics``): its wall time runs from the previous
-    epoch's evaluation (the dataset's preparation, for the first) to now."""
+    """The epoch's CloudWatch metrics (``trainer.metrics``): its wall time runs from ``since``
+    (the previous epoch's evaluation, the dataset's preparation for the first) to now."""
     target = settings.metrics_target()
     if target is None:
         return
-    since = previous["created_at"] if previous else store.runs.dataset_created_at(end.run_id)
     now = timestamp(time.time())
     emit_epoch(
         EpochReport(
