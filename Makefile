@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.stepnet-base      # the package: enough for the demo
 FULL := $(VENV)/.stepnet-full      # plus test, lint and CDK dependencies
 NODE_STAMP := node_modules/.stepnet-installed
+# Node.js 22 LTS (package.json) first on every target's PATH: the CDK CLI, the jsii runtime under
+# aws-cdk-lib and asl-validator run on it, not on whatever Node the machine has.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: setup demo test lint unit bench synth clean
 

@@ -18,7 +18,6 @@ pipeline's name. EventBridge assumes one role, allowed `states:StartExecution` o
 only.
 """
 
-import json
 from collections.abc import Mapping
 
 from aws_cdk import Stack
@@ -81,12 +80,12 @@ def add_retrain_rules(
     scope: Construct,
     storage: Storage,
     machines: Mapping[str, sfn.IStateMachine],
-    schedules: object = None,
+    schedules: Mapping[str, str] | None = None,
 ) -> list[events.Rule]:
-    """The upload rule, and a rule per scheduled pipeline (``schedules``: the context's value,
-    checked by ``trainer.contract.retrain.retrain_schedules``), each starting the Retrain
-    machine through one role."""
-    checked = retrain_schedules(json.loads(schedules) if isinstance(schedules, str) else schedules)
+    """The upload rule, and a rule per scheduled pipeline (``schedules``: pipeline -> schedule
+    expression, checked by ``trainer.contract.retrain.retrain_schedules``), each starting the
+    Retrain machine through one role."""
+    checked = retrain_schedules(schedules)
     machine = machines[TARGET_MACHINE]
     role = iam.Role(
         scope, "RetrainRulesRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com")

@@ -39,6 +39,11 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
    EventBridge does: with the event (its ``time`` in ISO 8601 and its own ``id``, as AWS sends
    them; moto gives a float and a fixed id), the target's constant ``Input`` or its
    ``InputTransformer`` if set, under a generated name; the rule's other targets go to moto.
+9. Each request moto answers in process is freed when answered: moto wraps it in a werkzeug
+   ``Request`` whose WSGI environ refers back to it (``environ["werkzeug.request"]``), a cycle
+   only Python's cyclic collector frees — rarely, since it counts objects, not bytes — so each
+   body stayed in memory well after its answer (128 MB per 64 MB upload, measured: 6 uploads
+   held 800 MB). The patch drops that one reference once the request is answered.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ import jsonpath_ng
 import jsonpath_ng.ext
 import moto
 from moto.awslambda import models as lambda_models
+from moto.core import botocore_stubber
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
 from moto.s3 import responses as s3_responses
@@ -130,6 +136,7 @@ def apply() -> None:
         _patch_server_dispatch()
         _patch_s3_bodies()
         _patch_eventbridge_sfn_targets()
+        _patch_request_cycles()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
         _state.applied = True
@@ -556,3 +563,33 @@ def _start_target(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> N
         )
     except Exception:  # EventBridge retries and then drops; the engine logs and drops
         logger.exception("rule %s could not start %s", rule.name, arn)
+
+
+# --- 9. requests freed when answered --------------------------------------------------------------
+
+_requests = threading.local()  # the Requests moto made for the call this thread is answering
+
+
+def _patch_request_cycles() -> None:
+    normalize = botocore_stubber.normalize_request  # type: ignore[attr-defined]
+    process = botocore_stubber.BotocoreStubber.process_request
+
+    @functools.wraps(normalize)
+    def normalize_request(request: Any) -> Any:
+        normalized = normalize(request)
+        _requests.__dict__.setdefault("made", []).append(normalized)
+        return normalized
+
+    @functools.wraps(process)
+    def process_request(self: Any, request: Any) -> Any:
+        try:
+            return process(self, request)
+        finally:
+            for made in _requests.__dict__.pop("made", []):
+                environ = getattr(made, "environ", None)
+                if isinstance(environ, dict) and environ.get("werkzeug.request") is made:
+                    del environ["werkzeug.request"]  # the cycle: refcounting frees it now
+
+    botocore_stubber.normalize_request = normalize_request  # type: ignore[attr-defined]
+    # mypy forbids assigning to a method; replacing it is the patch
+    botocore_stubber.BotocoreStubber.process_request = process_request  # type: ignore[method-assign]

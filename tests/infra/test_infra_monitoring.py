@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from cdk_nag import AwsSolutionsChecks
 
+from infra.settings import DeploySettingError
 from trainer.contract import monitoring, names
-from trainer.contract.monitoring import SettingError
 from trainer.contract.retrain import upload_pattern
 from trainer.contract.statemachines import STATE_MACHINES
 
@@ -103,7 +103,7 @@ def test_a_bad_setting_is_refused_naming_it_and_the_fix(
     make_stack: Any, context: dict[str, Any], named: str
 ) -> None:
     # When / Then
-    with pytest.raises(SettingError, match=named):
+    with pytest.raises(DeploySettingError, match=named):
         make_stack(context)
 
 
