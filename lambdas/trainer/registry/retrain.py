@@ -182,11 +182,12 @@ def claim(
             trigger.pipeline,
             run_id,
         )
-    raise ClaimChangedError(trigger.pipeline, -1)
+    raise ClaimChangedError(trigger.pipeline, revision + 1)
 
 
 def release(store: Store, pipeline: str, run_id: str, execution: str) -> Outcome:
     """The Retrain machine's step after a Training execution ends (module docstring)."""
+    revision = 0
     for _ in range(ATTEMPTS):
         current = store.runs.get_claim(pipeline)
         if current is None or current.get("holder") != execution:
@@ -214,7 +215,7 @@ def release(store: Store, pipeline: str, run_id: str, execution: str) -> Outcome
             "run", f"run {run_id} ended; training the data uploaded meanwhile", pipeline,
             str(pending["run_id"]), dict(pending["config"]),
         )  # fmt: skip
-    raise ClaimChangedError(pipeline, -1)
+    raise ClaimChangedError(pipeline, revision + 1)
 
 
 def _run(pipeline: str, current: Mapping[str, Any], reason: str) -> Outcome:
