@@ -294,10 +294,18 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """``stepnet watch RUN``: live progress until the run ends (:mod:`stepnet.watch`)."""
-    from stepnet.watch import follow
+    from stepnet.watch import Snapshot, follow
 
     client = _client(args)
-    last = follow(client, args.run_id, console, poll_seconds=args.poll)
+    printed = 0
+
+    def on_snapshot(snap: Snapshot) -> None:  # a line per evaluated epoch, kept above the view
+        nonlocal printed
+        for row in snap.metrics[printed:]:
+            console.print(_metric_line(row))
+        printed = len(snap.metrics)
+
+    last = follow(client, args.run_id, console, poll_seconds=args.poll, on_snapshot=on_snapshot)
     for epoch in client.epoch_executions(args.run_id):
         console.print(f"  {epoch.name}: {epoch.status}")
     if last.status != "SUCCEEDED":

@@ -143,7 +143,7 @@ def test_the_report_opens_offline_in_chromium_with_the_curves_and_the_graphs(
     from matplotlib.image import imread  # decodes the screenshot (a PNG) into an array
 
     # Given the page `stepnet local` wrote
-    run, out = trained
+    run, _ = trained
     assert run.report is not None
     machines = definitions()
 
