@@ -41,6 +41,7 @@ svg text{font-family:inherit} .chart .title{font-weight:600;font-size:13px}
 .graph .edge{fill:none;stroke:#475569;stroke-width:1.2}
 .graph .edge.catch{stroke:#f87171;stroke-dasharray:4 3;stroke-width:1}
 .graph .scope{fill:#ffffff;stroke:#c4b5fd}
+.machines{display:flex;flex-wrap:wrap;gap:8px 32px;align-items:flex-start} h3{margin:10px 0 4px}
 """
 
 
@@ -239,7 +240,9 @@ def render(summary: Summary) -> str:
         '<p class="note">Drawn from the ASL definitions; each state: how often it was entered '
         "and the time spent in it, summed over its visits (parallel Map iterations add up). "
         "Dashed red: catches; dashed outline: never entered.</p>",
+        '<div class="machines">',
         *(_machine(machine) for machine in machines),
+        "</div>",
         "<h2>Lambda functions</h2>",
         _functions(summary),
     )
