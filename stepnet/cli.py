@@ -309,7 +309,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     for epoch in client.epoch_executions(args.run_id):
         console.print(f"  {epoch.name}: {epoch.status}")
     if last.status != "SUCCEEDED":
-        console.print(f"[red]run {args.run_id} {last.status}:[/] {last.cause}")
+        console.print(f"[red]run {args.run_id} {last.status}:[/] {last.cause or ''}")
         console.print(f"what it did: stepnet report {args.run_id}")
         return 1
     console.print(

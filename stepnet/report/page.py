@@ -169,7 +169,8 @@ def _functions(summary: Summary) -> str:
     rows = []
     for name in sorted(tasks, key=lambda n: -sum(tasks[n])):
         durations = tasks[name]
-        used = usage.get(name, {}).get("max_memory_used_mb")  # type: ignore[call-overload]
+        measured = usage.get(name)
+        used = None if measured is None else measured["max_memory_used_mb"]
         rows.append(
             f'<tr data-function="{escape(name)}"><td>{escape(name)}</td>'
             f'<td class="n">{len(durations):,}</td><td class="n">{sum(durations):.2f}</td>'
