@@ -4,7 +4,8 @@
 memory sizes (and ``usage.json`` when the local engine measured it). Two sources, one record:
 
 * :func:`from_dir`: the folder ``stepnet local --out DIR`` wrote (``executions/*.json``,
-  ``metrics.json``, ``usage.json``);
+  ``metrics.json`` — or, for a run that exported no model, the epochs' own outputs —,
+  ``usage.json``);
 * :func:`from_client`: an account through :class:`~stepnet.client.StepnetClient`, AWS or the
   emulated one alike: the histories from ``GetExecutionHistory``, the epochs from the runs
   table, the memory sizes from ``GetFunctionConfiguration``.
@@ -16,14 +17,17 @@ same code for both.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from stepnet.report.history import HistoryEvent, details, failure
 from trainer.contract.functions import FUNCTIONS
 from trainer.executions import readable_cause
+from trainer.messages import RunProgress
 from trainer.training import exports
 from trainer.training.cursor import parse_epoch_name
 
@@ -112,15 +116,34 @@ def from_dir(folder: Path) -> RunRecord:
     histories = {path.stem: json.loads(path.read_text()) for path in files}
     # the Training execution is the one no other execution's name extends
     run_id = min(histories, key=len)
-    metrics: list[MetricsRow] = []
     if (folder / exports.METRICS_JSON).is_file():
         metrics = json.loads((folder / exports.METRICS_JSON).read_text())["epochs"]
+    else:  # a run that exported no model (it failed): its epochs as they ended
+        metrics = evaluated_epochs(histories.values())
     usage: dict[str, UsageReport] | None = None
     memory = contract_memory()
     if (folder / USAGE_JSON).is_file():
         usage = json.loads((folder / USAGE_JSON).read_text())
         memory |= {name: row["memory_mb"] for name, row in (usage or {}).items()}
     return RunRecord(run_id, histories, metrics, memory, usage)
+
+
+def evaluated_epochs(histories: Iterable[Sequence[HistoryEvent]]) -> list[MetricsRow]:
+    """The epochs' metrics as the executions that evaluated them returned them: an output
+    ``{"run": RunProgress}`` whose ``metrics`` is the epoch's row (``trainer.messages``)."""
+    rows: dict[int, MetricsRow] = {}
+    for events in histories:
+        for event in events:
+            if event["type"] != "ExecutionSucceeded":
+                continue
+            try:
+                output = json.loads(details(event).get("output") or "{}")
+                progress = RunProgress.model_validate(output.get("run"))
+            except (json.JSONDecodeError, AttributeError, ValidationError):
+                continue
+            if progress.metrics is not None and "epoch" in progress.metrics:
+                rows[int(progress.metrics["epoch"])] = dict(progress.metrics)
+    return [rows[epoch] for epoch in sorted(rows)]
 
 
 def from_client(client: StepnetClient, run_id: str) -> RunRecord:

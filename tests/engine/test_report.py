@@ -81,6 +81,10 @@ def test_local_writes_the_report_and_the_account_gives_the_same_numbers(
         (row.epoch, row.counts.transitions, row.counts.lambda_tasks) for row in from_dir.epochs
     ] == [(row["epoch"], row["transitions"], row["lambda_invocations"]) for row in run.per_epoch]
     assert [row.metrics for row in from_dir.epochs] == run.metrics
+    # (a folder without metrics.json, a failed run's, has them from the epochs' own outputs)
+    assert record.evaluated_epochs(run.histories.values()) == [
+        {key: value for key, value in row.items() if key != "version"} for row in run.metrics
+    ]
     # every state entered is one of its machine's ASL states, and they add up to the transitions
     machines = definitions()
     for machine in from_dir.machines:
