@@ -21,8 +21,9 @@ from stepnet.report.history import billed_ms
 
 NOT_COUNTED: Final = (
     "DynamoDB and S3 requests are not in the execution histories and are not counted here "
-    "(`stepnet cost CONFIG` estimates them); Lambda durations are as Step Functions saw them "
-    "(task started to ended, each rounded up to 1 ms): an upper bound of Lambda's billed duration."
+    "(`stepnet cost CONFIG` estimates them). Lambda durations are as the histories have them "
+    "(task started to ended, each rounded up to 1 ms): on AWS an upper bound of Lambda's billed "
+    "duration; on the local engine, this machine's durations, not Lambda's."
 )
 
 
