@@ -17,6 +17,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+TIMEOUT_S = 60.0  # a browser that stops answering fails the test instead of hanging it
 FLAGS = (
     "--headless",
     "--no-sandbox",  # root in CI; the page is our own file
@@ -140,6 +142,9 @@ class Browser:
 
     def _read(self) -> dict[str, Any]:
         while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._reader], [], [], TIMEOUT_S)
+            if not ready:
+                raise TimeoutError(f"chromium said nothing for {TIMEOUT_S} s")
             chunk = self._reader.read(1 << 16)
             if not chunk:
                 raise RuntimeError("chromium closed its DevTools pipe")
