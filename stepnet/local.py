@@ -28,10 +28,11 @@ StepCallback = Callable[[int], None]
 
 
 class EpochCounts(TypedDict):
-    """One epoch's executions (the epoch's and its continuations') and what they did."""
+    """One epoch's executions (the epoch's Standard one and its Express chunks) and what they
+    did."""
 
     epoch: int
-    executions: int
+    executions: int  # the epoch's execution and its chunks
     transitions: int
     lambda_invocations: int
     max_events: int  # the longest of the epoch's execution histories, in events
@@ -115,9 +116,15 @@ def run_local(
         physical = {f: names.function_name(account.stack_name, f) for f in account.functions}
         recorded = recording.functions(list(physical.values()))
         run.usage = {f: recorded[name].as_dict() for f, name in physical.items()}
-        run.histories = {
-            name: account.history(arn) for name, arn in client.run_executions(config.run_id)
-        }
+        executions = [
+            *client.run_executions(config.run_id),
+            *(
+                (name, arn)
+                for name, arn in account.express_executions()
+                if parse_epoch_name(config.run_id, name) is not None
+            ),
+        ]
+        run.histories = {name: account.history(arn) for name, arn in executions}
         run.per_epoch = _per_epoch_counts(config.run_id, run.histories)
         if out_dir is not None:
             _write_histories(out_dir / "executions", run.histories)

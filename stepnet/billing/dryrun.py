@@ -104,7 +104,7 @@ from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, regis
 from trainer.store.objects import object_uri
 from trainer.store.observer import Item, StoreObserver
 from trainer.store.tensors import DEFAULT_SCRATCH_TTL_SECONDS, check_key, tensor_item
-from trainer.training.cursor import first_cursor, next_cursor
+from trainer.training.cursor import first_cursor, next_cursor, step_seconds
 from trainer.training.schedule import StepLayout, layout_sizes, step_layout
 
 # The bucket the dry run's objects live in: its name is in the model's S3 URI (the status record,
@@ -740,6 +740,7 @@ def dry_run(
                 cursor = first_cursor(
                     _config_in(config, mode), start.epoch, start.version, schedule,
                     groups=len(planned.groups), budget=history_event_budget,
+                    step_seconds=step_seconds(_config_in(config, mode), int(info["n_features"])),
                 )  # fmt: skip
             first, after = driver.train_step(cursor, schedule)
             trained: tuple[Step, ...] = (first,)

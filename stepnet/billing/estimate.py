@@ -37,7 +37,7 @@ from stepnet.billing.bills import (
     CONCURRENCY,
     Bill,
     DurationModel,
-    express_bill,
+    all_standard_bill,
     m5_bill,
     multiply_adds,
     seed_bill,
@@ -58,7 +58,7 @@ from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.data.errors import DatasetError
 from trainer.messages import MicroBatchTask, StepEnd
-from trainer.training.schedule import steps_per_execution
+from trainer.training.schedule import step_seconds_bound, steps_per_chunk
 
 MODES = workflow.MODES
 
@@ -124,9 +124,16 @@ class Shapes:
 
 
 def epoch_parts(shapes: Shapes, mode: str) -> int:
-    """Epoch executions one epoch takes (continuations after each step budget)."""
-    chunk = steps_per_execution(
-        workers=shapes.workers, layers=shapes.layers, mode=mode, budget=shapes.history_event_budget
+    """Express chunks one epoch's steps take (``trainer.training.schedule.steps_per_chunk``)."""
+    seconds = step_seconds_bound(
+        sizes=shapes.sizes, batch_size=shapes.batch_size, workers=shapes.workers, mode=mode
+    )
+    chunk = steps_per_chunk(
+        workers=shapes.workers,
+        layers=shapes.layers,
+        mode=mode,
+        budget=shapes.history_event_budget,
+        step_seconds=seconds,
     )
     return -(-shapes.steps // chunk)
 
@@ -206,11 +213,13 @@ def _epoch_seconds(
     mode: str,
     duration: DurationModel,
     memory_mb: Mapping[str, int],
-) -> float:
-    """The assumed duration of one epoch's Epoch executions on AWS: the step's micro-batches
-    run in parallel, so each step takes one micro-batch chain (the mean duration of each
-    function on the micro-batch path), the Update, and a dispatch per task; the evaluation's
-    groups run ``workers`` at a time, then its merge."""
+    chunks: int,
+) -> tuple[float, float]:
+    """The assumed duration of one epoch on AWS, and of its Express chunks: the step's
+    micro-batches run in parallel, so each step takes one micro-batch chain (the mean duration
+    of each function on the micro-batch path), the Update, and a dispatch per task, and each
+    chunk a start (``duration.child_start_ms``); the evaluation's groups run ``workers`` at a
+    time, then its merge."""
     total: dict[str, float] = defaultdict(float)
     count: dict[str, float] = defaultdict(float)
     for w in weighted:
@@ -221,16 +230,19 @@ def _epoch_seconds(
     per_step = [*chain, *workflow.functions(workflow.STEP_PATH)]
     groups = count.get("EvaluateShards", 0.0)
     waves = math.ceil(groups / shapes.workers) if groups else 0
+    steps_ms = shapes.steps * (
+        sum(mean[f] for f in per_step) + len(per_step) * duration.task_dispatch_ms
+    )
     ms = (
         mean["Plan"]
-        + shapes.steps
-        * (sum(mean[f] for f in per_step) + len(per_step) * duration.task_dispatch_ms)
         + duration.task_dispatch_ms
+        + chunks * duration.child_start_ms
+        + steps_ms
         + waves * (mean.get("EvaluateShards", 0.0) + duration.task_dispatch_ms)
         + mean.get("Evaluate", 0.0)
         + duration.task_dispatch_ms
     )
-    return ms / 1000
+    return ms / 1000, steps_ms / 1000
 
 
 @dataclass(frozen=True)
@@ -288,19 +300,23 @@ def model(
     for mode in modes:
         weighted = _epoch_invocations(dry, shapes, mode)
         parts[mode] = epoch_parts(shapes, mode)
-        transitions = workflow.epoch_transitions(
-            mode=mode,
-            layers=shapes.layers,
-            steps=shapes.steps,
-            microbatches=shapes.microbatches,
-            executions=parts[mode],
-            groups=dry.groups,
-        )
+        counts = {
+            "steps": shapes.steps,
+            "microbatches": shapes.microbatches,
+            "executions": parts[mode],
+        }
+        standard = workflow.standard_epoch_transitions(groups=dry.groups, **counts)
         usage = _usage(weighted, duration, memory_mb)
-        usage.transitions = transitions + workflow.TRAINING_TRANSITIONS_PER_EPOCH
-        usage.epoch_transitions = transitions
-        usage.epoch_executions = parts[mode]
-        usage.epoch_seconds = _epoch_seconds(weighted, shapes, mode, duration, memory_mb)
+        usage.transitions = standard + workflow.TRAINING_TRANSITIONS_PER_EPOCH
+        usage.epoch_transitions = standard
+        usage.epoch_executions = 1
+        usage.express_transitions = workflow.express_epoch_transitions(
+            mode=mode, layers=shapes.layers, **counts
+        )
+        usage.express_executions = parts[mode]
+        usage.epoch_seconds, usage.express_seconds = _epoch_seconds(
+            weighted, shapes, mode, duration, memory_mb, parts[mode]
+        )
         epoch[mode] = usage
         run[mode] = _usage(fixed, duration, memory_mb)
         run[mode].transitions = workflow.training_transitions_per_run(dry.groups)
@@ -315,13 +331,19 @@ class ModeEstimate:
     mode: str
     usage: Usage  # one epoch
     run_usage: Usage  # the fixed part of a run (DryRun.fixed, and its Training transitions)
-    standard: Bill  # one epoch
-    express: Bill  # one epoch, hypothetical
-    parts: int  # Epoch executions per epoch
+    standard: Bill  # one epoch, the stack as built (Standard epoch, Express chunks)
+    all_standard: Bill  # one epoch, hypothetical: every transition billed as Standard
+    parts: int  # Express chunks per epoch
     tasks_per_microbatch: int
 
     def transitions_per_example(self, n_train: int) -> float:
+        """Standard (billed) state transitions per training example."""
         return self.usage.transitions / n_train
+
+    def all_transitions_per_example(self, n_train: int) -> float:
+        """Every state transition per training example, Express chunks' included (what the
+        epoch would be billed on Standard alone)."""
+        return (self.usage.transitions + self.usage.express_transitions) / n_train
 
     def run_total(self, epochs: int, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB) -> float:
         fixed = standard_bill(self.run_usage, self.mode, memory_mb).total
@@ -366,12 +388,13 @@ class CostEstimate:
             "microbatches_per_epoch": s.microbatches,
             "modes": {
                 name: {
-                    "epoch_executions": m.parts,
+                    "express_chunks": m.parts,
                     "transitions_per_example": m.transitions_per_example(s.n_train),
+                    "all_transitions_per_example": m.all_transitions_per_example(s.n_train),
                     "usage_per_epoch": m.usage.as_dict(self.memory_mb),
                     "usage_per_run_fixed": m.run_usage.as_dict(self.memory_mb),
                     "standard_per_epoch": m.standard.as_dict(),
-                    "express_per_epoch": m.express.as_dict(),
+                    "all_standard_per_epoch": m.all_standard.as_dict(),
                     "run_total_usd": m.run_total(self.config.epochs, self.memory_mb),
                 }
                 for name, m in self.modes.items()
@@ -426,7 +449,7 @@ def estimate(
             usage=usage,
             run_usage=result.run[mode],
             standard=standard_bill(usage, mode, memory),
-            express=express_bill(usage, mode, memory),
+            all_standard=all_standard_bill(usage, mode, memory),
             parts=result.parts[mode],
             tasks_per_microbatch=len(workflow.microbatch_functions(mode, shapes.layers)),
         )

@@ -141,7 +141,7 @@ def test_first_cursor_starts_the_epoch() -> None:
     assert cursor.microbatches == [0, 1, 2]
     assert (cursor.chunk_start, cursor.part) == (0, 1)
     assert cursor.chunk_steps == steps_per_execution(workers=3, layers=2, mode="per_layer")
-    assert cursor.continuation_name == "digits-demo-epoch-002-part-02"
+    assert cursor.continuation_name == "digits-demo-epoch-002-part-01"  # the chunk to run first
     assert not cursor.done
     assert not cursor.chunk_full
 
