@@ -505,7 +505,7 @@ def _print_api(url: str, bucket: str) -> None:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from stepnet.billing.estimate import EstimateError, estimate
+    from stepnet.billing.estimate import EstimateError, ways_to_run
     from stepnet.billing.report import format_estimate
 
     config = _load_config(args.config)
@@ -514,7 +514,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         shape = _assumed_shape(config, args.n_train, args.n_features)
     _check_memory(config, args.shard_mb, shape=shape)
     try:
-        result = estimate(config, args.n_train, n_features=args.n_features)
+        result = ways_to_run(config, args.n_train, n_features=args.n_features)
     except EstimateError as error:
         console.print(f"[red]error:[/] {error}")
         return 2

@@ -96,17 +96,57 @@ def _express_items(usage: Usage) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class TelemetryModel:
+    """What the stack's logging and tracing ingest, as ``infra/`` configures them: every state
+    machine logs at level ALL with execution data (a log event per history event), every
+    function logs to its log group, and both trace with X-Ray (active tracing).
+
+    The event counts are exact (``trainer.contract.workflow``); the bytes per event are an
+    assumption: the local histories' events are 440–530 bytes of JSON with their inputs and
+    outputs, and CloudWatch adds the execution ARN and a timestamp to each; a function logs
+    its START, END and REPORT lines (with the trace id), and on the training path only Plan
+    and Evaluate log a line of their own. X-Ray: one trace per execution, an upper bound (a
+    child execution started with its parent's trace header joins the parent's trace)."""
+
+    state_event_bytes: float = 600.0
+    lambda_bytes_per_invocation: float = 400.0
+
+    def log_bytes(self, usage: Usage) -> float:
+        return (
+            usage.history_events * self.state_event_bytes
+            + usage.invocations * self.lambda_bytes_per_invocation
+        )
+
+    def traces(self, usage: Usage) -> float:
+        return usage.epoch_executions + usage.express_executions
+
+
+TELEMETRY: Final = TelemetryModel()
+
+
+def _telemetry_items(usage: Usage, telemetry: TelemetryModel = TELEMETRY) -> dict[str, float]:
+    return {
+        "CloudWatch Logs": telemetry.log_bytes(usage)
+        / 1e9
+        * prices.each("cloudwatch_logs_ingested_gb"),
+        "X-Ray traces": telemetry.traces(usage) * prices.each("xray_trace_recorded"),
+    }
+
+
 def standard_bill(
     usage: Usage, mode: str, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB
 ) -> Bill:
     """The stack as built: Standard Training and Epoch executions (billed per transition), the
-    steps in Express chunks (billed per request and GB-second)."""
+    steps in Express chunks (billed per request and GB-second), and the logs and traces they
+    and the functions write (:class:`TelemetryModel`)."""
     items = {
         "Step Functions transitions": usage.transitions
         * prices.each("stepfunctions_standard_transition"),
         **_express_items(usage),
         **_lambda_items(usage, memory_mb),
         **_store_items(usage.store),
+        **_telemetry_items(usage),
     }
     per_chunk = usage.express_seconds / max(usage.express_executions, 1.0)
     note = ""
@@ -135,6 +175,7 @@ def all_standard_bill(
         * prices.each("stepfunctions_standard_transition"),
         **_lambda_items(usage, memory_mb),
         **_store_items(usage.store),
+        **_telemetry_items(usage),
     }
     note = "for comparison: the steps' transitions billed as Standard"
     return Bill(f"all-standard:{mode}", f"everything on Standard, {mode}", items, True, note)

@@ -25,10 +25,11 @@ against a metered local run, exactly.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from stepnet.billing.dryrun import (
     dry_run,
 )
 from stepnet.billing.usage import DEFAULT_MEMORY_MB, FUNCTION_MEMORY_MB, FunctionUsage, Usage
-from trainer.config import RunConfig
+from trainer.config import RunConfig, parse_config
 from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.data.errors import DatasetError
@@ -64,13 +65,16 @@ MODES = workflow.MODES
 
 __all__ = [
     "CostEstimate",
+    "Entry",
     "EstimateError",
     "ModeEstimate",
     "Model",
     "Shapes",
     "epoch_parts",
     "estimate",
+    "larger_blocks",
     "model",
+    "ways_to_run",
 ]
 
 
@@ -314,6 +318,11 @@ def model(
             mode=mode, layers=shapes.layers, **counts
         )
         usage.express_executions = parts[mode]
+        usage.history_events = (
+            workflow.standard_epoch_events(executions=parts[mode], groups=dry.groups)
+            + workflow.express_epoch_events(mode=mode, layers=shapes.layers, **counts)
+            + workflow.TRAINING_EVENTS_PER_EPOCH
+        )
         usage.epoch_seconds, usage.express_seconds = _epoch_seconds(
             weighted, shapes, mode, duration, memory_mb, parts[mode]
         )
@@ -350,6 +359,36 @@ class ModeEstimate:
         return epochs * self.standard.total + fixed
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One way to run a config: the config fields that select it (merged into the config,
+    nested objects field by field, they run exactly that way) and what one epoch takes."""
+
+    name: str
+    select: dict[str, Any]
+    mode: ModeEstimate
+    n_train: int
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        usage, bill = self.mode.usage, self.mode.standard
+        return {
+            "name": self.name,
+            "select": self.select,
+            "transitions_per_epoch": usage.transitions,
+            "express_transitions_per_epoch": usage.express_transitions,
+            "express_chunks_per_epoch": self.mode.parts,
+            "invocations_per_epoch": usage.invocations,
+            "dollars_per_epoch": bill.total,
+            "dollars_per_epoch_parts": dict(bill.items),
+            "seconds_per_epoch_estimate": usage.epoch_seconds,
+            "transitions_per_example": self.mode.transitions_per_example(self.n_train),
+            "all_transitions_per_example": self.mode.all_transitions_per_example(self.n_train),
+            "n_train": self.n_train,
+            "note": self.note,
+        }
+
+
 @dataclass
 class CostEstimate:
     """The estimate of one config, both modes, per epoch (and per run)."""
@@ -362,6 +401,7 @@ class CostEstimate:
     reference_seconds: float
     duration: DurationModel
     memory_mb: dict[str, int]
+    entries: list[Entry] = field(default_factory=list)  # the ways to run, cheapest first
 
     @property
     def mode(self) -> ModeEstimate:
@@ -405,6 +445,7 @@ class CostEstimate:
             "memory_mb": self.memory_mb,
             "duration_model": self.duration.__dict__,
             "prices": {"source": prices.SOURCE, "recorded": prices.RECORDED},
+            "entries": [entry.as_dict() for entry in self.entries],
         }
 
 
@@ -453,6 +494,10 @@ def estimate(
             parts=result.parts[mode],
             tasks_per_microbatch=len(workflow.microbatch_functions(mode, shapes.layers)),
         )
+    entries = [
+        Entry(mode, {"mode": mode}, modes[mode], shapes.n_train)
+        for mode in sorted(MODES, key=lambda m: modes[m].standard.total)
+    ]
     measured = reference_seconds is not None
     if reference_seconds is None:
         flops = (
@@ -469,4 +514,47 @@ def estimate(
         reference_seconds=reference_seconds,
         duration=duration,
         memory_mb=memory,
+        entries=entries,
     )
+
+
+def larger_blocks(config: RunConfig) -> RunConfig | None:
+    """``config`` with blocks of ``batch_size`` rows (a micro-batch then reads one or two
+    blocks: fewer S3 GETs), or None if its blocks are that large already. The split and the
+    shuffle are by blocks, so it trains on another split: weights equal the reference's for
+    that config, not for ``config``."""
+    if config.block_rows >= config.batch_size:
+        return None
+    document = json.loads(config.to_json())
+    document["dataset"]["block_rows"] = config.batch_size
+    return parse_config(document)
+
+
+def ways_to_run(
+    config: RunConfig,
+    n_train: int | None = None,
+    *,
+    n_features: int | None = None,
+    base: Path = Path(),
+    **options: Any,
+) -> CostEstimate:
+    """:func:`estimate` of ``config``, its entries extended by the same modes with blocks of
+    ``batch_size`` rows (:func:`larger_blocks`), all sorted cheapest first."""
+    result = estimate(config, n_train, n_features=n_features, base=base, **options)
+    variant = larger_blocks(config)
+    if variant is None:
+        return result
+    other = estimate(variant, n_train, n_features=n_features, base=base, **options)
+    select = {"dataset": {"block_rows": variant.block_rows}}
+    note = (
+        f"blocks of {variant.block_rows} rows: the split and shuffle are by blocks, so it trains "
+        f"on {other.shapes.n_train:,} examples (weights equal the reference for that config)"
+    )
+    extra = [
+        Entry(
+            f"{e.name}, blocks of {variant.block_rows}", e.select | select, e.mode, e.n_train, note
+        )
+        for e in other.entries
+    ]
+    result.entries = sorted([*result.entries, *extra], key=lambda e: e.mode.standard.total)
+    return result

@@ -359,6 +359,7 @@ class Meter(StoreObserver):
             # the epoch's own execution is Standard; its chunks (<epoch>-part-MM) are Express
             counts = standard if name == epoch_name(run_id, epoch) else chunks
             counts["transitions"] += epoch_counts(events)["transitions"]
+            counts["events"] += len(events)
             counts["executions"] += 1
         return Usage(
             transitions=standard["transitions"] / epochs + workflow.TRAINING_TRANSITIONS_PER_EPOCH,
@@ -368,6 +369,8 @@ class Meter(StoreObserver):
             express_transitions=chunks["transitions"] / epochs,
             express_executions=chunks["executions"] / epochs,
             express_seconds=express_seconds,
+            history_events=(standard["events"] + chunks["events"]) / epochs
+            + workflow.TRAINING_EVENTS_PER_EPOCH,
             functions=functions,
         )
 

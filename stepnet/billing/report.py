@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -147,6 +148,19 @@ def format_estimate(est: CostEstimate) -> str:
         ],
     ]
     lines += _table(["design", "$ / epoch", "note"], bill_rows)
+    lines += ["", "Ways to run, cheapest first (merge `select` into the config; --json for all)"]
+    lines += _table(
+        ["select", "$ / epoch", "AWS s / epoch (estimate)", "transitions (Standard / Express)"],
+        [
+            [
+                json.dumps(e.select),
+                usd(e.mode.standard.total),
+                f"{e.mode.usage.epoch_seconds:,.0f}",
+                f"{_count(e.mode.usage.transitions)} / {_count(e.mode.usage.express_transitions)}",
+            ]
+            for e in est.entries
+        ],
+    )
     mode = est.mode
     memory = "/".join(str(m) for m in sorted(set(est.memory_mb.values())))
     lines += [

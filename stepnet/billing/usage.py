@@ -109,6 +109,7 @@ class Usage:
     )
     express_executions: float = 0.0  # Express chunks (each billed as a request)
     express_seconds: float = 0.0  # their duration together (Express bills GB-s of it)
+    history_events: float = 0.0  # events of every execution (logged at level ALL), per epoch
     functions: dict[str, FunctionUsage] = field(default_factory=dict)
 
     @property
@@ -141,6 +142,7 @@ class Usage:
             self.express_transitions + other.express_transitions,
             self.express_executions + other.express_executions,
             self.express_seconds + other.express_seconds,
+            self.history_events + other.history_events,
             functions,
         )
 
@@ -153,6 +155,7 @@ class Usage:
             self.express_transitions * factor,
             self.express_executions * factor,
             self.express_seconds * factor,
+            self.history_events * factor,
             {name: u.scaled(factor) for name, u in self.functions.items()},
         )
 
@@ -165,6 +168,7 @@ class Usage:
             "express_transitions": self.express_transitions,
             "express_executions": self.express_executions,
             "express_seconds": self.express_seconds,
+            "history_events": self.history_events,
             "invocations": self.invocations,
             "gb_seconds": self.gb_seconds(memory_mb),
             "store": self.store.as_dict(),

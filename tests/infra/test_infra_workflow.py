@@ -148,11 +148,17 @@ def _allowed(statements: list[dict[str, Any]], action: str) -> list[Any]:
     return found
 
 
-def test_one_standard_machine_per_asl_file(template: Template, machines: dict[str, Any]) -> None:
+def test_one_machine_per_asl_file_of_the_contracts_type(
+    template: Template, machines: dict[str, Any]
+) -> None:
     # Given the synthesized stack
-    # When / Then
+    # When / Then: Training and Epoch Standard, the Steps chunks Express
     template.resource_count_is("AWS::StepFunctions::StateMachine", len(STATE_MACHINES))
-    assert {properties["StateMachineType"] for _, properties in machines.values()} == {"STANDARD"}
+    types = {
+        logical: properties["StateMachineType"] for logical, (_, properties) in machines.items()
+    }
+    assert types == {logical: spec.type for logical, spec in STATE_MACHINES.items()}
+    assert types == {"Training": "STANDARD", "Epoch": "STANDARD", "Steps": "EXPRESS"}
 
 
 def test_machines_log_everything_and_trace(template: Template) -> None:

@@ -19,7 +19,7 @@ RUNS_SK: Final = "record"
 
 # --- DynamoDB: tensors table -----------------------------------------------------------------
 # One item per tensor bundle; the partition key is the bundle's full key, e.g.
-# "digits-demo/weights/v000012/layer1". Scratch items carry a TTL attribute.
+# "digits-demo/weights/v000012". Scratch items carry a TTL attribute.
 TENSORS_PK: Final = "tensor_key"
 TENSORS_TTL_ATTRIBUTE: Final = "expires_at"
 

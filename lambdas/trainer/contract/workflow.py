@@ -159,6 +159,33 @@ def training_transitions_per_run(groups: int) -> int:
     return len(run_start(groups)) + len(RUN_END)
 
 
+EVENTS_PER_CHUNK: Final = 6 + 2  # the awaited start (entered, scheduled, started, submitted,
+# succeeded, exited) and the "More steps?" Choice
+
+
+def standard_epoch_events(*, executions: int, groups: int) -> int:
+    """History events of an epoch's Standard execution (no retries): its start and end (2),
+    Plan (5), per chunk :data:`EVENTS_PER_CHUNK`, the evaluation and the Succeed (2)."""
+    return 2 + 5 + executions * EVENTS_PER_CHUNK + evaluation_events(groups) + 2
+
+
+def express_epoch_events(
+    *, mode: str, layers: int, steps: int, microbatches: int, executions: int
+) -> int:
+    """History events of an epoch's Express chunks (no retries; on AWS, their log events at
+    level ALL): per step the Map, Update and Choice (11), per micro-batch an iteration's
+    events, per chunk its start and end and its Succeed (4)."""
+    _check_chunks(steps, microbatches, executions)
+    return (
+        steps * history_events(STEP_PATH)
+        + microbatches * events_per_microbatch(mode, layers)
+        + executions * (2 + history_events(CHUNK_END))
+    )
+
+
+TRAINING_EVENTS_PER_EPOCH: Final = 6 + 2  # "Train epoch" (an awaited start) and its Choice
+
+
 def evaluation_events(groups: int) -> int:
     """History events of an epoch's evaluation in its last execution: ``4 + 7G + 5``."""
     return EVALUATE_SHARDS.events(groups) + EVENTS_PER_STATE[EVALUATE.type]

@@ -148,3 +148,68 @@ def test_every_price_names_its_source() -> None:
         assert price.usd > 0 and price.per >= 1, name
         assert price.unit and price.source, name
     assert prices.each("stepfunctions_standard_transition") == pytest.approx(0.000025)
+
+
+def test_logs_and_traces_are_priced_from_the_history_events_and_invocations() -> None:
+    # Given the digits estimate (one chunk per epoch, one group of shards)
+    fused = cost.estimate(_digits()).modes["fused"]
+    usage = fused.usage
+
+    # Then the events are the Standard epoch's, the chunk's and the Training execution's
+    standard = 2 + 5 + 8 + (4 + 7 + 5) + 2
+    express = 12 * 11 + 45 * 9 + 4
+    assert usage.history_events == standard + express + 8
+    # and the logs are priced per GB ingested, the traces per execution
+    telemetry = bills.TelemetryModel()
+    log_bytes = usage.history_events * telemetry.state_event_bytes + (
+        usage.invocations * telemetry.lambda_bytes_per_invocation
+    )
+    assert fused.standard.items["CloudWatch Logs"] == pytest.approx(log_bytes / 1e9 * 0.50)
+    assert fused.standard.items["X-Ray traces"] == pytest.approx((1 + fused.parts) * 5e-6)
+
+
+def test_the_ways_to_run_select_config_fields_and_carry_their_counts() -> None:
+    # Given the digits config (blocks of 4 rows: batch 32 // 8)
+    config = _digits()
+
+    # When
+    result = cost.ways_to_run(config)
+
+    # Then each mode is a way, as configured and with blocks of a batch, cheapest first
+    selects = [entry.select for entry in result.entries]
+    assert sorted(map(json.dumps, selects)) == sorted(
+        json.dumps(s)
+        for s in (
+            {"mode": "per_layer"},
+            {"mode": "fused"},
+            {"mode": "per_layer", "dataset": {"block_rows": 32}},
+            {"mode": "fused", "dataset": {"block_rows": 32}},
+        )
+    )
+    totals = [entry.mode.standard.total for entry in result.entries]
+    assert totals == sorted(totals)
+    # and merging a select into the config estimates exactly that entry
+    for entry in result.entries:
+        document = json.loads(config.to_json())
+        document["mode"] = entry.select["mode"]
+        document["dataset"] |= entry.select.get("dataset", {})
+        alone = cost.estimate(parse_config(document)).modes[entry.select["mode"]]
+        assert alone.standard.total == pytest.approx(entry.mode.standard.total)
+        row = entry.as_dict()
+        assert row["transitions_per_epoch"] == alone.usage.transitions
+        assert row["invocations_per_epoch"] == alone.usage.invocations
+        assert row["dollars_per_epoch"] == pytest.approx(
+            sum(row["dollars_per_epoch_parts"].values())
+        )
+        assert row["seconds_per_epoch_estimate"] == alone.usage.epoch_seconds > 0
+
+
+def test_a_config_with_blocks_of_a_batch_has_no_larger_blocks_way() -> None:
+    # Given blocks as large as a batch already
+    config = _digits(dataset={"source": "builtin:digits", "block_rows": 32})
+
+    # When / Then
+    assert cost.larger_blocks(config) is None
+    assert [e.select for e in cost.ways_to_run(config).entries] == [
+        {"mode": m} for m in sorted(("per_layer", "fused"), key=lambda m: m != "fused")
+    ]
