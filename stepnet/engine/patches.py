@@ -28,6 +28,10 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
 6. Speed of moto's server (``stepnet serve``): the backend a request's host maps to is looked up
    once per host (moto lists its own package directory for every request, under a lock all
    requests share).
+7. S3 object bodies larger than 256 kB live in files, as S3 keeps them on disk: moto keeps every
+   body under 5 MB in memory, and a run keeps every weights version, optimizer state and
+   gradient it writes (about 10 GB for one fused epoch over a million rows). The bodies go
+   through :class:`stepnet.engine.bodies.SpilledBody` instead of moto's spooled temporary file.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import json
 import logging
 import re
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -61,6 +66,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 
+from stepnet.engine.bodies import SpilledBody
 from stepnet.engine.runtime import LambdaRuntime, payload_json
 
 SUPPORTED_MOTO = ((5, 2, 5), (5, 3, 0))  # [lowest, highest) the patches were verified against
@@ -115,6 +121,7 @@ def apply() -> None:
         _patch_s3_ranged_get()
         _patch_s3_notifications()
         _patch_server_dispatch()
+        _patch_s3_bodies()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
         _state.applied = True
@@ -449,3 +456,21 @@ def _patch_server_dispatch() -> None:
 
     # mypy forbids assigning to a method; replacing it is the patch
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+# --- 7. S3 object bodies in files ----------------------------------------------------------------
+
+
+class _Tempfile:
+    """moto's S3 models' ``tempfile``: the real module, but bodies in :class:`SpilledBody`."""
+
+    SpooledTemporaryFile = SpilledBody
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(tempfile, name)
+
+
+def _patch_s3_bodies() -> None:
+    # FakeKey builds its body buffer as ``tempfile.SpooledTemporaryFile(max_size)``, in
+    # __init__ and __setstate__; the module's other names are the real tempfile's
+    s3_models.tempfile = _Tempfile()  # type: ignore[assignment,attr-defined]

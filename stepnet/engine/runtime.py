@@ -33,6 +33,7 @@ from typing import Any, Final, Literal, TypedDict, get_args
 from stepnet.engine.sandbox import UNHANDLED, LambdaContext, error_payload
 from stepnet.engine.workers import (
     EXITED,
+    Host,
     Outcome,
     SandboxPool,
     SandboxSpec,
@@ -187,6 +188,7 @@ class LambdaRuntime:
         self._configs: dict[str, FunctionConfig] = {}
         self._loaded: dict[str, Handler] = {}
         self._pools: dict[str, SandboxPool] = {}
+        self.host = Host()  # what every pool's sandboxes share (processes)
         self._templates: Templates | None = None
         self._faults: dict[str, _Fault] = {}
         self._lock = threading.Lock()
@@ -384,7 +386,7 @@ class LambdaRuntime:
                     services = [f"aws:{service}" for service in self.services]
                     self._templates = Templates([*sorted(modules), *services])
                 pool = self._pools[name] = SandboxPool(
-                    spec, self.engine_environment, self.transport, self._templates
+                    spec, self.engine_environment, self.transport, self._templates, self.host
                 )
             return pool
 

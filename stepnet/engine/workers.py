@@ -20,6 +20,13 @@ Limits, as Lambda applies them:
 * **Timeout** — measured from the request to the response; at the function's timeout the
   process is killed.
 
+The machine the sandboxes run on is not Lambda's fleet: a :class:`Host` shared by every pool of
+a runtime lets at most :data:`RUNNING_LIMIT` invocations run at once (the others wait their turn
+before they start, a wait that is no part of their duration) and keeps at most
+:data:`IDLE_LIMIT` idle sandboxes warm across functions, stopping the least recently used first
+(Lambda reclaims idle environments too). A Map of 40 shard checks then needs a few sandboxes'
+memory, not 40; what each invocation computes is unchanged.
+
 Either way the invocation fails as Lambda reports it (the Invoke API's ``FunctionError`` with
 an ``errorType`` and ``errorMessage`` in the payload; ``docs/engine.md`` gives the sources) and
 the message adds one stepnet sentence naming the function, its limit and what it used.
@@ -38,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -52,6 +60,10 @@ PAGE_KB: Final = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") el
 # second at 1,769 MB — that the engine does not throttle. (AWS documents the 1,769 MB and 6 vCPU
 # points; these steps are measured by github.com/rwnx/lambda-cpuinfo.)
 VISIBLE_CPUS: Final = ((3008, 2), (5307, 3), (7076, 4), (8845, 5), (10240, 6))
+
+# The host's capacity (:class:`Host`): invocations running at once, idle sandboxes kept warm
+RUNNING_LIMIT: Final = max(4, 2 * (os.cpu_count() or 1))
+IDLE_LIMIT: Final = 8
 
 OUT_OF_MEMORY: Final = "Runtime.OutOfMemory"
 TIMED_OUT: Final = "Sandbox.Timedout"
@@ -553,6 +565,44 @@ class Sandbox:
             self.process.wait(timeout)
 
 
+class Host:
+    """What the sandboxes of one runtime share (module docstring): at most ``running``
+    invocations at once, at most ``idle`` idle sandboxes, the least recently used stopped first.
+
+    Locks: a pool takes its own lock, then the host's (:meth:`taken`); the host never holds its
+    lock while it takes a pool's (:meth:`parked` returns what to stop)."""
+
+    def __init__(self, running: int = RUNNING_LIMIT, idle: int = IDLE_LIMIT) -> None:
+        if running < 1 or idle < 0:
+            raise ValueError(
+                f"a host runs at least 1 invocation, got running={running}, idle={idle}"
+            )
+        self.slots = threading.BoundedSemaphore(running)
+        self.idle_limit = idle
+        self._idle: OrderedDict[Sandbox, SandboxPool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def parked(self, sandbox: Sandbox, pool: SandboxPool) -> list[tuple[Sandbox, SandboxPool]]:
+        """``sandbox`` is idle in ``pool``: returns the idle sandboxes beyond the limit (least
+        recently used first), no longer counted, for their pools to stop."""
+        with self._lock:
+            self._idle[sandbox] = pool
+            evicted = []
+            while len(self._idle) > self.idle_limit:
+                evicted.append(self._idle.popitem(last=False))
+            return evicted
+
+    def taken(self, sandbox: Sandbox) -> None:
+        """``sandbox`` is no longer idle (invoked, or gone)."""
+        with self._lock:
+            self._idle.pop(sandbox, None)
+
+    @property
+    def idle(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+
 class SandboxPool:
     """One function's sandboxes: warm ones reused, cold ones started on demand."""
 
@@ -562,11 +612,13 @@ class SandboxPool:
         engine: Mapping[str, str],
         transport: Transport,
         templates: Templates | None = None,
+        host: Host | None = None,
     ) -> None:
         self.spec = spec
         self.engine = dict(engine)
         self.transport = transport
         self.templates = templates
+        self.host = host or Host()
         self._idle: list[Sandbox] = []
         self._all: set[Sandbox] = set()
         self._lock = threading.Lock()
@@ -574,11 +626,12 @@ class SandboxPool:
         self.cold_starts = 0
 
     def invoke(self, request_id: str, event: Any, delay_s: float = 0.0) -> Outcome:
-        sandbox, cold = self._acquire()
-        try:
-            outcome = sandbox.invoke(request_id, event, delay_s)
-        finally:
-            self._release(sandbox)
+        with self.host.slots:  # the host's turn first: waiting is no part of the duration
+            sandbox, cold = self._acquire()
+            try:
+                outcome = sandbox.invoke(request_id, event, delay_s)
+            finally:
+                self._release(sandbox)
         if cold:
             return Outcome(
                 outcome.payload,
@@ -598,6 +651,7 @@ class SandboxPool:
         with self._lock:
             while self._idle:
                 sandbox = self._idle.pop()  # the most recently used: the warmest
+                self.host.taken(sandbox)
                 if sandbox.alive:
                     return sandbox, False
                 self._all.discard(sandbox)
@@ -614,17 +668,35 @@ class SandboxPool:
 
     def _release(self, sandbox: Sandbox) -> None:
         with self._lock:
-            if sandbox.alive and not self._closed:
+            kept = sandbox.alive and not self._closed
+            if kept:
                 self._idle.append(sandbox)
+            else:
+                self._all.discard(sandbox)
+        if not kept:
+            sandbox.stop(kill=True)
+            sandbox.reap()  # outside the lock: the pool's other sandboxes need not wait for it
+            return
+        for evicted, pool in self.host.parked(sandbox, self):
+            pool._reclaim(evicted)
+
+    def _reclaim(self, sandbox: Sandbox) -> None:
+        """Stop ``sandbox`` if it is still idle here (the host chose it; it may have been
+        taken for an invocation meanwhile, and then stays)."""
+        with self._lock:
+            if sandbox not in self._idle:
                 return
+            self._idle.remove(sandbox)
             self._all.discard(sandbox)
-        sandbox.stop(kill=True)
-        sandbox.reap()  # outside the lock: the pool's other sandboxes need not wait for it
+        sandbox.stop()
+        sandbox.reap()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             sandboxes, self._all, self._idle = list(self._all), set(), []
+            for sandbox in sandboxes:
+                self.host.taken(sandbox)
         for sandbox in sandboxes:
             sandbox.stop()
         for sandbox in sandboxes:

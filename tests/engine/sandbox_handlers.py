@@ -56,3 +56,10 @@ def fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def unserializable(event: dict[str, Any], context: Any) -> Any:
     return {"array": np.zeros(2)}
+
+
+def span(event: dict[str, Any], context: Any) -> dict[str, float]:
+    """Sleep ``seconds``; report when it started and ended (wall clock, shared by processes)."""
+    started = time.time()
+    time.sleep(float(event["seconds"]))
+    return {"started": started, "ended": time.time()}

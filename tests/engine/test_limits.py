@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,46 @@ def test_usage_is_the_whole_sandbox_and_the_longest_invocation(runtime) -> None:
     # and the handler saw its configuration
     assert held["memory_limit_in_mb"] == 1024
     assert 0 < held["remaining_ms"] <= 30_000
+
+
+def test_the_host_runs_a_few_invocations_at_once_and_the_wait_is_not_their_duration() -> None:
+    # Given a host that runs 2 invocations at once, and a function with a 1 s timeout
+    runtime = LambdaRuntime(transport=_no_account)
+    runtime.host = workers.Host(running=2, idle=4)
+    runtime.register("span", f"{HANDLERS}.span", memory_mb=512, timeout_s=1)
+    try:
+        # When 6 invocations of 0.4 s each are made at once (a Map's iterations)
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(lambda _: runtime.invoke("span", {"seconds": 0.4}), range(6)))
+    finally:
+        runtime.close()
+
+    # Then all succeed, though the last started after more than their timeout, 2 at most at once
+    assert [error for _, error in outcomes] == [None] * 6
+    spans = sorted((payload["started"], payload["ended"]) for payload, _ in outcomes)
+    overlapping = max(sum(s <= start < e for s, e in spans) for start, _ in spans)
+    assert overlapping <= 2 and spans[-1][0] - spans[0][0] > 0.8
+
+
+def test_the_host_keeps_a_few_idle_sandboxes_the_least_recently_used_stop_first() -> None:
+    # Given a host that keeps 2 idle sandboxes, and 4 functions
+    runtime = LambdaRuntime(transport=_no_account)
+    runtime.host = workers.Host(running=4, idle=2)
+    for name in ("a", "b", "c", "d"):
+        runtime.register(name, f"{HANDLERS}.hold", memory_mb=256, timeout_s=30)
+    try:
+        # When each is invoked once, in turn
+        pids = {name: runtime.invoke(name, {})[0]["pid"] for name in ("a", "b", "c", "d")}
+
+        # Then the last two stay warm (their next invocation is the same process)
+        again = {name: runtime.invoke(name, {})[0]["pid"] for name in ("d", "c")}
+        cold = runtime.invoke("a", {})[0]["pid"]
+        assert again == {"d": pids["d"], "c": pids["c"]} and cold != pids["a"]
+        assert runtime.host.idle == 2
+        # and the first ones' processes are gone
+        assert not Path(f"/proc/{pids['b']}").exists()
+    finally:
+        runtime.close()
 
 
 def test_a_sandbox_has_its_functions_environment_and_nothing_of_the_callers(

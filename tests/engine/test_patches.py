@@ -14,7 +14,7 @@ import moto
 import pytest
 from moto.stepfunctions.parser.asl.utils import json_path
 
-from stepnet.engine import patches
+from stepnet.engine import bodies, patches
 
 pytestmark = pytest.mark.engine
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -198,3 +198,28 @@ def test_s3_notifications_invoke_their_function_asynchronously_and_retry_a_failu
         s3.get_object(Bucket=bucket, Key="inference/patched/out/a.error.json")["Body"].read()
     )
     assert error["status"] == 404
+
+
+def test_large_object_bodies_live_in_files_and_go_with_their_object(account) -> None:
+    # Given the account's bucket
+    s3 = account.client("s3")
+    bucket = account.resources.bucket
+    spilled = bodies.spill_directory()
+    before = set(spilled.iterdir())
+    large, small = b"w" * (bodies.MEMORY_BYTES + 1), b"s" * 100
+
+    # When a large and a small object are written
+    s3.put_object(Bucket=bucket, Key="tensors/large", Body=large)
+    s3.put_object(Bucket=bucket, Key="tensors/small", Body=small)
+    files = set(spilled.iterdir()) - before
+
+    # Then only the large one has a file, both read back whole and by range
+    assert len(files) == 1 and next(iter(files)).stat().st_size == len(large)
+    assert s3.get_object(Bucket=bucket, Key="tensors/large")["Body"].read() == large
+    ranged = s3.get_object(Bucket=bucket, Key="tensors/large", Range="bytes=10-19")
+    assert ranged["Body"].read() == large[10:20]
+    assert s3.get_object(Bucket=bucket, Key="tensors/small")["Body"].read() == small
+
+    # And deleting the object removes its file
+    s3.delete_object(Bucket=bucket, Key="tensors/large")
+    assert set(spilled.iterdir()) - before == set()
