@@ -211,8 +211,16 @@ def m5_bill(reference_seconds: float, *, measured: bool) -> Bill:
 
 @dataclass(frozen=True)
 class DurationModel:
-    """Assumed warm-Lambda durations, for GB-seconds and the Express duration. Not measured on
-    AWS: ballpark figures to be replaced by measurements when the stack is deployed."""
+    """Assumed warm-Lambda durations, for GB-seconds, the Express duration and the AWS time per
+    epoch that ``stepnet cost`` shows as an *estimate*. Not measured on AWS: ballpark figures
+    to be replaced by measurements when the stack is deployed. Sources of the latencies: a state
+    that invokes a Lambda function adds tens of milliseconds to the function's own time in
+    public benchmarks of Step Functions against plain Lambda (C. Bonzelet, "AWS Step Function
+    vs. AWS Lambda benchmark", cremich.cloud, parts 1 and 2), hence ``task_dispatch_ms``; a
+    nested ``startExecution.sync:2`` adds a start and a completion event delivered through
+    EventBridge (the ``StepFunctionsGetEventsForStepFunctionsExecutionRule`` the stack grants),
+    assumed 1 s per chunk (``child_start_ms``); S3 first-byte latencies of tens of ms and
+    DynamoDB's single-digit ms are AWS's own orders of magnitude."""
 
     invoke_overhead_ms: float = 5.0  # runtime, event validation, logging
     dynamodb_request_ms: float = 6.0  # single-digit ms in-region

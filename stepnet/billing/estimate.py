@@ -53,11 +53,18 @@ from stepnet.billing.dryrun import (
     Invocation,
     dry_run,
 )
-from stepnet.billing.usage import DEFAULT_MEMORY_MB, FUNCTION_MEMORY_MB, FunctionUsage, Usage
+from stepnet.billing.usage import (
+    DEFAULT_MEMORY_MB,
+    FUNCTION_MEMORY_MB,
+    FunctionUsage,
+    StoreUsage,
+    Usage,
+)
 from trainer.config import RunConfig, parse_config
 from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.data.errors import DatasetError
+from trainer.data.rows import GETS_PER_SEGMENT
 from trainer.messages import MicroBatchTask, StepEnd
 from trainer.training.schedule import step_seconds_bound, steps_per_chunk
 
@@ -190,6 +197,18 @@ def _epoch_invocations(dry: DryRun, shapes: Shapes, mode: str) -> list[_Weighted
     return [w for w in weighted if w.count > 0]
 
 
+def _row_reads(dry: DryRun, shapes: Shapes, mode: str) -> tuple[str, float]:
+    """The function that reads a micro-batch's rows in ``mode`` (per layer: Forward, at layer
+    1) and the S3 GETs per epoch its micro-batches send beyond those of the two the dry run
+    ran, weighted as every full one and the last: the segments of rows vary with where each
+    micro-batch's blocks fall (``DryRun.row_segments``, the run's mean per epoch)."""
+    first, last = dry.representative_segments
+    weighted = (shapes.microbatches - 1) * first + last
+    mean = sum(dry.row_segments) / len(dry.row_segments) if dry.row_segments else weighted
+    function = workflow.microbatch_functions(mode, shapes.layers)[0]
+    return function, GETS_PER_SEGMENT * (mean - weighted)
+
+
 def _ms(weighted: _Weighted, duration: DurationModel, memory_mb: Mapping[str, int]) -> float:
     function = weighted.invocation.function
     memory = memory_mb.get(function, DEFAULT_MEMORY_MB)
@@ -311,6 +330,10 @@ def model(
         }
         standard = workflow.standard_epoch_transitions(groups=dry.groups, **counts)
         usage = _usage(weighted, duration, memory_mb)
+        reader, extra = _row_reads(dry, shapes, mode)
+        usage.functions[reader] = usage.functions[reader] + FunctionUsage(
+            store=StoreUsage(s3_gets=extra)
+        )
         usage.transitions = standard + workflow.TRAINING_TRANSITIONS_PER_EPOCH
         usage.epoch_transitions = standard
         usage.epoch_executions = 1

@@ -350,29 +350,37 @@ class Meter(StoreObserver):
             for name, m in self.functions().items()
             if name in workflow.EPOCH_FUNCTIONS or name == UNATTRIBUTED
         }
-        standard = Counter[str]()
-        chunks = Counter[str]()
-        for name, events in histories.items():
-            epoch = parse_epoch_name(run_id, name)
-            if epoch is None:
-                continue
-            # the epoch's own execution is Standard; its chunks (<epoch>-part-MM) are Express
-            counts = standard if name == epoch_name(run_id, epoch) else chunks
-            counts["transitions"] += epoch_counts(events)["transitions"]
-            counts["events"] += len(events)
-            counts["executions"] += 1
-        return Usage(
-            transitions=standard["transitions"] / epochs + workflow.TRAINING_TRANSITIONS_PER_EPOCH,
-            epoch_transitions=standard["transitions"] / epochs,
-            epoch_executions=standard["executions"] / epochs,
-            epoch_seconds=epoch_seconds,
-            express_transitions=chunks["transitions"] / epochs,
-            express_executions=chunks["executions"] / epochs,
-            express_seconds=express_seconds,
-            history_events=(standard["events"] + chunks["events"]) / epochs
-            + workflow.TRAINING_EVENTS_PER_EPOCH,
-            functions=functions,
+        return history_usage(histories, run_id, epochs=epochs) + Usage(
+            epoch_seconds=epoch_seconds, express_seconds=express_seconds, functions=functions
         )
+
+
+def history_usage(
+    histories: Mapping[str, list[dict[str, Any]]], run_id: str, *, epochs: float
+) -> Usage:
+    """What the histories of a run's epochs say, per epoch: the Standard Epoch executions' and
+    the Express chunks' transitions and executions, and every execution's events (the
+    Training machine's per-epoch share included)."""
+    standard = Counter[str]()
+    chunks = Counter[str]()
+    for name, events in histories.items():
+        epoch = parse_epoch_name(run_id, name)
+        if epoch is None:
+            continue
+        # the epoch's own execution is Standard; its chunks (<epoch>-part-MM) are Express
+        counts = standard if name == epoch_name(run_id, epoch) else chunks
+        counts["transitions"] += epoch_counts(events)["transitions"]
+        counts["events"] += len(events)
+        counts["executions"] += 1
+    return Usage(
+        transitions=standard["transitions"] / epochs + workflow.TRAINING_TRANSITIONS_PER_EPOCH,
+        epoch_transitions=standard["transitions"] / epochs,
+        epoch_executions=standard["executions"] / epochs,
+        express_transitions=chunks["transitions"] / epochs,
+        express_executions=chunks["executions"] / epochs,
+        history_events=(standard["events"] + chunks["events"]) / epochs
+        + workflow.TRAINING_EVENTS_PER_EPOCH,
+    )
 
 
 def _body_bytes(body: Any) -> int:

@@ -21,7 +21,7 @@ import pytest
 from support.limits import tuned_limits
 
 from stepnet.billing import estimate
-from stepnet.billing.meter import Meter
+from stepnet.billing.meter import Meter, history_usage
 from stepnet.billing.usage import StoreUsage
 from stepnet.client import epoch_counts
 from stepnet.datasets import synthetic_classification, write_npz
@@ -137,6 +137,13 @@ def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
         assert epoch_counts(run.histories[name])["transitions"] == model.epoch_transitions
         express = sum(epoch_counts(run.histories[c])["transitions"] for c in chunks)
         assert express == model.express_transitions
+    # and the meter's reading of the histories: transitions, chunks and events (the logs' count)
+    counted = history_usage(run.histories, config.run_id, epochs=EPOCHS)
+    assert (counted.transitions, counted.express_transitions) == (
+        model.transitions, model.express_transitions
+    )  # fmt: skip
+    assert (counted.epoch_executions, counted.express_executions) == (1, 2)
+    assert counted.history_events == model.history_events
 
 
 def test_lambda_invocations_equal_the_model_exactly(metered_run) -> None:

@@ -272,6 +272,8 @@ def test_each_started_machine_can_be_started_polled_and_stopped(
             for action in ("states:DescribeExecution", "states:StopExecution"):
                 arns = [_text(arn) for arn in _allowed(statements, action)]
                 assert any(arn.endswith(f":execution:{name}:*") for arn in arns), (action, arns)
+                if STATE_MACHINES[target].type == "EXPRESS":  # arn:…:express:<machine>:<name>:<id>
+                    assert any(arn.endswith(f":express:{name}:*") for arn in arns), arns
             for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
                 arns = [_text(arn) for arn in _allowed(statements, action)]
                 assert any(
