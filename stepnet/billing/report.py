@@ -172,5 +172,9 @@ def format_estimate(est: CostEstimate) -> str:
         f"Prices: {prices.SOURCE} (recorded {prices.RECORDED}). Lambda {LAMBDA_ARCHITECTURE}, "
         f"{memory} MB. Reads counted cold (no warm cache): an upper bound. Lambda durations "
         "are assumptions (stepnet.billing.bills.DurationModel), not measurements.",
+        f"AWS time per epoch: an estimate from those durations, {est.duration.task_dispatch_ms:g} "
+        f"ms per Task state and {est.duration.child_start_ms:g} ms per Express chunk "
+        "(sources in DurationModel's docstring). Logs: a log event per history event at level "
+        "ALL, sizes assumed (stepnet.billing.bills.TelemetryModel).",
     ]
     return "\n".join(lines)

@@ -224,8 +224,9 @@ class LocalAccount:
 
     def express_executions(self) -> list[tuple[str, str]]:
         """(name, arn) of every execution of the account's Express machines, read from the
-        emulator: on AWS, ``ListExecutions`` and ``GetExecutionHistory`` refuse Express machines
-        (their executions are seen through CloudWatch Logs), so no client lists them."""
+        emulator (for the meter and the bench: on AWS, ``GetExecutionHistory`` and
+        ``DescribeExecution`` refuse Express executions, which are seen through CloudWatch
+        Logs, so no client reads them)."""
         from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
         backend = stepfunctions_parser_backends[ACCOUNT_ID][REGION]
