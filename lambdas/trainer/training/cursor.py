@@ -10,6 +10,7 @@ import re
 import numpy as np
 
 from trainer.config import RunConfig
+from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET
 from trainer.messages import Cursor, RunProgress
 from trainer.training.schedule import step_seconds_bound, steps_per_chunk
@@ -63,11 +64,21 @@ def first_cursor(
     """The cursor of an epoch's first step. ``schedule``: (steps, workers) micro-batch sizes;
     ``groups``: the evaluation Map's groups of shards; ``budget``: history events one chunk
     may use; ``step_seconds``: a step's assumed duration (see ``steps_per_chunk``).
-    ``continuation_name`` names the chunk to run: part 1 first."""
+    ``continuation_name`` names the chunk to run: part 1 first. An epoch whose chunks would
+    take its Standard execution's history past ``budget`` is refused, naming the fix."""
     chunk = steps_per_chunk(
         workers=config.workers, layers=config.n_layers, mode=config.mode, budget=budget,
         step_seconds=step_seconds,
     )  # fmt: skip
+    steps = int(schedule.shape[0])
+    chunks = -(-steps // chunk)
+    events = workflow.standard_epoch_events(executions=chunks, groups=groups)
+    if events > budget:
+        raise ValueError(
+            f"an epoch of {steps:,} steps runs in {chunks:,} chunks of {chunk} steps, whose "
+            f"starts take the epoch execution's history to {events:,} events, over its "
+            f"{budget:,}-event budget: raise batch_size or workers (fewer, larger steps)"
+        )
     return Cursor(
         run_id=config.run_id,
         epoch=epoch,

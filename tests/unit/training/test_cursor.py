@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from trainer.config import RunConfig, parse_config
+from trainer.contract import workflow
 from trainer.messages import Cursor
 from trainer.training.cursor import (
     continuation_name,
@@ -281,3 +282,19 @@ def test_run_progress_is_done_after_the_last_epoch() -> None:
     assert after.done
     assert after.epoch == 6
     assert after.epoch_name == "digits-demo-epoch-005"  # no execution named past the last epoch
+
+
+def test_an_epoch_of_more_chunks_than_its_history_holds_is_refused() -> None:
+    # Given one-example steps each assumed to take longer than a chunk's target (one step per
+    # chunk), more of them than the epoch execution's history budget holds chunk starts
+    run = config(batch_size=1, workers=1)
+    budget = 2_000
+    steps = budget // workflow.EVENTS_PER_CHUNK + 1
+    schedule = schedule_of(steps, 1, 1)
+
+    # When / Then: refused with the fix, rather than failing at the history limit
+    with pytest.raises(ValueError, match="raise batch_size or workers"):
+        first_cursor(run, epoch=1, version=0, schedule=schedule, budget=budget, step_seconds=1e6)
+    # and an epoch that fits is planned
+    fits = schedule_of(10, 1, 1)
+    assert first_cursor(run, epoch=1, version=0, schedule=fits, budget=budget, step_seconds=1e6)
