@@ -266,6 +266,20 @@ def _findings(results: list[dict[str, Any]]) -> list[str]:
             f"On the local engine its tasks take {local['ms_per_task']:.1f} ms of wall time "
             f"each, the handlers {cpu_ms:.1f} ms of CPU each (numpy may use both cores)."
         )
+        modeled = {
+            json.dumps(e["select"]): e for e in r.get("analytic_estimate", {}).get("entries", [])
+        }
+        entry = modeled.get(select)
+        if entry is not None:
+            gb = bill["items_usd"].get("Lambda GB-s", 0.0)
+            lines.append(
+                f"- **{r['workload']}**, with `stepnet cost`'s assumed AWS durations instead of "
+                f"this loaded machine's handler times for the Lambda GB-s "
+                f"({usd(gb)} here, {usd(entry['dollars_per_epoch_parts']['Lambda GB-s'])} "
+                f"assumed): `{select}` costs {usd(entry['dollars_per_epoch'])} per epoch; an "
+                f"epoch on AWS takes about {entry['seconds_per_epoch_estimate']:,.0f} s "
+                "(estimate)."
+            )
     break_even = prices.each("s3_put_request") / prices.each("dynamodb_write_request_unit")
     lines.append(
         f"- A tensor written inline in DynamoDB costs 1 WRU per KB; one S3 PUT costs as much as "
