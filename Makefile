@@ -11,8 +11,15 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.stepnet-base      # the package: enough for the demo
 FULL := $(VENV)/.stepnet-full      # plus test, lint and CDK dependencies
 NODE_STAMP := node_modules/.stepnet-installed
+# Node.js 22 LTS (package.json) first on every target's PATH: the CDK CLI, the jsii runtime under
+# aws-cdk-lib and asl-validator run on it, not on whatever Node the machine has.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# Debian's chromium, for the run report's browser test (tests/engine/test_report.py)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
-.PHONY: setup demo test lint unit bench synth clean
+.PHONY: setup demo test lint unit bench synth clean chromium
 
 setup: $(FULL)
 
@@ -32,6 +39,14 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# installed only when missing (the target is the file); the lists are refreshed first, as a new
+# machine's may be stale
+chromium: $(CHROMIUM)
+$(CHROMIUM):
+	$(APT) update -qq
+	$(APT) install -y -qq chromium
+	test -x $@
+
 demo: $(BASE)
 	$(BIN)/stepnet local examples/digits.json --out out/digits-demo
 
@@ -40,7 +55,7 @@ lint: $(FULL)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(FULL) $(NODE_STAMP) lint
+test: $(FULL) $(NODE_STAMP) $(CHROMIUM) lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
 unit: $(FULL)

@@ -8,11 +8,12 @@
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from infra.settings import STACK_NAME_CONTEXT
 from infra.stack import StepnetStack
 from trainer.contract import names
 
 app = cdk.App()
-StepnetStack(app, app.node.try_get_context("stack_name") or names.DEFAULT_STACK_NAME)
+StepnetStack(app, app.node.try_get_context(STACK_NAME_CONTEXT) or names.DEFAULT_STACK_NAME)
 # cdk-nag v3 is a policy-validation plugin: any unacknowledged finding fails the synth.
 cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
 app.synth()

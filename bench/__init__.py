@@ -28,7 +28,6 @@ from typing import Any
 
 from bench.baselines import run_reference, run_sklearn, run_torch, torch_version
 from bench.engine import measure_local
-from bench.large import kept_section
 from bench.report import plot, render_markdown, write_json
 from bench.workloads import Workload, workloads
 from stepnet.billing import bills, prices
@@ -296,6 +295,8 @@ def render(out: Path, known: list[Workload]) -> None:
         raise SystemExit(f"no benchmark results in {out / 'benchmarks'}; run the bench first")
     image = plot(everything, out / "benchmarks" / "benchmarks.png")
     page = render_markdown(everything, f"benchmarks/{image.name}")
+    from bench.large import kept_section  # here: python -m bench.large imports this package
+
     markdown = out / "benchmarks.md"
     kept = kept_section(markdown.read_text()) if markdown.is_file() else ""
     markdown.write_text(page + ("\n" + kept if kept else ""))  # python -m bench.large's section

@@ -9,24 +9,26 @@ from constructs import Construct
 from infra.api import Api
 from infra.functions import Functions, sized_specs
 from infra.outputs import add_api_outputs, add_outputs
+from infra.settings import (
+    MEMORY_CONTEXT,
+    TIMEOUT_CONTEXT,
+    check_stack_name,
+    read_settings,
+)
 from infra.storage import Storage
 from infra.triggers import add_triggers
 from infra.workflow import Workflow
-
-# Context keys (cdk.json or `-c key=value`). Unset, each takes the contract's default
-# (trainer.contract.functions for sizes, trainer.contract.environment for the rest).
-MEMORY_CONTEXT = "memory"  # {"Forward": 2048}: MB per function
-TIMEOUT_CONTEXT = "timeout"  # {"Forward": 300}: seconds per function
-LOG_LEVEL_CONTEXT = "log_level"  # the functions' POWERTOOLS_LOG_LEVEL
-SCRATCH_TTL_HOURS_CONTEXT = "scratch_ttl_hours"  # lifetime of scratch: DynamoDB TTL and S3 rule
 
 
 class StepnetStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        check_stack_name(self.stack_name)
+        # context keys (cdk.json or `-c key=value`, infra.settings); unset, each takes the
+        # contract's default (trainer.contract.functions for sizes, .environment for the rest)
         context = self.node.try_get_context
-        scratch_ttl_hours = context(SCRATCH_TTL_HOURS_CONTEXT)
-        scratch_ttl = None if scratch_ttl_hours is None else int(scratch_ttl_hours)
+        settings = read_settings(context)
+        scratch_ttl = settings.scratch_ttl_hours
         storage = Storage(self, "Storage", scratch_ttl_hours=scratch_ttl)
         functions = Functions(
             self,
@@ -35,7 +37,7 @@ class StepnetStack(Stack):
             specs=sized_specs(memory=context(MEMORY_CONTEXT), timeout=context(TIMEOUT_CONTEXT)),
             storage=storage,
             scratch_ttl_hours=scratch_ttl,
-            log_level=context(LOG_LEVEL_CONTEXT),
+            log_level=settings.log_level,
         )
         workflow = Workflow(
             self, "Workflow", prefix=self.stack_name, functions=functions.by_logical

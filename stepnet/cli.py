@@ -157,7 +157,8 @@ def _size_overrides(flag: str, size: Size, values: list[str]) -> dict[str, int]:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from stepnet.local import USAGE_JSON, run_local
+    from stepnet.local import run_local
+    from stepnet.report.record import USAGE_JSON
 
     memory_mb = _size_overrides("--function-memory", "memory", args.function_memory)
     timeout_s = _size_overrides("--function-timeout", "timeout", args.function_timeout)
@@ -197,6 +198,7 @@ def cmd_local(args: argparse.Namespace) -> int:
                     "(this run) or the stack's context (a deployment, docs/deploy.md)"
                 )
         console.print(f"execution histories: {out / 'executions'}")
+        console.print(f"report: {run.report}")
         return 1
     _summary(config, run, out)
     return 0
@@ -257,7 +259,10 @@ def _summary(config: RunConfig, run: LocalRun, out: Path) -> None:
         f"({1000 * run.wall_seconds / max(tasks, 1):.1f} ms per task; handlers busy "
         f"{1000 * run.handler_seconds / max(tasks, 1):.1f} ms per task, summed over parallel tasks)"
     )
-    console.print(f"[green]outputs in {out}[/] (model.npz, model.json, metrics.json, executions/)")
+    console.print(
+        f"[green]outputs in {out}[/] (model.npz, model.json, metrics.json, executions/, "
+        "report.html)"
+    )
 
 
 def _progress() -> Progress:
@@ -288,22 +293,50 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from stepnet.client import readable_cause
+    """``stepnet watch RUN``: live progress until the run ends (:mod:`stepnet.watch`)."""
+    from stepnet.watch import Snapshot, follow
 
     client = _client(args)
+    printed = 0
 
-    def on_epoch(row: MetricsRow) -> None:
-        console.print(_metric_line(row))
+    def on_snapshot(snap: Snapshot) -> None:  # a line per evaluated epoch, kept above the view
+        nonlocal printed
+        for row in snap.metrics[printed:]:
+            console.print(_metric_line(row))
+        printed = len(snap.metrics)
 
-    description = client.watch(args.run_id, on_epoch=on_epoch, poll_seconds=args.poll)
+    last = follow(client, args.run_id, console, poll_seconds=args.poll, on_snapshot=on_snapshot)
     for epoch in client.epoch_executions(args.run_id):
         console.print(f"  {epoch.name}: {epoch.status}")
-    if description["status"] != "SUCCEEDED":
-        console.print(
-            f"[red]run {args.run_id} {description['status']}:[/] {readable_cause(description)}"
-        )
+    if last.status != "SUCCEEDED":
+        console.print(f"[red]run {args.run_id} {last.status}:[/] {last.cause or ''}")
+        console.print(f"what it did: stepnet report {args.run_id}")
         return 1
-    console.print(f"[green]run {args.run_id} SUCCEEDED[/]: stepnet fetch {args.run_id} --out DIR")
+    console.print(
+        f"[green]run {args.run_id} SUCCEEDED[/]: stepnet fetch {args.run_id} --out DIR; "
+        f"stepnet report {args.run_id}"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``stepnet report RUN_OR_DIR``: the run's page (:mod:`stepnet.report`), from the folder
+    ``stepnet local`` wrote, or from the account the run ran in."""
+    from stepnet.report import page, record
+
+    folder = Path(args.run_or_dir)
+    try:
+        if folder.is_dir():
+            found = record.from_dir(folder)
+            default = folder / record.REPORT_HTML
+        else:
+            found = record.from_client(_client(args), args.run_or_dir)
+            default = Path("out") / args.run_or_dir / record.REPORT_HTML
+    except record.ReportError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    path = page.write(found, Path(args.out) if args.out else default)
+    console.print(f"[green]report written to {path}[/] (run {found.run_id}, {found.status})")
     return 0
 
 
@@ -603,11 +636,17 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_options(p)
     p.set_defaults(func=cmd_start)
 
-    p = sub.add_parser("watch", help="follow a run until it ends")
+    p = sub.add_parser("watch", help="follow a run live until it ends: epochs, steps, losses")
     p.add_argument("run_id")
     p.add_argument("--poll", type=float, default=5.0, help="seconds between checks")
     _stack_options(p)
     p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("report", help="write a run's report: one self-contained HTML page")
+    p.add_argument("run_or_dir", help="a folder `stepnet local --out` wrote, or a run id")
+    p.add_argument("--out", help="the HTML file (default: DIR/report.html, or out/RUN/report.html)")
+    _stack_options(p)  # for a run id
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("fetch", help="download a run's model.npz, model.json, metrics.json")
     p.add_argument("run_id")

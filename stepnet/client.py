@@ -104,6 +104,7 @@ class StepnetClient:
         if endpoint_url:
             kwargs["endpoint_url"] = endpoint_url
         self.sfn = boto3.client("stepfunctions", **kwargs)
+        self.lambda_ = boto3.client("lambda", **kwargs)
         self.store = Store.from_clients(
             boto3.client("dynamodb", **kwargs),
             boto3.client("s3", **kwargs),
@@ -228,6 +229,36 @@ class StepnetClient:
     def rollback(self, pipeline: str, reason: str = "") -> Production:
         """Serve again the model the pipeline's production model replaced."""
         return service.rollback(self.store, pipeline, reason)
+
+    def history(self, execution_arn: str, *, newest: int | None = None) -> list[HistoryEvent]:
+        """An execution's history, oldest first; with ``newest`` (at most 1,000) only its
+        newest events, in one request read newest first. Sorted by event id either way: the
+        emulator (moto 5.2) ignores ``reverseOrder`` and ``maxResults`` and answers the whole
+        history, oldest first."""
+        if newest is not None:
+            page = self.sfn.get_execution_history(
+                executionArn=execution_arn, reverseOrder=True, maxResults=newest
+            )
+            tail = sorted((dict(event) for event in page["events"]), key=lambda e: e["id"])
+            return tail[-newest:]
+        events: list[HistoryEvent] = []
+        for page in self.sfn.get_paginator("get_execution_history").paginate(
+            executionArn=execution_arn
+        ):
+            events.extend(dict(event) for event in page["events"])
+        return events
+
+    def function_memory(self, logical_names: list[str]) -> dict[str, int]:
+        """The deployed memory size, MB, of each of the stack's functions that exists."""
+        sizes = {}
+        for logical in logical_names:
+            name = names.function_name(self.resources.stack_name, logical)
+            try:
+                configuration = self.lambda_.get_function_configuration(FunctionName=name)
+            except self.lambda_.exceptions.ResourceNotFoundException:
+                continue
+            sizes[logical] = int(configuration["MemorySize"])
+        return sizes
 
     def run_executions(self, run_id: str) -> Iterator[tuple[str, str]]:
         """(name, arn) of the Training execution and every epoch execution of the run."""

@@ -14,12 +14,18 @@ from typing import Any, TypedDict
 from stepnet.client import HistoryEvent, MetricsRow, StepnetClient, epoch_counts
 from stepnet.engine import LocalAccount
 from stepnet.engine.runtime import Isolation, UsageReport
+from stepnet.report.page import write as write_report
+from stepnet.report.record import (
+    EXECUTIONS_DIR,
+    REPORT_HTML,
+    USAGE_JSON,
+    RunRecord,
+    contract_memory,
+)
 from trainer.config import RunConfig
 from trainer.contract import names
 from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.training.cursor import parse_epoch_name
-
-USAGE_JSON = "usage.json"
 
 EpochCallback = Callable[[MetricsRow], None]
 """Called with each evaluated epoch's metrics row (``epoch``, ``train_loss``, ``val_loss``…)."""
@@ -50,6 +56,7 @@ class LocalRun:
     handler_seconds: float = 0.0
     wall_seconds: float = 0.0
     histories: dict[str, list[HistoryEvent]] = field(default_factory=dict)
+    report: Path | None = None  # report.html, when an output folder was given
 
     @property
     def succeeded(self) -> bool:
@@ -76,8 +83,8 @@ def run_local(
     ``timeout_s`` size functions (by logical name) for this run, as the stack's context does
     for a deployment; they and ``isolation`` (:mod:`stepnet.engine.runtime`) need the account
     to be made here. ``out_dir`` gets the model files
-    (if the run succeeded), the executions' histories and ``usage.json``
-    (:data:`LocalRun.usage`).
+    (if the run succeeded), the executions' histories, ``usage.json``
+    (:data:`LocalRun.usage`) and ``report.html`` (:mod:`stepnet.report`), whatever the outcome.
     """
     with contextlib.ExitStack() as stack:
         if account is None:
@@ -127,11 +134,18 @@ def run_local(
         run.histories = {name: account.history(arn) for name, arn in executions}
         run.per_epoch = _per_epoch_counts(config.run_id, run.histories)
         if out_dir is not None:
-            _write_histories(out_dir / "executions", run.histories)
+            _write_histories(out_dir / EXECUTIONS_DIR, run.histories)
             write_usage(out_dir / USAGE_JSON, run.usage)
             if run.succeeded:
                 client.fetch(config.run_id, out_dir)
+            run.report = write_report(_record(config.run_id, run), out_dir / REPORT_HTML)
         return run
+
+
+def _record(run_id: str, run: LocalRun) -> RunRecord:
+    """The report's record of a run trained here: what ``stepnet report DIR`` reads back."""
+    memory = contract_memory() | {name: row["memory_mb"] for name, row in run.usage.items()}
+    return RunRecord(run_id, run.histories, run.metrics, memory, run.usage)
 
 
 def write_usage(path: Path, usage: Mapping[str, UsageReport]) -> None:

@@ -32,6 +32,11 @@ loudly on any other version, and ``tests/engine/test_patches.py`` checks each pa
    body under 5 MB in memory, and a run keeps every weights version, optimizer state and
    gradient it writes (about 10 GB for one fused epoch over a million rows). The bodies go
    through :class:`stepnet.engine.bodies.SpilledBody` instead of moto's spooled temporary file.
+9. Each request moto answers in process is freed when answered: moto wraps it in a werkzeug
+   ``Request`` whose WSGI environ refers back to it (``environ["werkzeug.request"]``), a cycle
+   only Python's cyclic collector frees — rarely, since it counts objects, not bytes — so each
+   body stayed in memory well after its answer (128 MB per 64 MB upload, measured: 6 uploads
+   held 800 MB). The patch drops that one reference once the request is answered.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import jsonpath_ng
 import jsonpath_ng.ext
 import moto
 from moto.awslambda import models as lambda_models
+from moto.core import botocore_stubber
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
 from moto.s3 import responses as s3_responses
@@ -122,6 +128,7 @@ def apply() -> None:
         _patch_s3_notifications()
         _patch_server_dispatch()
         _patch_s3_bodies()
+        _patch_request_cycles()
         # moto declares the poll interval Final; the patch is exactly to change it
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_POLL_SECONDS  # type: ignore[misc]
         _state.applied = True
@@ -474,3 +481,33 @@ def _patch_s3_bodies() -> None:
     # FakeKey builds its body buffer as ``tempfile.SpooledTemporaryFile(max_size)``, in
     # __init__ and __setstate__; the module's other names are the real tempfile's
     s3_models.tempfile = _Tempfile()  # type: ignore[assignment,attr-defined]
+
+
+# --- 9. requests freed when answered --------------------------------------------------------------
+
+_requests = threading.local()  # the Requests moto made for the call this thread is answering
+
+
+def _patch_request_cycles() -> None:
+    normalize = botocore_stubber.normalize_request  # type: ignore[attr-defined]
+    process = botocore_stubber.BotocoreStubber.process_request
+
+    @functools.wraps(normalize)
+    def normalize_request(request: Any) -> Any:
+        normalized = normalize(request)
+        _requests.__dict__.setdefault("made", []).append(normalized)
+        return normalized
+
+    @functools.wraps(process)
+    def process_request(self: Any, request: Any) -> Any:
+        try:
+            return process(self, request)
+        finally:
+            for made in _requests.__dict__.pop("made", []):
+                environ = getattr(made, "environ", None)
+                if isinstance(environ, dict) and environ.get("werkzeug.request") is made:
+                    del environ["werkzeug.request"]  # the cycle: refcounting frees it now
+
+    botocore_stubber.normalize_request = normalize_request  # type: ignore[attr-defined]
+    # mypy forbids assigning to a method; replacing it is the patch
+    botocore_stubber.BotocoreStubber.process_request = process_request  # type: ignore[method-assign]

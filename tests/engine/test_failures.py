@@ -42,6 +42,10 @@ def test_a_handler_error_fails_the_run_with_a_readable_cause(account, tmp_path: 
     ]  # fmt: skip
     assert not (tmp_path / "model.npz").exists()
     assert (tmp_path / "executions" / "broken-epoch-001.json").exists()
+    # and the report beside it says why
+    assert run.report is not None
+    page = run.report.read_text()
+    assert "FAILED" in page and "ValueError: shapes (32,10) and (64,10) not aligned" in page
 
 
 def test_a_bad_config_fails_before_anything_runs(account, tmp_path: Path) -> None:

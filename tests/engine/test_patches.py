@@ -4,6 +4,7 @@ that an upgrade which breaks one fails here, loudly, rather than somewhere in a 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import re
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import moto
 import pytest
+import werkzeug.wrappers
 from moto.stepfunctions.parser.asl.utils import json_path
 
 from stepnet.engine import bodies, patches
@@ -223,3 +225,21 @@ def test_large_object_bodies_live_in_files_and_go_with_their_object(account) -> 
     # And deleting the object removes its file
     s3.delete_object(Bucket=bucket, Key="tensors/large")
     assert set(spilled.iterdir()) - before == set()
+
+
+def test_a_request_is_freed_once_answered(account) -> None:
+    # Given the account's bucket, and the cyclic collector off (it would hide a cycle)
+    s3 = account.client("s3")
+    bucket = account.resources.bucket
+    body = bytearray(b"b" * (2 * 2**20))
+    gc.disable()
+    try:
+        # When an object is written and read (its body then referred to by nothing else)
+        s3.put_object(Bucket=bucket, Key="datasets/freed.bin", Body=bytes(body))
+        s3.get_object(Bucket=bucket, Key="datasets/freed.bin")["Body"].read()
+
+        # Then no werkzeug request of moto's is left alive
+        left = [o for o in gc.get_objects() if isinstance(o, werkzeug.wrappers.Request)]
+    finally:
+        gc.enable()
+    assert left == []
