@@ -189,8 +189,8 @@ def run_workload(workload: Workload, scratch: Path, log: Any = print) -> dict[st
     usages = {way: systems[f"local_{way}"]["_usage"] for way in selected}
     trained = {way: systems[f"local_{way}"]["n_train"] for way in selected}
     designs = [
-        *(bills.standard_bill(usages[way], way) for way in selected),
-        *(bills.all_standard_bill(usages[mode], mode) for mode in MODES),
+        *(bills.standard_bill(usages[way], way, telemetry=bills.TELEMETRY) for way in selected),
+        *(bills.all_standard_bill(usages[m], m, telemetry=bills.TELEMETRY) for m in MODES),
         bills.seed_bill(usages["per_layer"]),
         bills.m5_bill(systems["reference"]["epoch_seconds"], measured=True),
     ]

@@ -228,13 +228,13 @@ def measure_local(
         spans = training_epoch_seconds(training)
         chunks = [
             execution_seconds(events)
-            for name, events in run.histories.items()
+            for name, events in run.every_history.items()
             if (epoch := parse_epoch_name(config.run_id, name)) is not None
             and name != epoch_name(config.run_id, epoch)  # a chunk, not the epoch's own
         ]
         factors = {name: 1 / epochs for name in workflow.EPOCH_FUNCTIONS}
         usage, local, handler = _scaled_usage(functions, factors, model, sum(chunks) / epochs)
-        counted = history_usage(run.histories, config.run_id, epochs=epochs)
+        counted = history_usage(run.every_history, config.run_id, epochs=epochs)
         for each in (usage, local):
             each.transitions, each.epoch_transitions = (
                 counted.transitions,
@@ -267,8 +267,8 @@ def measure_local(
     else:
         epoch_events = run.histories[epoch_name(config.run_id, 1)]
         chunk_events = [
-            run.histories[name]
-            for name in sorted(run.histories)
+            run.express_histories[name]
+            for name in sorted(run.express_histories)
             if name.startswith(epoch_name(config.run_id, 1) + "-part-")
         ]
         cause = readable_cause(run.description)

@@ -240,16 +240,18 @@ def _summary(config: RunConfig, run: LocalRun, out: Path) -> None:
     table = Table(title=f"run {config.run_id}: per epoch")
     for column in (
         "epoch",
-        "executions",
-        "state transitions",
+        "Express chunks",
+        "state transitions (Standard / Express)",
         "Lambda invocations",
         "largest history",
     ):
         table.add_column(column, justify="right")
     for row in run.per_epoch:
         table.add_row(
-            str(row["epoch"]), str(row["executions"]), str(row["transitions"]),
-            str(row["lambda_invocations"]), str(row["max_events"]),
+            str(row["epoch"]), str(row["express_executions"]),
+            f"{row['transitions']} / {row['express_transitions']}",
+            str(row["lambda_invocations"] + row["express_lambda_invocations"]),
+            str(row["max_events"]),
         )  # fmt: skip
     console.print(table)
     tasks = sum(run.invocations.values())

@@ -98,6 +98,8 @@ class Cursor(_Message):
     ``chunk_start``), after which the epoch execution starts the next one, named
     ``continuation_name`` (part ``part``);
     ``loss_sum`` sums the trained micro-batches' losses × examples so far this epoch;
+    ``losses`` are the last trained step's micro-batch losses, in worker order (a chunk's
+    output carries them to the epoch's Standard history, where ``stepnet watch`` reads them);
     ``groups`` are the evaluation Map's items (groups of shards).
     """
 
@@ -117,6 +119,7 @@ class Cursor(_Message):
     done: bool
     chunk_full: bool
     loss_sum: float = 0.0
+    losses: list[float] = Field(default_factory=list)
     groups: list[int] = Field(default_factory=list)
 
 

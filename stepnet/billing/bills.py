@@ -135,18 +135,22 @@ def _telemetry_items(usage: Usage, telemetry: TelemetryModel = TELEMETRY) -> dic
 
 
 def standard_bill(
-    usage: Usage, mode: str, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB
+    usage: Usage,
+    mode: str,
+    memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB,
+    telemetry: TelemetryModel | None = None,
 ) -> Bill:
     """The stack as built: Standard Training and Epoch executions (billed per transition), the
-    steps in Express chunks (billed per request and GB-second), and the logs and traces they
-    and the functions write (:class:`TelemetryModel`)."""
+    steps in Express chunks (billed per request and GB-second), and with ``telemetry`` the logs
+    and traces they and the functions write (``stepnet cost`` and the bench pass
+    :data:`TELEMETRY`; without it, as before, no such items)."""
     items = {
         "Step Functions transitions": usage.transitions
         * prices.each("stepfunctions_standard_transition"),
         **_express_items(usage),
         **_lambda_items(usage, memory_mb),
         **_store_items(usage.store),
-        **_telemetry_items(usage),
+        **(_telemetry_items(usage, telemetry) if telemetry is not None else {}),
     }
     per_chunk = usage.express_seconds / max(usage.express_executions, 1.0)
     note = ""
@@ -165,7 +169,10 @@ def express_seconds(seconds: float, executions: float) -> float:
 
 
 def all_standard_bill(
-    usage: Usage, mode: str, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB
+    usage: Usage,
+    mode: str,
+    memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB,
+    telemetry: TelemetryModel | None = None,
 ) -> Bill:
     """Hypothetical, for comparison: the same epoch with every state transition billed as
     Standard (the steps in the Standard Epoch execution, as before the Express chunks)."""
@@ -175,7 +182,7 @@ def all_standard_bill(
         * prices.each("stepfunctions_standard_transition"),
         **_lambda_items(usage, memory_mb),
         **_store_items(usage.store),
-        **_telemetry_items(usage),
+        **(_telemetry_items(usage, telemetry) if telemetry is not None else {}),
     }
     note = "for comparison: the steps' transitions billed as Standard"
     return Bill(f"all-standard:{mode}", f"everything on Standard, {mode}", items, True, note)

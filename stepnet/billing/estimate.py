@@ -36,6 +36,7 @@ from typing import Any
 from stepnet.billing import prices
 from stepnet.billing.bills import (
     CONCURRENCY,
+    TELEMETRY,
     Bill,
     DurationModel,
     all_standard_bill,
@@ -378,7 +379,7 @@ class ModeEstimate:
         return (self.usage.transitions + self.usage.express_transitions) / n_train
 
     def run_total(self, epochs: int, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB) -> float:
-        fixed = standard_bill(self.run_usage, self.mode, memory_mb).total
+        fixed = standard_bill(self.run_usage, self.mode, memory_mb, TELEMETRY).total
         return epochs * self.standard.total + fixed
 
 
@@ -512,8 +513,8 @@ def estimate(
             mode=mode,
             usage=usage,
             run_usage=result.run[mode],
-            standard=standard_bill(usage, mode, memory),
-            all_standard=all_standard_bill(usage, mode, memory),
+            standard=standard_bill(usage, mode, memory, TELEMETRY),
+            all_standard=all_standard_bill(usage, mode, memory, TELEMETRY),
             parts=result.parts[mode],
             tasks_per_microbatch=len(workflow.microbatch_functions(mode, shapes.layers)),
         )

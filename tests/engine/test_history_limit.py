@@ -47,7 +47,7 @@ def test_events_per_step_is_exact(account, tmp_path: Path, mode: str) -> None:
 
     # Then the chunk's history has exactly the events the formula predicts (plus its start and
     # end and its Succeed)
-    events = run.histories[f"count-{mode}-epoch-001-part-01"]
+    events = run.express_histories[f"count-{mode}-epoch-001-part-01"]
     counts = Counter(e["type"] for e in events)
     steps = counts["MapStateEntered"]
     microbatches = counts["MapIterationStarted"]
@@ -77,8 +77,8 @@ def test_an_epoch_of_1100_steps_stays_far_below_the_history_limit(account, tmp_p
     # under the limit
     assert run.succeeded, run.description
     chunks = [f"many-steps-epoch-001-part-{p:02d}" for p in range(1, -(-1100 // chunk) + 1)]
-    assert sorted(run.histories) == ["many-steps", "many-steps-epoch-001", *chunks]
-    largest = max(len(events) for events in run.histories.values())
+    assert sorted(run.every_history) == ["many-steps", "many-steps-epoch-001", *chunks]
+    largest = max(len(events) for events in run.every_history.values())
     assert largest <= names.HISTORY_EVENT_BUDGET + 50 < names.HISTORY_EVENT_LIMIT
     difference = max_weight_difference(
         train(config).params, load_weights(tmp_path / "out" / "model.npz")
@@ -97,13 +97,13 @@ def test_a_small_budget_splits_epochs_and_keeps_the_weights(account, tmp_path) -
 
     # Then each 12-step epoch ran its steps in three chunks: part-01, part-02, part-03
     assert run.succeeded, run.description
-    assert sorted(name for name in run.histories if "epoch-002" in name) == [
+    assert sorted(name for name in run.every_history if "epoch-002" in name) == [
         "parts-epoch-002",
         "parts-epoch-002-part-01",
         "parts-epoch-002-part-02",
         "parts-epoch-002-part-03",
     ]
-    assert [row["executions"] for row in run.per_epoch] == [4, 4]
+    assert [row["express_executions"] for row in run.per_epoch] == [3, 3]
     difference = max_weight_difference(train(config).params, load_weights(tmp_path / "model.npz"))
     assert difference <= 1e-6
     assert np.isfinite(run.metrics[-1]["val_loss"])

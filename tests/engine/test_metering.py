@@ -114,7 +114,8 @@ def test_the_metered_run_trains_and_splits_each_epoch(metered_run) -> None:
     assert run.succeeded, run.description
     assert (shapes.n_train, shapes.steps, shapes.microbatches) == (80, 3, 12)
     assert metered_run["parts"] == 2
-    assert [row["executions"] for row in run.per_epoch] == [1 + 2] * EPOCHS
+    assert [row["executions"] for row in run.per_epoch] == [1] * EPOCHS
+    assert [row["express_executions"] for row in run.per_epoch] == [2] * EPOCHS
 
 
 def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
@@ -122,7 +123,7 @@ def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
     run, model, config = metered_run["run"], metered_run["model"], metered_run["config"]
 
     # When transitions are counted from the histories (StateEntered events)
-    per_epoch = [row["transitions"] for row in run.per_epoch]
+    per_epoch = [row["transitions"] + row["express_transitions"] for row in run.per_epoch]
     training = epoch_counts(run.histories[config.run_id])["transitions"]
 
     # Then each epoch's executions, and the Training execution, match the model
@@ -135,10 +136,10 @@ def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
         name = cursor.epoch_name(config.run_id, epoch)
         chunks = [cursor.continuation_name(config.run_id, epoch, p) for p in (1, 2)]
         assert epoch_counts(run.histories[name])["transitions"] == model.epoch_transitions
-        express = sum(epoch_counts(run.histories[c])["transitions"] for c in chunks)
+        express = sum(epoch_counts(run.express_histories[c])["transitions"] for c in chunks)
         assert express == model.express_transitions
     # and the meter's reading of the histories: transitions, chunks and events (the logs' count)
-    counted = history_usage(run.histories, config.run_id, epochs=EPOCHS)
+    counted = history_usage(run.every_history, config.run_id, epochs=EPOCHS)
     assert (counted.transitions, counted.express_transitions) == (
         model.transitions, model.express_transitions
     )  # fmt: skip
@@ -158,7 +159,9 @@ def test_lambda_invocations_equal_the_model_exactly(metered_run) -> None:
     # Then they are equal, and the histories agree (the run's functions run in the Training
     # execution, the evaluation in each epoch's)
     assert counted == expected
-    in_epochs = sum(row["lambda_invocations"] for row in run.per_epoch)
+    in_epochs = sum(
+        row["lambda_invocations"] + row["express_lambda_invocations"] for row in run.per_epoch
+    )
     assert in_epochs == sum(counted.values()) - len(workflow.RUN_FUNCTIONS)
 
 

@@ -100,9 +100,15 @@ def first_cursor(
     )
 
 
-def next_cursor(cursor: Cursor, schedule: np.ndarray, loss_sum: float | None = None) -> Cursor:
+def next_cursor(
+    cursor: Cursor,
+    schedule: np.ndarray,
+    loss_sum: float | None = None,
+    losses: list[float] | None = None,
+) -> Cursor:
     """The cursor after ``cursor.step`` was applied (one more weights version); ``loss_sum``:
-    the epoch's ``Σ loss × examples`` with this step's micro-batches (unchanged if None)."""
+    the epoch's ``Σ loss × examples`` with this step's micro-batches, ``losses``: theirs (each
+    unchanged if None)."""
     step = cursor.step + 1
     done = step >= cursor.steps
     chunk_full = not done and step - cursor.chunk_start >= cursor.chunk_steps
@@ -121,6 +127,7 @@ def next_cursor(cursor: Cursor, schedule: np.ndarray, loss_sum: float | None = N
             if chunk_full
             else cursor.continuation_name,
             "loss_sum": cursor.loss_sum if loss_sum is None else loss_sum,
+            "losses": cursor.losses if losses is None else list(losses),
         }
     )
 
