@@ -4,13 +4,14 @@ Each measurement runs in a fresh :class:`~stepnet.engine.LocalAccount` with a
 :class:`~stepnet.billing.meter.Meter` and a :class:`~bench.profiler.CpuSampler` attached.
 
 * **Whole epochs**: the time of an epoch is read from the Training execution's history, from
-  entering *Train epoch* to leaving *Evaluate epoch* (the child Epoch executions, their
-  continuations and the evaluation — what the reference's epoch includes too).
+  entering *Train epoch* to leaving it (the child Epoch execution, its Express chunks and the
+  evaluation — what the reference's epoch includes too).
 * **A fixed number of steps** (for epochs too long to run here): the bench replaces the Update
   function with one that fails the epoch once ``steps`` updates are done (the ASL's Catch ends the
   run). The epoch is then *extrapolated*: the time from entering *Train epoch* to *Plan epoch*,
-  plus Plan, plus ``steps_per_epoch ×`` the measured time per step, plus an Evaluate invoked
-  directly on the weights reached. Counts: per-micro-batch functions are scaled by micro-batches
+  plus Plan, plus ``steps_per_epoch ×`` the measured time per step (from the first chunk's first
+  step to the failed one's end, chunk starts included), plus an Evaluate invoked directly on the
+  weights reached. Counts: per-micro-batch functions are scaled by micro-batches
   per epoch over micro-batches run, Update by steps; transitions come from the model
   (``stepnet.billing.estimate``, from the handlers' dry run and the workflow's paths), which
   ``tests/engine/test_metering.py`` checks exactly against whole runs (and the bench checks
@@ -27,7 +28,7 @@ from typing import Any
 
 from bench.profiler import CpuSampler
 from stepnet.billing import estimate
-from stepnet.billing.meter import Meter
+from stepnet.billing.meter import Meter, history_usage
 from stepnet.billing.usage import FUNCTION_MEMORY_MB, FunctionUsage, Usage
 from stepnet.client import epoch_counts, readable_cause
 from stepnet.engine import LocalAccount
@@ -88,8 +89,8 @@ def _exited(events: list[dict[str, Any]], state: str) -> list[float]:
 
 
 def training_epoch_seconds(training: list[dict[str, Any]]) -> list[float]:
-    """Per epoch: entering *Train epoch* to leaving *Evaluate epoch*."""
-    starts, ends = _entered(training, "Train epoch"), _exited(training, "Evaluate epoch")
+    """Per epoch: entering *Train epoch* to leaving it (the Epoch execution evaluates too)."""
+    starts, ends = _entered(training, "Train epoch"), _exited(training, "Train epoch")
     return [end - start for start, end in zip(starts, ends, strict=False)]
 
 
@@ -118,6 +119,10 @@ def _scaled_usage(
             epoch_transitions=model.epoch_transitions,
             epoch_executions=model.epoch_executions,
             epoch_seconds=seconds,
+            express_transitions=model.express_transitions,
+            express_executions=model.express_executions,
+            express_seconds=seconds,
+            history_events=model.history_events,
             functions=f,
         )
 
@@ -188,14 +193,20 @@ def measure_local(
 
                 run = run_local(config, None, base=base, account=account, on_step=on_step)
                 if steps is not None:
+                    # the epoch's evaluation on the weights reached: each group of shards (one
+                    # after the other here), then the merge
                     started = time.perf_counter()
-                    payload, error = account.runtime.invoke(
-                        names.function_name(account.stack_name, "Evaluate"),
-                        {"run_id": config.run_id, "epoch": 1, "version": steps},
-                    )
+                    at = {"run_id": config.run_id, "epoch": 1, "version": steps}
+                    calls = [
+                        ("EvaluateShards", at | {"group": g}) for g in range(modeled.dry_run.groups)
+                    ]
+                    for function, event in [*calls, ("Evaluate", at)]:
+                        payload, error = account.runtime.invoke(
+                            names.function_name(account.stack_name, function), event
+                        )
+                        if error:
+                            raise RuntimeError(f"bench: evaluating after {steps} steps: {payload}")
                     evaluate_seconds = time.perf_counter() - started
-                    if error:
-                        raise RuntimeError(f"bench: evaluating after {steps} steps: {payload}")
                     evaluated = payload
                 sampler.stop()
         finally:
@@ -204,7 +215,8 @@ def measure_local(
     training = run.histories[config.run_id]
     result: dict[str, Any] = {
         "system": f"local_{mode}",
-        "label": f"stepnet local, {mode}",
+        "label": f"stepnet local, {mode}"
+        + (f", blocks of {config.block_rows}" if config.dataset.block_rows else ""),
         "mode": mode,
         "run_wall_seconds": run.wall_seconds,
         "profile": sampler.summary(),
@@ -214,20 +226,24 @@ def measure_local(
             raise RuntimeError(f"bench: local run failed: {readable_cause(run.description)}")
         epochs = config.epochs
         spans = training_epoch_seconds(training)
-        tops = [
+        chunks = [
             execution_seconds(events)
-            for name, events in run.histories.items()
+            for name, events in run.every_history.items()
             if (epoch := parse_epoch_name(config.run_id, name)) is not None
-            and name == epoch_name(config.run_id, epoch)  # the epoch's own, not a continuation
+            and name != epoch_name(config.run_id, epoch)  # a chunk, not the epoch's own
         ]
         factors = {name: 1 / epochs for name in workflow.EPOCH_FUNCTIONS}
-        usage, local, handler = _scaled_usage(functions, factors, model, statistics.fmean(tops))
-        measured_transitions = sum(row["transitions"] for row in run.per_epoch) / epochs
-        usage.transitions = measured_transitions + workflow.TRAINING_TRANSITIONS_PER_EPOCH
-        usage.epoch_transitions = measured_transitions
-        usage.epoch_executions = sum(row["executions"] for row in run.per_epoch) / epochs
-        local.transitions, local.epoch_transitions = usage.transitions, usage.epoch_transitions
-        local.epoch_executions = usage.epoch_executions
+        usage, local, handler = _scaled_usage(functions, factors, model, sum(chunks) / epochs)
+        counted = history_usage(run.every_history, config.run_id, epochs=epochs)
+        for each in (usage, local):
+            each.transitions, each.epoch_transitions = (
+                counted.transitions,
+                counted.epoch_transitions,
+            )
+            each.epoch_executions = counted.epoch_executions
+            each.express_transitions = counted.express_transitions
+            each.express_executions = counted.express_executions
+            each.history_events = counted.history_events
         epoch_seconds = statistics.fmean(spans)
         metrics = run.metrics
         result |= {
@@ -249,7 +265,12 @@ def measure_local(
             )
             result["max_metric_difference_to_reference"] = worst
     else:
-        epoch_events = run.histories[f"{config.run_id}-epoch-001"]
+        epoch_events = run.histories[epoch_name(config.run_id, 1)]
+        chunk_events = [
+            run.express_histories[name]
+            for name in sorted(run.express_histories)
+            if name.startswith(epoch_name(config.run_id, 1) + "-part-")
+        ]
         cause = readable_cause(run.description)
         if STOP_MESSAGE not in cause:
             raise RuntimeError(f"bench: local run failed before the step limit: {cause}")
@@ -257,8 +278,8 @@ def measure_local(
             _entered(epoch_events, "Plan epoch")[0],
             _exited(epoch_events, "Plan epoch")[0],
         )
-        first_map = _entered(epoch_events, "Train step")[0]
-        stopped = _entered(epoch_events, "Epoch failed")[0]
+        first_map = _entered(chunk_events[0], "Train step")[0]
+        stopped = _entered(chunk_events[-1], "Chunk failed")[0]
         per_step = (stopped - first_map) / steps
         start = plan_in - _entered(training, "Train epoch")[0]
         exec_seconds = (
@@ -268,10 +289,19 @@ def measure_local(
         mb_function = "Loss" if mode == "per_layer" else "Gradients"
         measured_mbs = functions[mb_function].invocations
         factors = {name: shapes.microbatches / measured_mbs for name in MICROBATCH_FUNCTIONS}
-        factors |= {"Update": shapes.steps / steps, "Plan": 1.0, "Evaluate": 1.0}
+        factors |= {
+            "Update": shapes.steps / steps,
+            "Plan": 1.0,
+            "EvaluateShards": 1.0,
+            "Evaluate": 1.0,
+        }
         usage, local, handler = _scaled_usage(functions, factors, model, exec_seconds)
         per_mb = workflow.transitions_per_microbatch(mode, shapes.layers)
-        predicted = 2 + 3 * steps - 1 + measured_mbs * per_mb + 1  # …, Epoch failed
+        started = len(chunk_events)
+        # Standard: Plan, per chunk its Task and Choice (the failed one's Catch: Epoch failed);
+        # Express: 3 per step (the failed one's Choice: Chunk failed), the micro-batches, and
+        # the Succeed of each chunk before the failed one
+        predicted = (1 + 2 * started) + (3 * steps + measured_mbs * per_mb + started - 1)
         result |= {
             "measured": f"{steps} of {shapes.steps} steps of one epoch, extrapolated",
             "extrapolated": True,
@@ -284,13 +314,16 @@ def measure_local(
             "evaluate_seconds": evaluate_seconds,
             "val_accuracy_after_steps": (evaluated.get("metrics") or {}).get("val_accuracy"),
             "partial_transitions": {
-                "counted": epoch_counts(epoch_events)["transitions"],
+                "counted": sum(
+                    epoch_counts(events)["transitions"] for events in [epoch_events, *chunk_events]
+                ),
                 "model": predicted,
             },
         }
     tasks = usage.invocations
     result |= {
         "tasks_per_epoch": tasks,
+        "n_train": shapes.n_train,
         "ms_per_task": 1000 * epoch_seconds / tasks,
         "handler_seconds_per_epoch": handler,
         "handler_ms_per_task": 1000 * handler / tasks,
@@ -301,6 +334,10 @@ def measure_local(
         "functions": _function_rows(usage, functions, factors),
         "model_check": {
             "transitions": {"metered": usage.transitions, "model": model.transitions},
+            "express_transitions": {
+                "metered": usage.express_transitions,
+                "model": model.express_transitions,
+            },
             "invocations": {"metered": usage.invocations, "model": model.invocations},
             "store_requests_cold": {"metered": usage.store.requests, "model": model.store.requests},
         },

@@ -9,15 +9,20 @@ from typing import Any
 from stepnet.billing.report import usd
 from trainer.contract.names import INLINE_LIMIT_BYTES
 
-SYSTEMS = ("reference", "sklearn", "torch", "local_fused", "local_per_layer")
+WAYS = ("fused_blocks", "fused", "per_layer_blocks", "per_layer")  # as bench.ways names them
+SYSTEMS = ("reference", "sklearn", "torch", *(f"local_{way}" for way in WAYS))
 BILL_ORDER = (
-    "standard:per_layer",
-    "standard:fused",
-    "express:per_layer",
-    "express:fused",
+    *(f"standard:{way}" for way in WAYS),
+    "all-standard:per_layer",
+    "all-standard:fused",
     "seed",
     "m5.large",
 )
+
+
+def _ways(result: dict[str, Any]) -> list[str]:
+    """The ways the bench ran for a workload, in :data:`WAYS` order."""
+    return [way for way in WAYS if f"local_{way}" in result["systems"]]
 
 
 def _jsonable(value: Any) -> Any:
@@ -115,11 +120,11 @@ def _time_rows(result: dict[str, Any]) -> list[list[str]]:
 
 def _local_rows(result: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for mode in ("per_layer", "fused"):
-        s = result["systems"][f"local_{mode}"]
+    for way in _ways(result):
+        s = result["systems"][f"local_{way}"]
         rows.append(
             [
-                mode,
+                json.dumps(s.get("select", {"mode": way})),
                 _n(s["tasks_per_epoch"]),
                 f"{s['ms_per_task']:.1f}",
                 f"{s['handler_ms_per_task']:.1f}",
@@ -167,10 +172,10 @@ def _profile_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _usage_rows(result: dict[str, Any]) -> list[list[str]]:
+def _usage_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     aws = result["aws"]
     cells: dict[str, list[str]] = {}
-    for mode in ("per_layer", "fused"):
+    for mode in _ways(result):
         u = aws[mode]["usage_cold"]
         local = aws[mode]["usage_local"]["store"]
         st = u["store"]
@@ -182,8 +187,10 @@ def _usage_rows(result: dict[str, Any]) -> list[list[str]]:
         ]
         cells[mode] = [
             _n(u["transitions"]),
-            f"{aws[mode]['transitions_per_example']:.3f}",
-            _n(u["epoch_executions"]),
+            _n(u.get("express_transitions", 0)),
+            f"{aws[mode]['transitions_per_example']:.4f}",
+            f"{aws[mode].get('all_transitions_per_example', 0):.3f}",
+            _n(u.get("express_executions", 0)),
             _n(u["invocations"]),
             f"{u['gb_seconds']:,.1f}",
             f"{_n(st['ddb_writes'])} / {_n(st['wru'])}",
@@ -194,9 +201,11 @@ def _usage_rows(result: dict[str, Any]) -> list[list[str]]:
             "equal" if not differing else "; ".join(differing),
         ]
     labels = [
-        "State transitions (Standard)",
-        "Transitions per training example",
-        "Epoch executions",
+        "State transitions, Standard (billed each)",
+        "State transitions, Express chunks",
+        "Standard transitions per training example",
+        "All transitions per training example (on Standard alone)",
+        "Express chunks",
         "Lambda invocations",
         "Lambda GB-s (local handler time × function memory)",
         "DynamoDB writes / WRU",
@@ -206,7 +215,9 @@ def _usage_rows(result: dict[str, Any]) -> list[list[str]]:
         "S3 GET, as the local engine",
         "Analytic model (`stepnet cost`) vs metered: transitions, invocations, requests",
     ]
-    return [[label, cells["per_layer"][i], cells["fused"][i]] for i, label in enumerate(labels)]
+    ways = _ways(result)
+    headers = ["", *(json.dumps(aws[w].get("select", {"mode": w})) for w in ways)]
+    return headers, [[label, *(cells[w][i] for w in ways)] for i, label in enumerate(labels)]
 
 
 def _bill_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -239,18 +250,36 @@ def _findings(results: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in results:
         totals = r["aws"]["bill_totals"]
-        mode = min(("per_layer", "fused"), key=lambda m: totals[f"standard:{m}"])
+        mode = min(_ways(r), key=lambda m: totals[f"standard:{m}"])
         bill = next(b for b in r["aws"]["bills"] if b["design"] == f"standard:{mode}")
-        name, value = max(bill["items_usd"].items(), key=lambda kv: kv[1])
+        items = sorted(bill["items_usd"].items(), key=lambda kv: -kv[1])
+        shares = ", ".join(
+            f"{name} {100 * value / bill['total_usd']:.0f}%" for name, value in items[:4]
+        )
         local = r["systems"][f"local_{mode}"]
         profile = local["profile"]
         cpu_ms = 1000 * profile["handler_cpu_seconds"] / max(profile["handler_calls"], 1)
+        select = json.dumps(local.get("select", {"mode": mode}))
         lines.append(
-            f"- **{r['workload']}**: the cheapest way to run an epoch as built is {mode} at "
-            f"{usd(bill['total_usd'])}; {name} are {100 * value / bill['total_usd']:.0f}% of it. "
+            f"- **{r['workload']}**: the cheapest way to run an epoch as built is `{select}` at "
+            f"{usd(bill['total_usd'])}: {shares}. "
             f"On the local engine its tasks take {local['ms_per_task']:.1f} ms of wall time "
             f"each, the handlers {cpu_ms:.1f} ms of CPU each (numpy may use both cores)."
         )
+        modeled = {
+            json.dumps(e["select"]): e for e in r.get("analytic_estimate", {}).get("entries", [])
+        }
+        entry = modeled.get(select)
+        if entry is not None:
+            gb = bill["items_usd"].get("Lambda GB-s", 0.0)
+            lines.append(
+                f"- **{r['workload']}**, with `stepnet cost`'s assumed AWS durations instead of "
+                f"this loaded machine's handler times for the Lambda GB-s "
+                f"({usd(gb)} here, {usd(entry['dollars_per_epoch_parts']['Lambda GB-s'])} "
+                f"assumed): `{select}` costs {usd(entry['dollars_per_epoch'])} per epoch; an "
+                f"epoch on AWS takes about {entry['seconds_per_epoch_estimate']:,.0f} s "
+                "(estimate)."
+            )
     break_even = prices.each("s3_put_request") / prices.each("dynamodb_write_request_unit")
     lines.append(
         f"- A tensor written inline in DynamoDB costs 1 WRU per KB; one S3 PUT costs as much as "
@@ -290,7 +319,7 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         "How it is measured:",
         "",
         "- **Time per epoch.** `stepnet local`: from the Training history, entering *Train epoch* "
-        "to leaving *Evaluate epoch*. Reference and PyTorch: per epoch, including the per-epoch "
+        "to leaving it (the Epoch execution, its chunks and its evaluation). Reference and PyTorch: per epoch, including the per-epoch "
         "evaluation of training and validation loss. scikit-learn: `fit` time / epochs. All "
         "baselines train the same layers, optimizer and hyper-parameters on the same prepared "
         "data, with one optimizer update per `batch_size × workers` examples (what one pipeline "
@@ -315,12 +344,21 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         "dollars use *cold* reads — every tensor read a handler asks for, as a Lambda container "
         "without it cached would send (an upper bound). The model of `stepnet cost` (the "
         "handlers' dry run on a store of shapes) is checked against these counts.",
-        "- **Dollars per epoch**: Standard = the stack as built. *Express (hypothetical)*: the "
-        "Epoch machine as an Express workflow, billed $1/M requests + GB-s of its duration "
-        "(the local epoch execution's wall time, 64 MB, 100 ms steps); stepnet has no Express "
-        "mode. *Seed design*: the same per-layer invocations chained by SNS (a publish each), "
-        "every tensor in DynamoDB (its bytes at 1 WRU/KB, 1 RRU/4 KB), no Step Functions, no "
-        "S3. *m5.large*: the reference's measured epoch time × $0.096/h.",
+        "- **Ways to run**: each mode as configured and, where a config's blocks are smaller "
+        "than a batch, with blocks of a batch (`dataset.block_rows`; the split and shuffle are "
+        "by blocks, so that config trains on another split, and its weights are compared with "
+        "the reference of that config) — the entries of `stepnet cost`, each run metered.",
+        "- **Dollars per epoch**: *Standard epoch + Express chunks* = the stack as built: "
+        "Standard transitions, a request per Express chunk and 64 MB × the chunks' duration "
+        "(here the local chunks' wall time, 100 ms steps), Lambda, DynamoDB, S3, and CloudWatch "
+        "Logs and X-Ray as the stack configures them (a log event per history event at level "
+        "ALL, with an assumed size, `stepnet.billing.bills.TelemetryModel`). *Everything on "
+        "Standard*: the same counts with every state transition billed as Standard (the epoch "
+        "before its steps moved into Express chunks). *Seed design*: the same per-layer "
+        "invocations chained by SNS (a publish each), every tensor in DynamoDB (its bytes at 1 "
+        "WRU/KB, 1 RRU/4 KB; since one bundle holds all of a version's weights, each per-layer "
+        "task's read is that bundle), no Step Functions, no S3. *m5.large*: the reference's "
+        "measured epoch time × $0.096/h.",
         "",
     ]
     if plot:
@@ -354,8 +392,9 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         if profile:
             lines += ["", "### Where the local engine's time goes (share of CPU)", ""]
             lines += _table(["", "per_layer", "fused"], profile)
-        lines += ["", "### AWS usage per epoch (metered)", ""]
-        lines += _table(["", "per_layer", "fused"], _usage_rows(result))
+        lines += ["", "### AWS usage per epoch (metered), by way to run", ""]
+        headers, rows = _usage_rows(result)
+        lines += _table(headers, rows)
         lines += ["", "### Dollars per epoch on AWS", ""]
         lines += _table(
             ["design", "$ / epoch", "largest items", "note"], _bill_rows(result), right=False
@@ -389,14 +428,15 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
     left.set_ylabel("seconds per epoch (log)")
     left.set_title("Time per epoch (hatched: extrapolated from steps)")
     left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
-    labels = {b["design"]: b["label"] for b in results[0]["aws"]["bills"]}
+    labels = {b["design"]: b["label"] for r in results for b in r["aws"]["bills"]}
     width = 0.8 / len(BILL_ORDER)
     for i, design in enumerate(BILL_ORDER):
         values = []
         for r in results:
-            bill = next(b for b in r["aws"]["bills"] if b["design"] == design)
-            values.append(bill["total_usd"])
-        right.bar([x + i * width for x in range(len(names))], values, width, label=labels[design])
+            bill = next((b for b in r["aws"]["bills"] if b["design"] == design), None)
+            values.append(bill["total_usd"] if bill else 0.0)
+        label = labels.get(design, design)
+        right.bar([x + i * width for x in range(len(names))], values, width, label=label)
     right.axhline(0.005, color="grey", linestyle="--", linewidth=1, label="target $0.005")
     right.set_yscale("log")
     right.set_xticks([x + 0.4 - width / 2 for x in range(len(names))], names)

@@ -123,16 +123,21 @@ class Workflow(Construct):
         )
         if not awaited:
             return
-        executions = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        # An Express machine's executions are named arn:…:express:<machine>:<name>:<id>.
+        kinds = ["execution"] + (["express"] if STATE_MACHINES[started].type == "EXPRESS" else [])
+        executions = [
+            stack.format_arn(
+                service="states",
+                resource=kind,
+                resource_name=f"{name}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for kind in kinds
+        ]
         parent.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution", "states:StopExecution"],
-                resources=[executions],
+                resources=executions,
             )
         )
         parent.add_to_role_policy(
@@ -148,9 +153,11 @@ class Workflow(Construct):
                 ],
             )
         )
-        acknowledge(
-            parent.role,
-            wildcard_resource_finding(parent, executions),
-            reason=f"Executions of {name} are named at run time (one per epoch, or part of an "
-            "epoch); the ARN pins the state machine and leaves only the execution name open.",
-        )
+        for arn in executions:
+            acknowledge(
+                parent.role,
+                wildcard_resource_finding(parent, arn),
+                reason=f"Executions of {name} are named at run time (one per epoch, or chunk of "
+                "an epoch); the ARN pins the state machine and leaves only the execution name "
+                "open.",
+            )

@@ -240,16 +240,18 @@ def _summary(config: RunConfig, run: LocalRun, out: Path) -> None:
     table = Table(title=f"run {config.run_id}: per epoch")
     for column in (
         "epoch",
-        "executions",
-        "state transitions",
+        "Express chunks",
+        "state transitions (Standard / Express)",
         "Lambda invocations",
         "largest history",
     ):
         table.add_column(column, justify="right")
     for row in run.per_epoch:
         table.add_row(
-            str(row["epoch"]), str(row["executions"]), str(row["transitions"]),
-            str(row["lambda_invocations"]), str(row["max_events"]),
+            str(row["epoch"]), str(row["express_executions"]),
+            f"{row['transitions']} / {row['express_transitions']}",
+            str(row["lambda_invocations"] + row["express_lambda_invocations"]),
+            str(row["max_events"]),
         )  # fmt: skip
     console.print(table)
     tasks = sum(run.invocations.values())
@@ -538,7 +540,7 @@ def _print_api(url: str, bucket: str) -> None:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from stepnet.billing.estimate import EstimateError, estimate
+    from stepnet.billing.estimate import EstimateError, ways_to_run
     from stepnet.billing.report import format_estimate
 
     config = _load_config(args.config)
@@ -547,7 +549,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         shape = _assumed_shape(config, args.n_train, args.n_features)
     _check_memory(config, args.shard_mb, shape=shape)
     try:
-        result = estimate(config, args.n_train, n_features=args.n_features)
+        result = ways_to_run(config, args.n_train, n_features=args.n_features)
     except EstimateError as error:
         console.print(f"[red]error:[/] {error}")
         return 2

@@ -153,7 +153,9 @@ class StepnetClient:
         return dict(self.sfn.describe_execution(executionArn=self.execution_arn(run_id)))
 
     def epoch_executions(self, run_id: str) -> list[EpochExecution]:
-        """The run's epoch executions (with continuation parts), in order."""
+        """The run's epoch executions (the Standard ones; their Express chunks have no history
+        in Step Functions: ``GetExecutionHistory`` and ``DescribeExecution`` refuse them), in
+        order."""
         found = []
         for page in self.sfn.get_paginator("list_executions").paginate(
             stateMachineArn=self.resources.epoch_arn

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict
 
 from stepnet.client import HistoryEvent, MetricsRow, StepnetClient, epoch_counts
 from stepnet.engine import LocalAccount
@@ -34,13 +34,18 @@ StepCallback = Callable[[int], None]
 
 
 class EpochCounts(TypedDict):
-    """One epoch's executions (the epoch's and its continuations') and what they did."""
+    """One epoch's executions and what they did: its Standard execution (what
+    ``GetExecutionHistory`` shows, as on AWS) and its Express chunks (the engine's own
+    histories; on AWS only in CloudWatch Logs)."""
 
     epoch: int
-    executions: int
-    transitions: int
-    lambda_invocations: int
-    max_events: int  # the longest of the epoch's execution histories, in events
+    executions: int  # the epoch's Standard execution (1)
+    transitions: int  # in it (billed each)
+    lambda_invocations: int  # in it (Plan, the evaluation)
+    max_events: int  # the longest of the epoch's execution histories, chunks too, in events
+    express_executions: int  # its chunks
+    express_transitions: int
+    express_lambda_invocations: int
 
 
 @dataclass
@@ -54,8 +59,14 @@ class LocalRun:
     usage: dict[str, UsageReport] = field(default_factory=dict)  # per logical function name
     handler_seconds: float = 0.0
     wall_seconds: float = 0.0
-    histories: dict[str, list[HistoryEvent]] = field(default_factory=dict)
+    histories: dict[str, list[HistoryEvent]] = field(default_factory=dict)  # Standard ones
+    express_histories: dict[str, list[HistoryEvent]] = field(default_factory=dict)  # chunks
     report: Path | None = None  # report.html, when an output folder was given
+
+    @property
+    def every_history(self) -> dict[str, list[HistoryEvent]]:
+        """The Standard executions' histories and the Express chunks'."""
+        return self.histories | self.express_histories
 
     @property
     def succeeded(self) -> bool:
@@ -125,9 +136,15 @@ def run_local(
         run.histories = {
             name: account.history(arn) for name, arn in client.run_executions(config.run_id)
         }
-        run.per_epoch = _per_epoch_counts(config.run_id, run.histories)
+        run.express_histories = {
+            name: account.history(arn)
+            for name, arn in account.express_executions()
+            if parse_epoch_name(config.run_id, name) is not None
+        }
+        run.per_epoch = _per_epoch_counts(config.run_id, run.histories, run.express_histories)
         if out_dir is not None:
             _write_histories(out_dir / EXECUTIONS_DIR, run.histories)
+            _write_histories(out_dir / EXECUTIONS_DIR / EXPRESS_DIR, run.express_histories)
             write_usage(out_dir / USAGE_JSON, run.usage)
             if run.succeeded:
                 client.fetch(config.run_id, out_dir)
@@ -171,24 +188,36 @@ def _report_steps(updates: _UpdateCounter, on_step: StepCallback, stop: threadin
             seen = done
 
 
-def _per_epoch_counts(run_id: str, histories: dict[str, list[HistoryEvent]]) -> list[EpochCounts]:
-    """Transitions and Lambda invocations per epoch, over the epoch's execution and its parts."""
+EXPRESS_DIR: Final = "express"  # under executions/: the chunks' histories (no report reads them)
+
+
+def _per_epoch_counts(
+    run_id: str,
+    histories: dict[str, list[HistoryEvent]],
+    express: dict[str, list[HistoryEvent]],
+) -> list[EpochCounts]:
+    """Transitions and Lambda invocations per epoch: in its Standard execution, and in its
+    Express chunks."""
     totals: dict[int, EpochCounts] = {}
-    for name, events in histories.items():
-        epoch = parse_epoch_name(run_id, name)
-        if epoch is None:
-            continue
-        counts = epoch_counts(events)
-        row = totals.setdefault(
-            epoch,
-            EpochCounts(
-                epoch=epoch, executions=0, transitions=0, lambda_invocations=0, max_events=0
-            ),
-        )
-        row["executions"] += 1
-        row["transitions"] += counts["transitions"]
-        row["lambda_invocations"] += counts["lambda_invocations"]
-        row["max_events"] = max(row["max_events"], counts["events"])
+    for chunk, found in ((False, histories), (True, express)):
+        for name, events in found.items():
+            epoch = parse_epoch_name(run_id, name)
+            if epoch is None:
+                continue
+            counts = epoch_counts(events)
+            row = totals.setdefault(
+                epoch,
+                EpochCounts(
+                    epoch=epoch, executions=0, transitions=0, lambda_invocations=0,
+                    max_events=0, express_executions=0, express_transitions=0,
+                    express_lambda_invocations=0,
+                ),
+            )  # fmt: skip
+            prefix = "express_" if chunk else ""
+            row[prefix + "executions"] += 1  # type: ignore[literal-required]
+            row[prefix + "transitions"] += counts["transitions"]  # type: ignore[literal-required]
+            row[prefix + "lambda_invocations"] += counts["lambda_invocations"]  # type: ignore[literal-required]
+            row["max_events"] = max(row["max_events"], counts["events"])
     return [totals[e] for e in sorted(totals)]
 
 

@@ -8,9 +8,12 @@ and one ``GetExecutionHistory`` page of the newest epoch execution (its newest
 :data:`HISTORY_TAIL` events).
 
 Where an epoch stands is read from the epoch execution's history: the states carry the cursor
-(``trainer.messages.Cursor``: ``epoch``, ``step`` — the steps done —, ``steps``) in their input
-and output, and the optimizer update's input carries the step's micro-batch results, each with
-its ``loss``. The newest of each in the history is the position and the last losses.
+(``trainer.messages.Cursor``: ``epoch``, ``step`` — the steps done —, ``steps``, and
+``losses``, the last trained step's micro-batch losses) in their input and output, and the
+optimizer update's input carries the step's micro-batch results, each with its ``loss``. The
+newest of each in the history is the position and the last losses. The steps run in Express
+chunks, whose histories ``GetExecutionHistory`` refuses: the epoch's Standard history shows
+the cursor at each chunk's end, so the position moves a chunk of steps at a time.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ def _cursor(document: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _losses(document: Mapping[str, Any]) -> tuple[float, ...] | None:
+    cursor = _cursor(document)
+    carried = cursor.get("losses") if cursor is not None else None
+    if isinstance(carried, list) and carried:  # a chunk's output: its last step's losses
+        return tuple(float(loss) for loss in carried)
     results = document.get("results")
     if (
         isinstance(results, list)
@@ -125,6 +132,11 @@ def snapshot(client: StepnetClient, run_id: str) -> Snapshot:
     executions = client.epoch_executions(run_id)
     newest = executions[-1] if executions else None
     where = None if newest is None else position(client.history(newest.arn, newest=HISTORY_TAIL))
+    if where is None and len(executions) >= 2:
+        # an epoch just started, not planned yet: step 0 of as many steps as the one before
+        before = position(client.history(executions[-2].arn, newest=HISTORY_TAIL))
+        if before is not None:
+            where = StepPosition(before.epoch + 1, 0, before.steps)
     status = str(description["status"])
     failed = status in TERMINAL and status != "SUCCEEDED"
     return Snapshot(

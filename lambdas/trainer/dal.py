@@ -50,31 +50,47 @@ def dataset_info(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def load_params(store: Store, run_id: str, version: int, layers: int) -> Params:
-    bundles = store.tensors.get_many(
-        [keys.weights_key(run_id, version, layer) for layer in range(1, layers + 1)]
-    )
-    return [LayerParams.from_dict(bundle) for bundle in bundles]
+    """Weights ``version``: every layer's, one bundle (``W1``, ``b1``, …)."""
+    return unflatten(store.tensors.get(keys.weights_key(run_id, version)), layers)
 
 
 def load_layer(store: Store, run_id: str, version: int, layer: int) -> LayerParams:
-    return LayerParams.from_dict(store.tensors.get(keys.weights_key(run_id, version, layer)))
+    """Layer ``layer`` of weights ``version`` (read with the others: one bundle)."""
+    bundle = store.tensors.get(keys.weights_key(run_id, version))
+    return LayerParams(bundle[f"W{layer}"], bundle[f"b{layer}"])
 
 
 def save_params(store: Store, run_id: str, version: int, params: Params) -> None:
-    for layer, weights in enumerate(params, start=1):
-        store.tensors.put(keys.weights_key(run_id, version, layer), weights.as_dict())
+    """Weights ``version``, every layer in one bundle: one write per version."""
+    store.tensors.put(keys.weights_key(run_id, version), flatten(params))
+
+
+def _layer_prefix(layer: int) -> str:
+    return f"l{layer}_"
 
 
 def load_optimizer(store: Store, run_id: str, version: int, layers: int) -> list[OptState]:
-    return store.tensors.get_many(
-        [keys.optimizer_key(run_id, version, layer) for layer in range(1, layers + 1)]
-    )
+    """The optimizer state that goes with weights ``version``, per layer (``m_W``, …), read
+    from its one bundle (``l1_m_W``, …)."""
+    bundle = store.tensors.get(keys.optimizer_key(run_id, version))
+    states: list[OptState] = []
+    for layer in range(1, layers + 1):
+        prefix = _layer_prefix(layer)
+        states.append(
+            {k.removeprefix(prefix): a for k, a in bundle.items() if k.startswith(prefix)}
+        )
+    return states
 
 
 def save_optimizer(store: Store, run_id: str, version: int, moments: list[OptState]) -> None:
-    for layer, moment in enumerate(moments, start=1):
-        # an optimizer without state (sgd) still gets an item, so every version is complete
-        store.tensors.put(keys.optimizer_key(run_id, version, layer), moment)
+    """Every layer's optimizer state in one bundle (an optimizer without state, sgd, still
+    gets one, so every version is complete): one write per version."""
+    bundle = {
+        f"{_layer_prefix(layer)}{name}": array
+        for layer, moment in enumerate(moments, start=1)
+        for name, array in moment.items()
+    }
+    store.tensors.put(keys.optimizer_key(run_id, version), bundle)
 
 
 # --- the dataset: its source, its shards, the prepared dataset -----------------------------------

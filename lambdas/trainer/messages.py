@@ -94,9 +94,12 @@ class Cursor(_Message):
     """The position of an epoch execution: the next step to train and how to train it.
 
     ``microbatches`` lists the next step's micro-batch indices (the Map's items);
-    ``chunk_full`` tells the epoch execution to continue in a new execution named
-    ``continuation_name`` so that its history stays far from the 25,000-event limit;
+    ``chunk_full`` ends the running Express chunk of steps (``chunk_steps`` steps from
+    ``chunk_start``), after which the epoch execution starts the next one, named
+    ``continuation_name`` (part ``part``);
     ``loss_sum`` sums the trained micro-batches' losses × examples so far this epoch;
+    ``losses`` are the last trained step's micro-batch losses, in worker order (a chunk's
+    output carries them to the epoch's Standard history, where ``stepnet watch`` reads them);
     ``groups`` are the evaluation Map's items (groups of shards).
     """
 
@@ -116,6 +119,7 @@ class Cursor(_Message):
     done: bool
     chunk_full: bool
     loss_sum: float = 0.0
+    losses: list[float] = Field(default_factory=list)
     groups: list[int] = Field(default_factory=list)
 
 

@@ -204,8 +204,8 @@ def _epochs(
     config: RunConfig,
     metrics: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Per epoch: its metrics (None while it trains) and its execution's console link. An epoch
-    too long for one history continues in ``…-part-02`` executions, linked from that one."""
+    """Per epoch: its metrics (None while it trains) and its execution's console link. Its
+    steps run in Express chunks (``…-part-01``, …), linked from that execution."""
     rows = {int(row["epoch"]): row for row in metrics}
     epochs = sorted(rows)
     if execution.status == "RUNNING" and len(epochs) < config.epochs:

@@ -2,11 +2,12 @@
 
 Bills (prices from :mod:`stepnet.billing.prices`):
 
-* :func:`standard_bill`: the stack as built, Standard Training and Epoch machines:
-  ``transitions × $/transition + invocations × $/request + GB-s × $/GB-s + WRU, RRU, S3 requests``.
-* :func:`express_bill` (hypothetical): the Epoch machine as Express: the Training machine's
-  transitions stay Standard; each Epoch execution is a request, billed ``64 MB × its duration``
-  in 100 ms steps.
+* :func:`standard_bill`: the stack as built, Standard Training and Epoch machines, the epoch's
+  steps in Express chunks (Steps machine): ``Standard transitions × $/transition + chunks ×
+  $/Express request + 64 MB × chunk seconds (100 ms steps) × $/GB-s + invocations × $/request
+  + GB-s × $/GB-s + WRU, RRU, S3 requests``.
+* :func:`all_standard_bill` (hypothetical, for comparison): the same counts with every state
+  transition billed as Standard, as the steps were before they ran in Express chunks.
 * :func:`seed_bill`: the seed design, Lambdas chained by SNS (one publish per invocation) with
   every tensor in DynamoDB (``seed_wru``/``seed_rru``), no Step Functions, no S3.
 * :func:`m5_bill`: an m5.large running the reference trainer for the same epoch.
@@ -85,17 +86,78 @@ def _store_items(store: StoreUsage) -> dict[str, float]:
     }
 
 
+def _express_items(usage: Usage) -> dict[str, float]:
+    """Express chunks: a request each, ``64 MB × duration`` in 100 ms steps per chunk."""
+    seconds = express_seconds(usage.express_seconds, usage.express_executions)
+    gb_s = seconds * EXPRESS_MEMORY_MB / 1024
+    return {
+        "Express requests": usage.express_executions * prices.each("stepfunctions_express_request"),
+        "Express GB-s": gb_s * prices.each("stepfunctions_express_gb_second"),
+    }
+
+
+@dataclass(frozen=True)
+class TelemetryModel:
+    """What the stack's logging and tracing ingest, as ``infra/`` configures them: every state
+    machine logs at level ALL with execution data (a log event per history event), every
+    function logs to its log group, and both trace with X-Ray (active tracing).
+
+    The event counts are exact (``trainer.contract.workflow``); the bytes per event are an
+    assumption: the local histories' events are 440–530 bytes of JSON with their inputs and
+    outputs, and CloudWatch adds the execution ARN and a timestamp to each; a function logs
+    its START, END and REPORT lines (with the trace id), and on the training path only Plan
+    and Evaluate log a line of their own. X-Ray: one trace per execution, an upper bound (a
+    child execution started with its parent's trace header joins the parent's trace)."""
+
+    state_event_bytes: float = 600.0
+    lambda_bytes_per_invocation: float = 400.0
+
+    def log_bytes(self, usage: Usage) -> float:
+        return (
+            usage.history_events * self.state_event_bytes
+            + usage.invocations * self.lambda_bytes_per_invocation
+        )
+
+    def traces(self, usage: Usage) -> float:
+        return usage.epoch_executions + usage.express_executions
+
+
+TELEMETRY: Final = TelemetryModel()
+
+
+def _telemetry_items(usage: Usage, telemetry: TelemetryModel = TELEMETRY) -> dict[str, float]:
+    return {
+        "CloudWatch Logs": telemetry.log_bytes(usage)
+        / 1e9
+        * prices.each("cloudwatch_logs_ingested_gb"),
+        "X-Ray traces": telemetry.traces(usage) * prices.each("xray_trace_recorded"),
+    }
+
+
 def standard_bill(
-    usage: Usage, mode: str, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB
+    usage: Usage,
+    mode: str,
+    memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB,
+    telemetry: TelemetryModel | None = None,
 ) -> Bill:
-    """The stack as built: Standard Training and Epoch machines."""
+    """The stack as built: Standard Training and Epoch executions (billed per transition), the
+    steps in Express chunks (billed per request and GB-second), and with ``telemetry`` the logs
+    and traces they and the functions write (``stepnet cost`` and the bench pass
+    :data:`TELEMETRY`; without it, as before, no such items)."""
     items = {
         "Step Functions transitions": usage.transitions
         * prices.each("stepfunctions_standard_transition"),
+        **_express_items(usage),
         **_lambda_items(usage, memory_mb),
         **_store_items(usage.store),
+        **(_telemetry_items(usage, telemetry) if telemetry is not None else {}),
     }
-    return Bill(f"standard:{mode}", f"Step Functions Standard, {mode}", items)
+    per_chunk = usage.express_seconds / max(usage.express_executions, 1.0)
+    note = ""
+    if per_chunk > EXPRESS_MAX_SECONDS:
+        note = f"{per_chunk:.0f} s per chunk exceeds Express's 5-minute limit"
+    label = f"Standard epoch + Express chunks, {mode}"
+    return Bill(f"standard:{mode}", label, items, False, note)
 
 
 def express_seconds(seconds: float, executions: float) -> float:
@@ -106,28 +168,24 @@ def express_seconds(seconds: float, executions: float) -> float:
     return math.ceil(each / EXPRESS_DURATION_STEP_S - 1e-9) * EXPRESS_DURATION_STEP_S * executions
 
 
-def express_bill(
-    usage: Usage, mode: str, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB
+def all_standard_bill(
+    usage: Usage,
+    mode: str,
+    memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB,
+    telemetry: TelemetryModel | None = None,
 ) -> Bill:
-    """Hypothetical: the Epoch machine as an Express workflow (the Training machine stays
-    Standard). stepnet has no Express mode; Express allows no ``.sync`` inside and at most
-    5 minutes per execution."""
-    gb_s = express_seconds(usage.epoch_seconds, usage.epoch_executions) * EXPRESS_MEMORY_MB / 1024
+    """Hypothetical, for comparison: the same epoch with every state transition billed as
+    Standard (the steps in the Standard Epoch execution, as before the Express chunks)."""
+    transitions = usage.transitions + usage.express_transitions
     items = {
-        "Step Functions transitions": (usage.transitions - usage.epoch_transitions)
+        "Step Functions transitions": transitions
         * prices.each("stepfunctions_standard_transition"),
-        "Express requests": usage.epoch_executions * prices.each("stepfunctions_express_request"),
-        "Express GB-s": gb_s * prices.each("stepfunctions_express_gb_second"),
         **_lambda_items(usage, memory_mb),
         **_store_items(usage.store),
+        **(_telemetry_items(usage, telemetry) if telemetry is not None else {}),
     }
-    per_execution = usage.epoch_seconds / max(usage.epoch_executions, 1.0)
-    note = "hypothetical: stepnet has no Express mode"
-    if per_execution > EXPRESS_MAX_SECONDS:
-        note += f"; {per_execution:.0f} s per execution exceeds Express's 5-minute limit"
-    return Bill(
-        f"express:{mode}", f"Epoch machine as Express (hypothetical), {mode}", items, True, note
-    )
+    note = "for comparison: the steps' transitions billed as Standard"
+    return Bill(f"all-standard:{mode}", f"everything on Standard, {mode}", items, True, note)
 
 
 def seed_bill(per_layer: Usage, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB) -> Bill:
@@ -160,8 +218,16 @@ def m5_bill(reference_seconds: float, *, measured: bool) -> Bill:
 
 @dataclass(frozen=True)
 class DurationModel:
-    """Assumed warm-Lambda durations, for GB-seconds and the Express duration. Not measured on
-    AWS: ballpark figures to be replaced by measurements when the stack is deployed."""
+    """Assumed warm-Lambda durations, for GB-seconds, the Express duration and the AWS time per
+    epoch that ``stepnet cost`` shows as an *estimate*. Not measured on AWS: ballpark figures
+    to be replaced by measurements when the stack is deployed. Sources of the latencies: a state
+    that invokes a Lambda function adds tens of milliseconds to the function's own time in
+    public benchmarks of Step Functions against plain Lambda (C. Bonzelet, "AWS Step Function
+    vs. AWS Lambda benchmark", cremich.cloud, parts 1 and 2), hence ``task_dispatch_ms``; a
+    nested ``startExecution.sync:2`` adds a start and a completion event delivered through
+    EventBridge (the ``StepFunctionsGetEventsForStepFunctionsExecutionRule`` the stack grants),
+    assumed 1 s per chunk (``child_start_ms``); S3 first-byte latencies of tens of ms and
+    DynamoDB's single-digit ms are AWS's own orders of magnitude."""
 
     invoke_overhead_ms: float = 5.0  # runtime, event validation, logging
     dynamodb_request_ms: float = 6.0  # single-digit ms in-region
@@ -171,6 +237,7 @@ class DurationModel:
     gflops_per_vcpu: float = 8.0  # numpy float32 dense layers on one Lambda vCPU
     mb_per_vcpu: float = 1769.0  # Lambda gives one vCPU per 1,769 MB
     task_dispatch_ms: float = 25.0  # Step Functions → Lambda → Step Functions per Task state
+    child_start_ms: float = 1000.0  # a startExecution.sync:2 Task: start, await, read its output
     m5_large_gflops: float = 20.0  # the reference trainer on an m5.large (2 vCPU)
 
     def task_ms(

@@ -104,8 +104,13 @@ from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, regis
 from trainer.store.objects import object_uri
 from trainer.store.observer import Item, StoreObserver
 from trainer.store.tensors import DEFAULT_SCRATCH_TTL_SECONDS, check_key, tensor_item
-from trainer.training.cursor import first_cursor, next_cursor
-from trainer.training.schedule import StepLayout, layout_sizes, step_layout
+from trainer.training.cursor import first_cursor, next_cursor, step_seconds
+from trainer.training.schedule import (
+    StepLayout,
+    layout_sizes,
+    microbatch_segments,
+    step_layout,
+)
 
 # The bucket the dry run's objects live in: its name is in the model's S3 URI (the status record,
 # the run summary). The local engine's name for it; a deployed stack's generated name is as long.
@@ -601,6 +606,11 @@ class DryRun:
     register: Invocation
     promote: Invocation
     steps: dict[str, tuple[Step, ...]]
+    # the segments of shards (``trainer.training.schedule.microbatch_segments``) the epoch's
+    # micro-batches read their rows in: per epoch of the run, all its micro-batches together;
+    # and epoch 1's first and last micro-batch (those the dry run ran)
+    row_segments: tuple[int, ...] = ()
+    representative_segments: tuple[int, int] = (0, 0)
 
     @property
     def groups(self) -> int:
@@ -760,6 +770,7 @@ def dry_run(
                 cursor = first_cursor(
                     _config_in(config, mode), start.epoch, start.version, schedule,
                     groups=len(planned.groups), budget=history_event_budget,
+                    step_seconds=step_seconds(_config_in(config, mode), int(info["n_features"])),
                 )  # fmt: skip
             first, after = driver.train_step(cursor, schedule)
             trained: tuple[Step, ...] = (first,)
@@ -785,6 +796,8 @@ def dry_run(
         evaluated, evaluate = driver.invoke("Evaluate", end)
         assert isinstance(evaluated, RunProgress)
         _record_other_epochs(store, account, config, evaluated, n_steps=schedule.shape[0])
+        account.usage = StoreUsage()  # the segments' count reads the dataset, charged to nobody
+        row_segments, representative = _segments(store, config, layout, start.epoch)
         _, finalize = driver.invoke("Finalize", FinalizeRequest(run_id=run_id, version=version))
         registered, register = driver.invoke(
             "Register", RegisterRequest(run_id=run_id, version=version)
@@ -808,7 +821,27 @@ def dry_run(
         steps=steps,
         register=register,
         promote=promote,
+        row_segments=row_segments,
+        representative_segments=representative,
     )
+
+
+def _segments(
+    store: ShapeStore, config: RunConfig, layout: StepLayout, epoch: int
+) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """How many segments of shards the micro-batches read their rows in: per epoch of the run
+    (each epoch's order differs, so do its segments), and epoch ``epoch``'s first and last
+    micro-batch."""
+    split = dal.load_dataset(store, config.run_id).split(
+        config.dataset.validation_fraction, config.seed
+    )
+    batches = [(s, m) for s, step in enumerate(layout.steps) for m in range(len(step))]
+
+    def count(e: int, step: int, microbatch: int) -> int:
+        return len(microbatch_segments(split, config.seed, e, layout, step, microbatch))
+
+    per_epoch = tuple(sum(count(e, s, m) for s, m in batches) for e in range(1, config.epochs + 1))
+    return per_epoch, (count(epoch, *batches[0]), count(epoch, *batches[-1]))
 
 
 def _record_other_epochs(

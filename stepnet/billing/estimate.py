@@ -25,19 +25,21 @@ against a metered local run, exactly.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stepnet.billing import prices
 from stepnet.billing.bills import (
     CONCURRENCY,
+    TELEMETRY,
     Bill,
     DurationModel,
-    express_bill,
+    all_standard_bill,
     m5_bill,
     multiply_adds,
     seed_bill,
@@ -52,25 +54,35 @@ from stepnet.billing.dryrun import (
     Invocation,
     dry_run,
 )
-from stepnet.billing.usage import DEFAULT_MEMORY_MB, FUNCTION_MEMORY_MB, FunctionUsage, Usage
-from trainer.config import RunConfig
+from stepnet.billing.usage import (
+    DEFAULT_MEMORY_MB,
+    FUNCTION_MEMORY_MB,
+    FunctionUsage,
+    StoreUsage,
+    Usage,
+)
+from trainer.config import RunConfig, parse_config
 from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.data.errors import DatasetError
+from trainer.data.rows import GETS_PER_SEGMENT
 from trainer.messages import MicroBatchTask, StepEnd
-from trainer.training.schedule import steps_per_execution
+from trainer.training.schedule import step_seconds_bound, steps_per_chunk
 
 MODES = workflow.MODES
 
 __all__ = [
     "CostEstimate",
+    "Entry",
     "EstimateError",
     "ModeEstimate",
     "Model",
     "Shapes",
     "epoch_parts",
     "estimate",
+    "larger_blocks",
     "model",
+    "ways_to_run",
 ]
 
 
@@ -124,9 +136,16 @@ class Shapes:
 
 
 def epoch_parts(shapes: Shapes, mode: str) -> int:
-    """Epoch executions one epoch takes (continuations after each step budget)."""
-    chunk = steps_per_execution(
-        workers=shapes.workers, layers=shapes.layers, mode=mode, budget=shapes.history_event_budget
+    """Express chunks one epoch's steps take (``trainer.training.schedule.steps_per_chunk``)."""
+    seconds = step_seconds_bound(
+        sizes=shapes.sizes, batch_size=shapes.batch_size, workers=shapes.workers, mode=mode
+    )
+    chunk = steps_per_chunk(
+        workers=shapes.workers,
+        layers=shapes.layers,
+        mode=mode,
+        budget=shapes.history_event_budget,
+        step_seconds=seconds,
     )
     return -(-shapes.steps // chunk)
 
@@ -179,6 +198,18 @@ def _epoch_invocations(dry: DryRun, shapes: Shapes, mode: str) -> list[_Weighted
     return [w for w in weighted if w.count > 0]
 
 
+def _row_reads(dry: DryRun, shapes: Shapes, mode: str) -> tuple[str, float]:
+    """The function that reads a micro-batch's rows in ``mode`` (per layer: Forward, at layer
+    1) and the S3 GETs per epoch its micro-batches send beyond those of the two the dry run
+    ran, weighted as every full one and the last: the segments of rows vary with where each
+    micro-batch's blocks fall (``DryRun.row_segments``, the run's mean per epoch)."""
+    first, last = dry.representative_segments
+    weighted = (shapes.microbatches - 1) * first + last
+    mean = sum(dry.row_segments) / len(dry.row_segments) if dry.row_segments else weighted
+    function = workflow.microbatch_functions(mode, shapes.layers)[0]
+    return function, GETS_PER_SEGMENT * (mean - weighted)
+
+
 def _ms(weighted: _Weighted, duration: DurationModel, memory_mb: Mapping[str, int]) -> float:
     function = weighted.invocation.function
     memory = memory_mb.get(function, DEFAULT_MEMORY_MB)
@@ -206,11 +237,13 @@ def _epoch_seconds(
     mode: str,
     duration: DurationModel,
     memory_mb: Mapping[str, int],
-) -> float:
-    """The assumed duration of one epoch's Epoch executions on AWS: the step's micro-batches
-    run in parallel, so each step takes one micro-batch chain (the mean duration of each
-    function on the micro-batch path), the Update, and a dispatch per task; the evaluation's
-    groups run ``workers`` at a time, then its merge."""
+    chunks: int,
+) -> tuple[float, float]:
+    """The assumed duration of one epoch on AWS, and of its Express chunks: the step's
+    micro-batches run in parallel, so each step takes one micro-batch chain (the mean duration
+    of each function on the micro-batch path), the Update, and a dispatch per task, and each
+    chunk a start (``duration.child_start_ms``); the evaluation's groups run ``workers`` at a
+    time, then its merge."""
     total: dict[str, float] = defaultdict(float)
     count: dict[str, float] = defaultdict(float)
     for w in weighted:
@@ -221,16 +254,19 @@ def _epoch_seconds(
     per_step = [*chain, *workflow.functions(workflow.STEP_PATH)]
     groups = count.get("EvaluateShards", 0.0)
     waves = math.ceil(groups / shapes.workers) if groups else 0
+    steps_ms = shapes.steps * (
+        sum(mean[f] for f in per_step) + len(per_step) * duration.task_dispatch_ms
+    )
     ms = (
         mean["Plan"]
-        + shapes.steps
-        * (sum(mean[f] for f in per_step) + len(per_step) * duration.task_dispatch_ms)
         + duration.task_dispatch_ms
+        + chunks * duration.child_start_ms
+        + steps_ms
         + waves * (mean.get("EvaluateShards", 0.0) + duration.task_dispatch_ms)
         + mean.get("Evaluate", 0.0)
         + duration.task_dispatch_ms
     )
-    return ms / 1000
+    return ms / 1000, steps_ms / 1000
 
 
 @dataclass(frozen=True)
@@ -288,19 +324,32 @@ def model(
     for mode in modes:
         weighted = _epoch_invocations(dry, shapes, mode)
         parts[mode] = epoch_parts(shapes, mode)
-        transitions = workflow.epoch_transitions(
-            mode=mode,
-            layers=shapes.layers,
-            steps=shapes.steps,
-            microbatches=shapes.microbatches,
-            executions=parts[mode],
-            groups=dry.groups,
-        )
+        counts = {
+            "steps": shapes.steps,
+            "microbatches": shapes.microbatches,
+            "executions": parts[mode],
+        }
+        standard = workflow.standard_epoch_transitions(groups=dry.groups, **counts)
         usage = _usage(weighted, duration, memory_mb)
-        usage.transitions = transitions + workflow.TRAINING_TRANSITIONS_PER_EPOCH
-        usage.epoch_transitions = transitions
-        usage.epoch_executions = parts[mode]
-        usage.epoch_seconds = _epoch_seconds(weighted, shapes, mode, duration, memory_mb)
+        reader, extra = _row_reads(dry, shapes, mode)
+        usage.functions[reader] = usage.functions[reader] + FunctionUsage(
+            store=StoreUsage(s3_gets=extra)
+        )
+        usage.transitions = standard + workflow.TRAINING_TRANSITIONS_PER_EPOCH
+        usage.epoch_transitions = standard
+        usage.epoch_executions = 1
+        usage.express_transitions = workflow.express_epoch_transitions(
+            mode=mode, layers=shapes.layers, **counts
+        )
+        usage.express_executions = parts[mode]
+        usage.history_events = (
+            workflow.standard_epoch_events(executions=parts[mode], groups=dry.groups)
+            + workflow.express_epoch_events(mode=mode, layers=shapes.layers, **counts)
+            + workflow.TRAINING_EVENTS_PER_EPOCH
+        )
+        usage.epoch_seconds, usage.express_seconds = _epoch_seconds(
+            weighted, shapes, mode, duration, memory_mb, parts[mode]
+        )
         epoch[mode] = usage
         run[mode] = _usage(fixed, duration, memory_mb)
         run[mode].transitions = workflow.training_transitions_per_run(dry.groups)
@@ -315,17 +364,53 @@ class ModeEstimate:
     mode: str
     usage: Usage  # one epoch
     run_usage: Usage  # the fixed part of a run (DryRun.fixed, and its Training transitions)
-    standard: Bill  # one epoch
-    express: Bill  # one epoch, hypothetical
-    parts: int  # Epoch executions per epoch
+    standard: Bill  # one epoch, the stack as built (Standard epoch, Express chunks)
+    all_standard: Bill  # one epoch, hypothetical: every transition billed as Standard
+    parts: int  # Express chunks per epoch
     tasks_per_microbatch: int
 
     def transitions_per_example(self, n_train: int) -> float:
+        """Standard (billed) state transitions per training example."""
         return self.usage.transitions / n_train
 
+    def all_transitions_per_example(self, n_train: int) -> float:
+        """Every state transition per training example, Express chunks' included (what the
+        epoch would be billed on Standard alone)."""
+        return (self.usage.transitions + self.usage.express_transitions) / n_train
+
     def run_total(self, epochs: int, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB) -> float:
-        fixed = standard_bill(self.run_usage, self.mode, memory_mb).total
+        fixed = standard_bill(self.run_usage, self.mode, memory_mb, TELEMETRY).total
         return epochs * self.standard.total + fixed
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One way to run a config: the config fields that select it (merged into the config,
+    nested objects field by field, they run exactly that way) and what one epoch takes."""
+
+    name: str
+    select: dict[str, Any]
+    mode: ModeEstimate
+    n_train: int
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        usage, bill = self.mode.usage, self.mode.standard
+        return {
+            "name": self.name,
+            "select": self.select,
+            "transitions_per_epoch": usage.transitions,
+            "express_transitions_per_epoch": usage.express_transitions,
+            "express_chunks_per_epoch": self.mode.parts,
+            "invocations_per_epoch": usage.invocations,
+            "dollars_per_epoch": bill.total,
+            "dollars_per_epoch_parts": dict(bill.items),
+            "seconds_per_epoch_estimate": usage.epoch_seconds,
+            "transitions_per_example": self.mode.transitions_per_example(self.n_train),
+            "all_transitions_per_example": self.mode.all_transitions_per_example(self.n_train),
+            "n_train": self.n_train,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -340,6 +425,7 @@ class CostEstimate:
     reference_seconds: float
     duration: DurationModel
     memory_mb: dict[str, int]
+    entries: list[Entry] = field(default_factory=list)  # the ways to run, cheapest first
 
     @property
     def mode(self) -> ModeEstimate:
@@ -366,12 +452,13 @@ class CostEstimate:
             "microbatches_per_epoch": s.microbatches,
             "modes": {
                 name: {
-                    "epoch_executions": m.parts,
+                    "express_chunks": m.parts,
                     "transitions_per_example": m.transitions_per_example(s.n_train),
+                    "all_transitions_per_example": m.all_transitions_per_example(s.n_train),
                     "usage_per_epoch": m.usage.as_dict(self.memory_mb),
                     "usage_per_run_fixed": m.run_usage.as_dict(self.memory_mb),
                     "standard_per_epoch": m.standard.as_dict(),
-                    "express_per_epoch": m.express.as_dict(),
+                    "all_standard_per_epoch": m.all_standard.as_dict(),
                     "run_total_usd": m.run_total(self.config.epochs, self.memory_mb),
                 }
                 for name, m in self.modes.items()
@@ -382,6 +469,7 @@ class CostEstimate:
             "memory_mb": self.memory_mb,
             "duration_model": self.duration.__dict__,
             "prices": {"source": prices.SOURCE, "recorded": prices.RECORDED},
+            "entries": [entry.as_dict() for entry in self.entries],
         }
 
 
@@ -425,11 +513,15 @@ def estimate(
             mode=mode,
             usage=usage,
             run_usage=result.run[mode],
-            standard=standard_bill(usage, mode, memory),
-            express=express_bill(usage, mode, memory),
+            standard=standard_bill(usage, mode, memory, TELEMETRY),
+            all_standard=all_standard_bill(usage, mode, memory, TELEMETRY),
             parts=result.parts[mode],
             tasks_per_microbatch=len(workflow.microbatch_functions(mode, shapes.layers)),
         )
+    entries = [
+        Entry(mode, {"mode": mode}, modes[mode], shapes.n_train)
+        for mode in sorted(MODES, key=lambda m: modes[m].standard.total)
+    ]
     measured = reference_seconds is not None
     if reference_seconds is None:
         flops = (
@@ -446,4 +538,47 @@ def estimate(
         reference_seconds=reference_seconds,
         duration=duration,
         memory_mb=memory,
+        entries=entries,
     )
+
+
+def larger_blocks(config: RunConfig) -> RunConfig | None:
+    """``config`` with blocks of ``batch_size`` rows (a micro-batch then reads one or two
+    blocks: fewer S3 GETs), or None if its blocks are that large already. The split and the
+    shuffle are by blocks, so it trains on another split: weights equal the reference's for
+    that config, not for ``config``."""
+    if config.block_rows >= config.batch_size:
+        return None
+    document = json.loads(config.to_json())
+    document["dataset"]["block_rows"] = config.batch_size
+    return parse_config(document)
+
+
+def ways_to_run(
+    config: RunConfig,
+    n_train: int | None = None,
+    *,
+    n_features: int | None = None,
+    base: Path = Path(),
+    **options: Any,
+) -> CostEstimate:
+    """:func:`estimate` of ``config``, its entries extended by the same modes with blocks of
+    ``batch_size`` rows (:func:`larger_blocks`), all sorted cheapest first."""
+    result = estimate(config, n_train, n_features=n_features, base=base, **options)
+    variant = larger_blocks(config)
+    if variant is None:
+        return result
+    other = estimate(variant, n_train, n_features=n_features, base=base, **options)
+    select = {"dataset": {"block_rows": variant.block_rows}}
+    note = (
+        f"blocks of {variant.block_rows} rows: the split and shuffle are by blocks, so it trains "
+        f"on {other.shapes.n_train:,} examples (weights equal the reference for that config)"
+    )
+    extra = [
+        Entry(
+            f"{e.name}, blocks of {variant.block_rows}", e.select | select, e.mode, e.n_train, note
+        )
+        for e in other.entries
+    ]
+    result.entries = sorted([*result.entries, *extra], key=lambda e: e.mode.standard.total)
+    return result

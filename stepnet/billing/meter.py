@@ -51,7 +51,7 @@ from trainer.store import RunStore, TensorStore
 from trainer.store.observer import Item, StoreObserver
 from trainer.store.runs import CONFIG_RECORD
 from trainer.store.tensors import NBYTES, PAYLOAD, S3_KEY
-from trainer.training.cursor import parse_epoch_name
+from trainer.training.cursor import epoch_name, parse_epoch_name
 
 UNATTRIBUTED = "(unattributed)"
 _S3_PUT_CLASS = frozenset(
@@ -339,27 +339,48 @@ class Meter(StoreObserver):
         *,
         epochs: float,
         epoch_seconds: float = 0.0,
+        express_seconds: float = 0.0,
         cold: bool = True,
     ) -> Usage:
-        """Mean usage of one epoch: the epoch functions' counts and the Epoch executions'
-        transitions divided by ``epochs``, plus the Training machine's 3 transitions."""
+        """Mean usage of one epoch: the epoch functions' counts, the Standard Epoch executions'
+        transitions and the Express chunks' divided by ``epochs``, plus the Training machine's
+        transitions per epoch."""
         functions = {
             name: m.usage(cold=cold).scaled(1 / epochs)
             for name, m in self.functions().items()
             if name in workflow.EPOCH_FUNCTIONS or name == UNATTRIBUTED
         }
-        transitions = executions = 0
-        for name, events in histories.items():
-            if parse_epoch_name(run_id, name) is not None:
-                transitions += epoch_counts(events)["transitions"]
-                executions += 1
-        return Usage(
-            transitions=transitions / epochs + workflow.TRAINING_TRANSITIONS_PER_EPOCH,
-            epoch_transitions=transitions / epochs,
-            epoch_executions=executions / epochs,
-            epoch_seconds=epoch_seconds,
-            functions=functions,
+        return history_usage(histories, run_id, epochs=epochs) + Usage(
+            epoch_seconds=epoch_seconds, express_seconds=express_seconds, functions=functions
         )
+
+
+def history_usage(
+    histories: Mapping[str, list[dict[str, Any]]], run_id: str, *, epochs: float
+) -> Usage:
+    """What the histories of a run's epochs say, per epoch: the Standard Epoch executions' and
+    the Express chunks' transitions and executions, and every execution's events (the
+    Training machine's per-epoch share included)."""
+    standard = Counter[str]()
+    chunks = Counter[str]()
+    for name, events in histories.items():
+        epoch = parse_epoch_name(run_id, name)
+        if epoch is None:
+            continue
+        # the epoch's own execution is Standard; its chunks (<epoch>-part-MM) are Express
+        counts = standard if name == epoch_name(run_id, epoch) else chunks
+        counts["transitions"] += epoch_counts(events)["transitions"]
+        counts["events"] += len(events)
+        counts["executions"] += 1
+    return Usage(
+        transitions=standard["transitions"] / epochs + workflow.TRAINING_TRANSITIONS_PER_EPOCH,
+        epoch_transitions=standard["transitions"] / epochs,
+        epoch_executions=standard["executions"] / epochs,
+        express_transitions=chunks["transitions"] / epochs,
+        express_executions=chunks["executions"] / epochs,
+        history_events=(standard["events"] + chunks["events"]) / epochs
+        + workflow.TRAINING_EVENTS_PER_EPOCH,
+    )
 
 
 def _body_bytes(body: Any) -> int:

@@ -60,6 +60,15 @@ PRICES: Final[dict[str, Price]] = {
     ),
     "s3_put_request": Price(0.005, 1_000, "S3 Standard PUT/COPY/POST/LIST requests", "S3"),
     "s3_get_request": Price(0.0004, 1_000, "S3 Standard GET/HEAD requests", "S3"),
+    "cloudwatch_logs_ingested_gb": Price(
+        0.50,
+        1,
+        "GB of log events ingested (Standard log class; vended Step Functions logs start at it)",
+        "CloudWatch Logs pricing, us-east-1 (write-ups of 2026)",
+    ),
+    "xray_trace_recorded": Price(
+        5.00, 1_000_000, "X-Ray traces recorded (one per traced request)", "X-Ray pricing page"
+    ),
     "sns_publish": Price(0.50, 1_000_000, "SNS publishes", "SNS (as given in the issue)"),
     "ec2_m5_large_hour": Price(0.096, 1, "m5.large on-demand hour, Linux", "EC2 on-demand"),
 }

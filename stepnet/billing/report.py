@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -70,9 +71,21 @@ def format_estimate(est: CostEstimate) -> str:
         return [fn(pl), fn(fu)]
 
     rows = [
-        ["Epoch executions", *both(lambda m: str(m.parts))],
-        ["State transitions", *both(lambda m: _count(m.usage.transitions))],
-        ["Transitions per example", *both(lambda m: f"{m.transitions_per_example(s.n_train):.3f}")],
+        ["Express chunks (Steps executions)", *both(lambda m: str(m.parts))],
+        ["Standard state transitions", *both(lambda m: _count(m.usage.transitions))],
+        ["Express state transitions", *both(lambda m: _count(m.usage.express_transitions))],
+        [
+            "Standard transitions per example",
+            *both(lambda m: f"{m.transitions_per_example(s.n_train):.4f}"),
+        ],
+        [
+            "All transitions per example",
+            *both(lambda m: f"{m.all_transitions_per_example(s.n_train):.3f}"),
+        ],
+        [
+            "AWS time per epoch (estimate)",
+            *both(lambda m: f"{m.usage.epoch_seconds:,.0f} s"),
+        ],
         ["Lambda invocations", *both(lambda m: _count(m.usage.invocations))],
         [
             "Lambda GB-s (assumed durations)",
@@ -125,8 +138,8 @@ def format_estimate(est: CostEstimate) -> str:
     bill_rows = [
         [pl.standard.label, usd(pl.standard.total), ""],
         [fu.standard.label, usd(fu.standard.total), ""],
-        [pl.express.label, usd(pl.express.total), pl.express.note],
-        [fu.express.label, usd(fu.express.total), fu.express.note],
+        [pl.all_standard.label, usd(pl.all_standard.total), pl.all_standard.note],
+        [fu.all_standard.label, usd(fu.all_standard.total), fu.all_standard.note],
         [est.seed.label, usd(est.seed.total), "from per_layer counts"],
         [
             est.m5_large.label,
@@ -135,16 +148,33 @@ def format_estimate(est: CostEstimate) -> str:
         ],
     ]
     lines += _table(["design", "$ / epoch", "note"], bill_rows)
+    lines += ["", "Ways to run, cheapest first (merge `select` into the config; --json for all)"]
+    lines += _table(
+        ["select", "$ / epoch", "AWS s / epoch (estimate)", "transitions (Standard / Express)"],
+        [
+            [
+                json.dumps(e.select),
+                usd(e.mode.standard.total),
+                f"{e.mode.usage.epoch_seconds:,.0f}",
+                f"{_count(e.mode.usage.transitions)} / {_count(e.mode.usage.express_transitions)}",
+            ]
+            for e in est.entries
+        ],
+    )
     mode = est.mode
     memory = "/".join(str(m) for m in sorted(set(est.memory_mb.values())))
     lines += [
         "",
-        f"Whole run ({c.epochs} epochs, {c.mode}, Standard): "
+        f"Whole run ({c.epochs} epochs, {c.mode}, as built): "
         f"{usd(mode.run_total(c.epochs, est.memory_mb))} "
         f"(transitions {usd(mode.standard.items['Step Functions transitions'])} of "
         f"{usd(mode.standard.total)} per epoch)",
         f"Prices: {prices.SOURCE} (recorded {prices.RECORDED}). Lambda {LAMBDA_ARCHITECTURE}, "
         f"{memory} MB. Reads counted cold (no warm cache): an upper bound. Lambda durations "
         "are assumptions (stepnet.billing.bills.DurationModel), not measurements.",
+        f"AWS time per epoch: an estimate from those durations, {est.duration.task_dispatch_ms:g} "
+        f"ms per Task state and {est.duration.child_start_ms:g} ms per Express chunk "
+        "(sources in DurationModel's docstring). Logs: a log event per history event at level "
+        "ALL, sizes assumed (stepnet.billing.bills.TelemetryModel).",
     ]
     return "\n".join(lines)

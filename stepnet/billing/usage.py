@@ -100,10 +100,16 @@ class FunctionUsage:
 class Usage:
     """What one epoch (or the fixed part of a run) consumes on AWS."""
 
-    transitions: float = 0.0  # Standard state transitions, every machine
-    epoch_transitions: float = 0.0  # of which inside Epoch executions (Express would take them)
-    epoch_executions: float = 0.0  # Epoch executions, continuation parts included
-    epoch_seconds: float = 0.0  # their duration (what Express would bill)
+    transitions: float = 0.0  # Standard state transitions (billed each), every Standard machine
+    epoch_transitions: float = 0.0  # of which inside the Standard Epoch executions
+    epoch_executions: float = 0.0  # Standard Epoch executions
+    epoch_seconds: float = 0.0  # the epoch's duration (assumed on AWS, or measured locally)
+    express_transitions: float = (
+        0.0  # state transitions inside the Express chunks (not billed each)
+    )
+    express_executions: float = 0.0  # Express chunks (each billed as a request)
+    express_seconds: float = 0.0  # their duration together (Express bills GB-s of it)
+    history_events: float = 0.0  # events of every execution (logged at level ALL), per epoch
     functions: dict[str, FunctionUsage] = field(default_factory=dict)
 
     @property
@@ -133,6 +139,10 @@ class Usage:
             self.epoch_transitions + other.epoch_transitions,
             self.epoch_executions + other.epoch_executions,
             self.epoch_seconds + other.epoch_seconds,
+            self.express_transitions + other.express_transitions,
+            self.express_executions + other.express_executions,
+            self.express_seconds + other.express_seconds,
+            self.history_events + other.history_events,
             functions,
         )
 
@@ -142,6 +152,10 @@ class Usage:
             self.epoch_transitions * factor,
             self.epoch_executions * factor,
             self.epoch_seconds * factor,
+            self.express_transitions * factor,
+            self.express_executions * factor,
+            self.express_seconds * factor,
+            self.history_events * factor,
             {name: u.scaled(factor) for name, u in self.functions.items()},
         )
 
@@ -151,6 +165,10 @@ class Usage:
             "epoch_transitions": self.epoch_transitions,
             "epoch_executions": self.epoch_executions,
             "epoch_seconds": self.epoch_seconds,
+            "express_transitions": self.express_transitions,
+            "express_executions": self.express_executions,
+            "express_seconds": self.express_seconds,
+            "history_events": self.history_events,
             "invocations": self.invocations,
             "gb_seconds": self.gb_seconds(memory_mb),
             "store": self.store.as_dict(),

@@ -244,6 +244,25 @@ class LocalAccount:
         events: list[Any] = backend.get_execution_history(execution_arn)["events"]
         return [dict(event) for event in events]
 
+    def express_executions(self) -> list[tuple[str, str]]:
+        """(name, arn) of every execution of the account's Express machines, read from the
+        emulator (for the meter and the bench: on AWS, ``GetExecutionHistory`` and
+        ``DescribeExecution`` refuse Express executions, which are seen through CloudWatch
+        Logs, so no client reads them)."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[ACCOUNT_ID][REGION]
+        express = {
+            names.state_machine_name(self.stack_name, logical)
+            for logical, spec in STATE_MACHINES.items()
+            if spec.type == "EXPRESS"
+        }
+        return sorted(
+            (execution.name, execution.exec_arn)
+            for execution in backend._get_executions()
+            if execution.exec_arn.split(":")[6] in express  # …:execution|express:<machine>:…
+        )
+
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
 

@@ -35,8 +35,11 @@ def test_a_handler_error_fails_the_run_with_a_readable_cause(account, tmp_path: 
     assert run.description["status"] == "FAILED"
     assert run.description["error"] == "stepnet.RunFailed"
     assert readable_cause(run.description) == "ValueError: shapes (32,10) and (64,10) not aligned"
-    # the failed epoch is its own failed execution, and no model was exported
-    assert [name for name in run.histories if "epoch" in name] == ["broken-epoch-001"]
+    # the failed epoch is its own failed execution (its failed chunk beside it), and no model
+    # was exported
+    assert [name for name in run.every_history if "epoch" in name] == [
+        "broken-epoch-001", "broken-epoch-001-part-01"
+    ]  # fmt: skip
     assert not (tmp_path / "model.npz").exists()
     assert (tmp_path / "executions" / "broken-epoch-001.json").exists()
     # and the report beside it says why
@@ -75,9 +78,10 @@ def test_a_transient_error_is_retried_and_changes_nothing(account, tmp_path: Pat
     # When
     run = run_local(config, tmp_path, account=account)
 
-    # Then it was retried (the history shows the failures) and the weights equal the reference's
+    # Then it was retried (the chunk's history shows the failures) and the weights equal the
+    # reference's
     assert run.succeeded, run.description
-    failed = [e for e in run.histories["flaky-epoch-001"] if e["type"] == "TaskFailed"]
+    failed = [e for e in run.every_history["flaky-epoch-001-part-01"] if e["type"] == "TaskFailed"]
     assert sorted(e["taskFailedEventDetails"]["error"] for e in failed) == [
         "Lambda.ServiceException",
         "Lambda.TooManyRequestsException",

@@ -1,5 +1,6 @@
 """No execution approaches Step Functions' 25,000-event history limit, whatever the epoch size:
-an epoch continues in a new execution of itself after its step budget."""
+an epoch runs its steps in Express chunks (each bounded by a step budget and an assumed
+duration), and its Standard execution adds a few events per chunk."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from stepnet.local import run_local
 from stepnet.reference import train
 from tests.engine.conftest import digits_config, load_weights, max_weight_difference
 from trainer.config import parse_config
-from trainer.contract import names
-from trainer.training import schedule
+from trainer.contract import names, workflow
+from trainer.training import cursor, schedule
 
 pytestmark = pytest.mark.engine
 
@@ -41,39 +42,43 @@ def test_events_per_step_is_exact(account, tmp_path: Path, mode: str) -> None:
     # Given the budget arithmetic the Plan handler uses
     config = parse_config(digits_config(run_id=f"count-{mode}", epochs=1, mode=mode))
 
-    # When an epoch runs
+    # When an epoch runs (one chunk: 12 steps, 45 micro-batches)
     run = run_local(config, None, account=account)
 
-    # Then its history has exactly the events the formula predicts (plus the fixed ones and the
-    # evaluation: one Map of one group of shards, and the Evaluate Task)
-    events = run.histories[f"count-{mode}-epoch-001"]
+    # Then the chunk's history has exactly the events the formula predicts (plus its start and
+    # end and its Succeed)
+    events = run.express_histories[f"count-{mode}-epoch-001-part-01"]
     counts = Counter(e["type"] for e in events)
-    groups = 1
-    steps = counts["MapStateEntered"] - 1
-    microbatches = counts["MapIterationStarted"] - groups
+    steps = counts["MapStateEntered"]
+    microbatches = counts["MapIterationStarted"]
     per_step = schedule.events_per_step(workers=1, layers=config.n_layers, mode=mode) - 11
-    fixed = 2 + 2 + 5 + 2  # execution start/end, first Choice, Plan, final Succeed
-    evaluation = 4 + groups * (2 + 5) + 5
-    assert evaluation <= schedule.EVALUATION_EVENTS
-    assert len(events) == fixed + steps * 11 + microbatches * per_step + evaluation
+    assert (steps, microbatches) == (12, 45)
+    assert len(events) == 2 + steps * 11 + microbatches * per_step + 2
+    # and the epoch's Standard execution too: Plan, one chunk, the evaluation of one group
+    epoch = run.histories[f"count-{mode}-epoch-001"]
+    assert len(epoch) == workflow.standard_epoch_events(executions=1, groups=1)
+    assert workflow.evaluation_events(1) <= schedule.EVALUATION_EVENTS
 
 
 @pytest.mark.slow
 def test_an_epoch_of_1100_steps_stays_far_below_the_history_limit(account, tmp_path: Path) -> None:
-    # Given an epoch of 1,100 one-example steps: more than one execution's budget
+    # Given an epoch of 1,100 one-example steps: more than one chunk's budget
     X, y = synthetic_classification(n=1222, d=4, k=3, seed=2)
     data = write_npz(tmp_path / "many.npz", X, y)
     config = parse_config(_many_steps_config(data))
-    assert schedule.steps_per_execution(workers=1, layers=1, mode="fused") < 1100
+    seconds = cursor.step_seconds(config, 4)
+    chunk = schedule.steps_per_chunk(workers=1, layers=1, mode="fused", step_seconds=seconds)
+    assert chunk < 1100
 
     # When
     run = run_local(config, tmp_path / "out", account=account)
 
-    # Then the epoch continued in a second execution, and every history is under the limit
+    # Then the epoch ran its steps in ceil(1100 / chunk) Express chunks, and every history is
+    # under the limit
     assert run.succeeded, run.description
-    executions = sorted(run.histories)
-    assert executions == ["many-steps", "many-steps-epoch-001", "many-steps-epoch-001-part-02"]
-    largest = max(len(events) for events in run.histories.values())
+    chunks = [f"many-steps-epoch-001-part-{p:02d}" for p in range(1, -(-1100 // chunk) + 1)]
+    assert sorted(run.every_history) == ["many-steps", "many-steps-epoch-001", *chunks]
+    largest = max(len(events) for events in run.every_history.values())
     assert largest <= names.HISTORY_EVENT_BUDGET + 50 < names.HISTORY_EVENT_LIMIT
     difference = max_weight_difference(
         train(config).params, load_weights(tmp_path / "out" / "model.npz")
@@ -82,22 +87,23 @@ def test_an_epoch_of_1100_steps_stays_far_below_the_history_limit(account, tmp_p
 
 
 def test_a_small_budget_splits_epochs_and_keeps_the_weights(account, tmp_path) -> None:
-    # Given functions configured with a step budget of 5 steps per execution (the real one is
-    # ~120 for this network): their environment says so, as a deployment's would
+    # Given functions configured with a step budget of 5 steps per chunk (the real one is ~120
+    # for this network): their environment says so, as a deployment's would
     config = parse_config(digits_config(run_id="parts", epochs=2, workers=4))
 
     # When
     with account.tuned(history_event_budget=5 * 167 + schedule.EVALUATION_EVENTS):
         run = run_local(config, tmp_path, account=account)
 
-    # Then each 12-step epoch ran as three executions: epoch, part-02, part-03
+    # Then each 12-step epoch ran its steps in three chunks: part-01, part-02, part-03
     assert run.succeeded, run.description
-    assert sorted(name for name in run.histories if "epoch-002" in name) == [
+    assert sorted(name for name in run.every_history if "epoch-002" in name) == [
         "parts-epoch-002",
+        "parts-epoch-002-part-01",
         "parts-epoch-002-part-02",
         "parts-epoch-002-part-03",
     ]
-    assert [row["executions"] for row in run.per_epoch] == [3, 3]
+    assert [row["express_executions"] for row in run.per_epoch] == [3, 3]
     difference = max_weight_difference(train(config).params, load_weights(tmp_path / "model.npz"))
     assert difference <= 1e-6
     assert np.isfinite(run.metrics[-1]["val_loss"])

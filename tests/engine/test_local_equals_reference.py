@@ -69,9 +69,12 @@ def test_each_epoch_is_its_own_child_execution(account, tmp_path: Path) -> None:
     # When
     run = run_local(config, tmp_path, account=account)
 
-    # Then the epoch executions exist, in order, and succeeded
-    names = [name for name in run.histories if name != "children"]
-    assert names == ["children-epoch-001", "children-epoch-002", "children-epoch-003"]
+    # Then the epoch executions exist, in order, each with its one chunk of steps, and succeeded
+    names = [name for name in run.every_history if name != "children"]
+    assert names == [
+        "children-epoch-001", "children-epoch-002", "children-epoch-003",
+        "children-epoch-001-part-01", "children-epoch-002-part-01", "children-epoch-003-part-01",
+    ]  # fmt: skip
     sfn = account.client("stepfunctions")
     for execution in sfn.list_executions(stateMachineArn=account.resources.epoch_arn)["executions"]:
         if execution["name"].startswith("children-"):
@@ -89,7 +92,8 @@ def test_each_epoch_is_its_own_child_execution(account, tmp_path: Path) -> None:
         assert f":children-epoch-{epoch:03d}" in output
     # and the outputs are written next to the histories
     assert {p.name for p in tmp_path.iterdir()} >= {"model.npz", "model.json", "metrics.json"}
-    assert len(list((tmp_path / "executions").glob("*.json"))) == 4
+    assert len(list((tmp_path / "executions").glob("*.json"))) == 1 + 3  # as the APIs give them
+    assert len(list((tmp_path / "executions" / "express").glob("*.json"))) == 3  # the chunks
 
 
 # --- datasets of several shards -------------------------------------------------------------------

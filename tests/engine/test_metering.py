@@ -21,7 +21,7 @@ import pytest
 from support.limits import tuned_limits
 
 from stepnet.billing import estimate
-from stepnet.billing.meter import Meter
+from stepnet.billing.meter import Meter, history_usage
 from stepnet.billing.usage import StoreUsage
 from stepnet.client import epoch_counts
 from stepnet.datasets import synthetic_classification, write_npz
@@ -29,7 +29,7 @@ from stepnet.engine import LocalAccount
 from stepnet.local import run_local
 from trainer.config import parse_config
 from trainer.contract import workflow
-from trainer.training import schedule
+from trainer.training import cursor, schedule
 
 pytestmark = pytest.mark.engine
 
@@ -109,11 +109,13 @@ def test_the_metered_run_trains_and_splits_each_epoch(metered_run) -> None:
     # Given a metered run with a two-step budget per execution
     run, shapes = metered_run["run"], metered_run["shapes"]
 
-    # Then it succeeded, and the model's three steps per epoch took two executions
+    # Then it succeeded, and the model's three steps per epoch took two Express chunks besides
+    # the epoch's Standard execution
     assert run.succeeded, run.description
     assert (shapes.n_train, shapes.steps, shapes.microbatches) == (80, 3, 12)
     assert metered_run["parts"] == 2
-    assert [row["executions"] for row in run.per_epoch] == [2] * EPOCHS
+    assert [row["executions"] for row in run.per_epoch] == [1] * EPOCHS
+    assert [row["express_executions"] for row in run.per_epoch] == [2] * EPOCHS
 
 
 def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
@@ -121,14 +123,28 @@ def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
     run, model, config = metered_run["run"], metered_run["model"], metered_run["config"]
 
     # When transitions are counted from the histories (StateEntered events)
-    per_epoch = [row["transitions"] for row in run.per_epoch]
+    per_epoch = [row["transitions"] + row["express_transitions"] for row in run.per_epoch]
     training = epoch_counts(run.histories[config.run_id])["transitions"]
 
     # Then each epoch's executions, and the Training execution, match the model
-    assert per_epoch == [model.epoch_transitions] * EPOCHS
+    assert per_epoch == [model.epoch_transitions + model.express_transitions] * EPOCHS
     assert training == workflow.training_transitions_per_run(1) + EPOCHS * (
         model.transitions - model.epoch_transitions
     )
+    # and so do the Standard epoch executions' and the Express chunks', apart
+    for epoch in range(1, EPOCHS + 1):
+        name = cursor.epoch_name(config.run_id, epoch)
+        chunks = [cursor.continuation_name(config.run_id, epoch, p) for p in (1, 2)]
+        assert epoch_counts(run.histories[name])["transitions"] == model.epoch_transitions
+        express = sum(epoch_counts(run.express_histories[c])["transitions"] for c in chunks)
+        assert express == model.express_transitions
+    # and the meter's reading of the histories: transitions, chunks and events (the logs' count)
+    counted = history_usage(run.every_history, config.run_id, epochs=EPOCHS)
+    assert (counted.transitions, counted.express_transitions) == (
+        model.transitions, model.express_transitions
+    )  # fmt: skip
+    assert (counted.epoch_executions, counted.express_executions) == (1, 2)
+    assert counted.history_events == model.history_events
 
 
 def test_lambda_invocations_equal_the_model_exactly(metered_run) -> None:
@@ -143,7 +159,9 @@ def test_lambda_invocations_equal_the_model_exactly(metered_run) -> None:
     # Then they are equal, and the histories agree (the run's functions run in the Training
     # execution, the evaluation in each epoch's)
     assert counted == expected
-    in_epochs = sum(row["lambda_invocations"] for row in run.per_epoch)
+    in_epochs = sum(
+        row["lambda_invocations"] + row["express_lambda_invocations"] for row in run.per_epoch
+    )
     assert in_epochs == sum(counted.values()) - len(workflow.RUN_FUNCTIONS)
 
 

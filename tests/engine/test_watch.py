@@ -16,6 +16,7 @@ from stepnet.engine import LocalAccount
 from stepnet.watch import Snapshot, follow, position
 from tests.engine.conftest import digits_config
 from trainer.config import parse_config
+from trainer.training import schedule
 
 pytestmark = pytest.mark.engine
 
@@ -60,28 +61,27 @@ def test_watch_follows_a_run_to_its_end(account: LocalAccount) -> None:
 
 
 def test_the_position_mid_epoch_is_the_steps_done(account: LocalAccount) -> None:
-    # Given a finished epoch execution's history, cut after each "Update" of the run's steps
+    # Given a finished epoch execution's history (its 12 steps in Express chunks of 5: the
+    # functions' step budget says so), cut after each chunk it awaited
     client = _client(account)
-    config = parse_config(digits_config(run_id="cut", epochs=1, mode="fused"))
-    client.start(client.upload_dataset(config))
-    client.watch("cut", poll_seconds=0.1)
+    config = parse_config(digits_config(run_id="cut", epochs=1, mode="fused", workers=4))
+    per_step = schedule.events_per_step(workers=4, layers=config.n_layers, mode="fused")
+    with account.tuned(history_event_budget=5 * per_step + schedule.EVALUATION_EVENTS):
+        client.start(client.upload_dataset(config))
+        client.watch("cut", poll_seconds=0.1)
     (epoch,) = client.epoch_executions("cut")
     events = client.history(epoch.arn)
-    updates = [e for e in events if e["type"] == "TaskStateExited"
-               and e["stateExitedEventDetails"]["name"] == "Update weights"]  # fmt: skip
-    steps = json.loads(updates[-1]["stateExitedEventDetails"]["output"])["cursor"]["steps"]
+    chunks = [e for e in events if e["type"] == "TaskStateExited"
+              and e["stateExitedEventDetails"]["name"] == "Train steps"]  # fmt: skip
 
-    # When the position is read from the history as it was after each update
-    seen = [position([e for e in events if e["id"] <= update["id"]]) for update in updates]
+    # When the position is read from the history as it was after each chunk
+    seen = [position([e for e in events if e["id"] <= chunk["id"]]) for chunk in chunks]
 
-    # Then it counts the steps done, one more after each update, with that step's losses
-    assert [(p.epoch, p.step, p.steps) for p in seen if p] == [
-        (1, k, steps) for k in range(1, len(updates) + 1)
-    ]
-    assert all(p is not None and len(p.losses) >= 1 for p in seen)
-    # and before the first step's micro-batches ended, no losses yet
-    first_map = next(e["id"] for e in events if e["type"] == "MapStateExited")
-    before = position([e for e in events if e["id"] < first_map])
+    # Then it counts the steps done, a chunk more each time, with its last step's losses
+    assert [(p.epoch, p.step, p.steps) for p in seen if p] == [(1, 5, 12), (1, 10, 12), (1, 12, 12)]
+    assert all(p is not None and 1 <= len(p.losses) <= 4 for p in seen)
+    # and before the first chunk ended (the plan only), no step and no losses yet
+    before = position([e for e in events if e["id"] < chunks[0]["id"]])
     assert before is not None and before.step == 0 and before.losses == ()
 
 

@@ -148,11 +148,17 @@ def _allowed(statements: list[dict[str, Any]], action: str) -> list[Any]:
     return found
 
 
-def test_one_standard_machine_per_asl_file(template: Template, machines: dict[str, Any]) -> None:
+def test_one_machine_per_asl_file_of_the_contracts_type(
+    template: Template, machines: dict[str, Any]
+) -> None:
     # Given the synthesized stack
-    # When / Then
+    # When / Then: Training and Epoch Standard, the Steps chunks Express
     template.resource_count_is("AWS::StepFunctions::StateMachine", len(STATE_MACHINES))
-    assert {properties["StateMachineType"] for _, properties in machines.values()} == {"STANDARD"}
+    types = {
+        logical: properties["StateMachineType"] for logical, (_, properties) in machines.items()
+    }
+    assert types == {logical: spec.type for logical, spec in STATE_MACHINES.items()}
+    assert types == {"Training": "STANDARD", "Epoch": "STANDARD", "Steps": "EXPRESS"}
 
 
 def test_machines_log_everything_and_trace(template: Template) -> None:
@@ -266,6 +272,8 @@ def test_each_started_machine_can_be_started_polled_and_stopped(
             for action in ("states:DescribeExecution", "states:StopExecution"):
                 arns = [_text(arn) for arn in _allowed(statements, action)]
                 assert any(arn.endswith(f":execution:{name}:*") for arn in arns), (action, arns)
+                if STATE_MACHINES[target].type == "EXPRESS":  # arn:…:express:<machine>:<name>:<id>
+                    assert any(arn.endswith(f":express:{name}:*") for arn in arns), arns
             for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
                 arns = [_text(arn) for arn in _allowed(statements, action)]
                 assert any(

@@ -298,12 +298,9 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
         timeout_s=300,
         scope=FUSED,
         grants=Grants(
-            # reads the micro-batch's rows from the shards and every layer's weights (one
-            # batch); writes the gradients
-            tables={
-                "runs": _READS_CONFIG,
-                "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
-            },
+            # reads the micro-batch's rows from the shards and the weights (one bundle);
+            # writes the gradients
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
             objects={ANY_KEY: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
         ),
     ),
@@ -327,11 +324,9 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
         timeout_s=900,
         scope=EPOCH,
         grants=Grants(
-            # reads the weights and a group of shards' rows; writes per-shard sums (scratch)
-            tables={
-                "runs": _READS_CONFIG,
-                "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
-            },
+            # reads the weights (one bundle) and a group of shards' rows; writes per-shard sums
+            # (scratch)
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
             objects={ANY_KEY: _objects(GET_OBJECT), SCRATCH: _objects(PUT_OBJECT)},
         ),
     ),
@@ -355,12 +350,9 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
         timeout_s=120,
         scope=RUN,
         grants=Grants(
-            # reads the dataset's statistics, every epoch's metrics and the weights; writes the
-            # model files and the status
-            tables={
-                "runs": _table(GET_ITEM, PUT_ITEM, QUERY),
-                "tensors": _table(GET_ITEM, BATCH_GET_ITEM),
-            },
+            # reads the dataset's statistics, every epoch's metrics and the weights (one
+            # bundle); writes the model files and the status
+            tables={"runs": _table(GET_ITEM, PUT_ITEM, QUERY), "tensors": _table(GET_ITEM)},
             objects={TENSORS: _objects(GET_OBJECT), RUNS: _objects(PUT_OBJECT)},
         ),
     ),

@@ -19,7 +19,7 @@ RUNS_SK: Final = "record"
 
 # --- DynamoDB: tensors table -----------------------------------------------------------------
 # One item per tensor bundle; the partition key is the bundle's full key, e.g.
-# "digits-demo/weights/v000012/layer1". Scratch items carry a TTL attribute.
+# "digits-demo/weights/v000012". Scratch items carry a TTL attribute.
 TENSORS_PK: Final = "tensor_key"
 TENSORS_TTL_ATTRIBUTE: Final = "expires_at"
 
@@ -65,6 +65,10 @@ FULL_VCPU_MEMORY_MB: Final = 1769  # Lambda gives a function one full vCPU at th
 # --- Step Functions limits we plan against ------------------------------------------------------
 HISTORY_EVENT_LIMIT: Final = 25_000
 HISTORY_EVENT_BUDGET: Final = 20_000  # what one chunk of steps may use, with headroom
+EXPRESS_MAX_SECONDS: Final = 300  # an Express execution ends with States.Timeout after 5 min
+# What one Express chunk of steps may take by the assumed step duration
+# (trainer.training.schedule.step_seconds_bound): 2.5× below Express's limit.
+EXPRESS_CHUNK_SECONDS: Final = 120
 MAX_EPOCHS: Final = 999  # epoch execution names carry three digits: <run>-epoch-NNN
 
 # --- CloudFormation outputs the client reads (field -> output key) ------------------------------

@@ -44,8 +44,11 @@ class StateMachineSpec:
 STATE_MACHINES: Final[Mapping[str, StateMachineSpec]] = {
     # initialize, then one Epoch child execution per epoch, evaluate it; export the model
     "Training": StateMachineSpec("training.asl.json"),
-    # one execution per epoch (it continues itself in a new execution past a step budget)
+    # one execution per epoch, <run_id>-epoch-NNN: plans, runs its steps in chunks, evaluates
     "Epoch": StateMachineSpec("epoch.asl.json"),
+    # one chunk of an epoch's steps, <run_id>-epoch-NNN-part-MM: Express (billed per request
+    # and GB-second, not per transition), sized to stay far below its 5-minute limit
+    "Steps": StateMachineSpec("steps.asl.json", "EXPRESS"),
     # retrain a pipeline on an uploaded dataset (or on a schedule): one run at a time per
     # pipeline, each a Training execution (trainer.registry.retrain)
     "Retrain": StateMachineSpec("retrain.asl.json"),

@@ -1,6 +1,7 @@
 """The workflow's paths: which states a training enters, per micro-batch, step, epoch and run.
 
-One description of the walk through ``statemachine/epoch.asl.json`` and ``training.asl.json``
+One description of the walk through ``statemachine/epoch.asl.json``, ``steps.asl.json`` and
+``training.asl.json``
 (``tests/unit/contract/test_workflow.py`` walks the real files and checks it), from which both
 counts are derived:
 
@@ -16,12 +17,12 @@ The paths, for ``L`` layers:
 * per micro-batch (one iteration of the Map "Train step"'s ItemProcessor), ``per_layer``:
   the mode Choice, L × (Forward Task, its Choice), the loss Task, L × (Backward Task, its
   Choice), the Succeed: ``4L + 3`` states; ``fused``: the mode Choice and one Task (2 states);
-* per step: the Map, the Update Task and the "More steps?" Choice (3 states);
-* per Epoch execution: its first Choice, and at its end the Succeed, preceded by the
-  continuation Task in every execution but the epoch's last; the Plan Task once per epoch, in
-  the first execution: ``3`` states per execution in all; and in the epoch's last execution
-  its evaluation: the Map "Evaluate shards" with one Task per group of shards, then the
-  Evaluate Task (``G + 2`` states for ``G`` groups);
+* per step, in an Express chunk (steps.asl.json): the Map, the Update Task and the
+  "Chunk done?" Choice (3 states); per chunk its Succeed;
+* per epoch, in the Standard Epoch execution (epoch.asl.json): the Plan Task, per chunk the
+  Task that starts and awaits it and the "More steps?" Choice, then the evaluation: the Map
+  "Evaluate shards" with one Task per group of shards, the Evaluate Task and the Succeed
+  (``1 + 2P + G + 2`` states for ``P`` chunks and ``G`` groups);
 * per epoch in the Training execution: Train epoch, More epochs? (2 states); per run:
   Initialize run, the Maps "Check shards" and "Prepare shards" (one Task per group each),
   Start run, Export model, Register model, Promote if better, Promoted? and one of Promoted /
@@ -67,16 +68,20 @@ BACKWARD_DONE: Final = State("Backward done?", "Choice")
 MICROBATCH_DONE: Final = State("Micro-batch done", "Succeed")
 GRADIENTS: Final = State("Compute gradients", "Task", "Gradients")
 
-# --- epoch.asl.json: per step, per execution, per epoch ----------------------------------------
+# --- steps.asl.json (Express): per step, per chunk ---------------------------------------------
 TRAIN_STEP: Final = State("Train step", "Map")
 UPDATE: Final = State("Update weights", "Task", "Update")
-MORE_STEPS: Final = State("More steps?", "Choice")
+MORE_STEPS: Final = State("Chunk done?", "Choice")
 STEP_PATH: Final = (TRAIN_STEP, UPDATE, MORE_STEPS)
-EXECUTION_START: Final = (State("New epoch or continuation?", "Choice"),)
-EPOCH_START: Final = (State("Plan epoch", "Task", "Plan"),)  # the epoch's first execution only
+CHUNK_END: Final = (State("Chunk trained", "Succeed"),)  # ends every chunk
+
+# --- epoch.asl.json (Standard): per epoch, per chunk --------------------------------------------
+EPOCH_START: Final = (State("Plan epoch", "Task", "Plan"),)
+CHUNK_PATH: Final = (
+    State("Train steps", "Task"),  # starts and awaits one Steps chunk (no Lambda)
+    State("More steps?", "Choice"),
+)
 EPOCH_TRAINED: Final = State("Epoch trained", "Succeed")
-CONTINUE: Final = State("Continue in a new execution", "Task")  # starts the next part (no Lambda)
-CONTINUED_END: Final = (CONTINUE, EPOCH_TRAINED)  # every execution but the epoch's last
 EVALUATE: Final = State("Evaluate epoch", "Task", "Evaluate")
 
 
@@ -154,6 +159,33 @@ def training_transitions_per_run(groups: int) -> int:
     return len(run_start(groups)) + len(RUN_END)
 
 
+EVENTS_PER_CHUNK: Final = 6 + 2  # the awaited start (entered, scheduled, started, submitted,
+# succeeded, exited) and the "More steps?" Choice
+
+
+def standard_epoch_events(*, executions: int, groups: int) -> int:
+    """History events of an epoch's Standard execution (no retries): its start and end (2),
+    Plan (5), per chunk :data:`EVENTS_PER_CHUNK`, the evaluation and the Succeed (2)."""
+    return 2 + 5 + executions * EVENTS_PER_CHUNK + evaluation_events(groups) + 2
+
+
+def express_epoch_events(
+    *, mode: str, layers: int, steps: int, microbatches: int, executions: int
+) -> int:
+    """History events of an epoch's Express chunks (no retries; on AWS, their log events at
+    level ALL): per step the Map, Update and Choice (11), per micro-batch an iteration's
+    events, per chunk its start and end and its Succeed (4)."""
+    _check_chunks(steps, microbatches, executions)
+    return (
+        steps * history_events(STEP_PATH)
+        + microbatches * events_per_microbatch(mode, layers)
+        + executions * (2 + history_events(CHUNK_END))
+    )
+
+
+TRAINING_EVENTS_PER_EPOCH: Final = 6 + 2  # "Train epoch" (an awaited start) and its Choice
+
+
 def evaluation_events(groups: int) -> int:
     """History events of an epoch's evaluation in its last execution: ``4 + 7G + 5``."""
     return EVALUATE_SHARDS.events(groups) + EVENTS_PER_STATE[EVALUATE.type]
@@ -208,25 +240,48 @@ def transitions_per_microbatch(mode: str, layers: int) -> int:
     return len(microbatch_path(mode, layers))
 
 
-def epoch_transitions(
-    *, mode: str, layers: int, steps: int, microbatches: int, executions: int, groups: int = 1
-) -> int:
-    """``StateEntered`` events of one epoch's Epoch executions (the epoch's ``executions``
-    parts): per execution its first Choice and its end (continuation and/or Succeed), Plan once,
-    3 per step, ``transitions_per_microbatch`` per micro-batch, and the evaluation over
-    ``groups`` groups of shards: ``3·P + 3·S + M·t_mb + G + 2``."""
+def _check_chunks(steps: int, microbatches: int, executions: int) -> None:
     if executions < 1 or steps < executions or microbatches < steps:
         raise ValueError(
             f"an epoch of {steps} steps and {microbatches} micro-batches cannot take "
-            f"{executions} executions"
+            f"{executions} chunks"
         )
+
+
+def standard_epoch_transitions(
+    *, steps: int, microbatches: int, executions: int, groups: int = 1
+) -> int:
+    """``StateEntered`` events of one epoch's Standard Epoch execution (billed per transition):
+    Plan, per chunk its Task and the "More steps?" Choice, and the evaluation over ``groups``
+    groups of shards, then the Succeed: ``1 + 2·P + G + 2``."""
+    _check_chunks(steps, microbatches, executions)
+    return len(EPOCH_START) + executions * len(CHUNK_PATH) + len(execution_end(groups))
+
+
+def express_epoch_transitions(
+    *, mode: str, layers: int, steps: int, microbatches: int, executions: int
+) -> int:
+    """``StateEntered`` events of one epoch's Express chunks (billed per request and
+    GB-second, not per transition): 3 per step, ``transitions_per_microbatch`` per
+    micro-batch, and each chunk's Succeed: ``3·S + M·t_mb + P``."""
+    _check_chunks(steps, microbatches, executions)
     return (
-        executions * len(EXECUTION_START)
-        + (executions - 1) * len(CONTINUED_END)
-        + len(execution_end(groups))
-        + len(EPOCH_START)
-        + steps * TRANSITIONS_PER_STEP
+        steps * TRANSITIONS_PER_STEP
         + microbatches * transitions_per_microbatch(mode, layers)
+        + executions * len(CHUNK_END)
+    )
+
+
+def epoch_transitions(
+    *, mode: str, layers: int, steps: int, microbatches: int, executions: int, groups: int = 1
+) -> int:
+    """``StateEntered`` events of one epoch, its Standard execution and its ``executions``
+    Express chunks together (what the epoch would be billed on Standard alone):
+    ``1 + 3·P + G + 2 + 3·S + M·t_mb``."""
+    return standard_epoch_transitions(
+        steps=steps, microbatches=microbatches, executions=executions, groups=groups
+    ) + express_epoch_transitions(
+        mode=mode, layers=layers, steps=steps, microbatches=microbatches, executions=executions
     )
 
 

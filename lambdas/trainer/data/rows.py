@@ -22,6 +22,7 @@ from trainer.data.blocks import Segment
 from trainer.data.prepare import class_labels, encode_labels, standardize
 
 READ_THREADS: Final = 16  # byte-range reads of one batch in flight at once
+GETS_PER_SEGMENT: Final = 2  # RangeShard.read: X's byte range, then y's
 
 
 class ShardAccess(Protocol):

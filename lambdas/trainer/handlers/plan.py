@@ -6,7 +6,7 @@ from trainer.data.blocks import shard_groups
 from trainer.handlers._edge import lambda_edge, logger
 from trainer.messages import Cursor, EpochStart
 from trainer.store import Store
-from trainer.training.cursor import first_cursor
+from trainer.training.cursor import first_cursor, step_seconds
 from trainer.training.schedule import layout_sizes, step_layout
 
 
@@ -20,6 +20,7 @@ def run(store: Store, start: EpochStart) -> Cursor:
         config, start.epoch, start.version, layout_sizes(layout, config.workers),
         groups=shard_groups(len(dataset.shards)),
         budget=settings.limits().history_event_budget,
+        step_seconds=step_seconds(config, dataset.n_features),
     )  # fmt: skip
 
 

@@ -23,7 +23,8 @@ def run(store: Store, end: StepEnd) -> Cursor:
     dal.save_params(store, cursor.run_id, cursor.version + 1, params)
     dal.save_optimizer(store, cursor.run_id, cursor.version + 1, optimizer)
     schedule = layout_sizes(layout, config.workers)
-    return next_cursor(cursor, schedule, step_loss_sum(cursor.loss_sum, end.losses, sizes))
+    loss_sum = step_loss_sum(cursor.loss_sum, end.losses, sizes)
+    return next_cursor(cursor, schedule, loss_sum, end.losses)
 
 
 handler = lambda_edge(run, StepEnd)

@@ -4,8 +4,8 @@ Layers are numbered from 1. Numbers are zero-padded so that keys sort in numeric
 
 Immutable (written once, kept)::
 
-    <run_id>/weights/v000012/layer1          the layer's parameters after 12 updates
-    <run_id>/optimizer/v000012/layer1        the optimizer state that goes with them
+    <run_id>/weights/v000012                 every layer's parameters after 12 updates
+    <run_id>/optimizer/v000012               the optimizer state that goes with them
 
     <run_id>/data/dataset                    the prepared dataset: shards, statistics, classes
     <run_id>/shards/s00003                   shard 3's layout, training moments and classes
@@ -42,20 +42,16 @@ def _scratch(run_id: str, version: int, microbatch: int) -> str:
     )
 
 
-def weights_key(run_id: str, version: int, layer: int) -> str:
-    """Layer ``layer``'s parameters (e.g. {"W", "b"}) after ``version`` updates. Immutable."""
-    return (
-        f"{_run(run_id)}/weights/v{_count('version', version, 0):06d}"
-        f"/layer{_count('layer', layer, 1)}"
-    )
+def weights_key(run_id: str, version: int) -> str:
+    """Every layer's parameters ({"W1", "b1", …}) after ``version`` updates: one bundle per
+    version, one write per step. Immutable."""
+    return f"{_run(run_id)}/weights/v{_count('version', version, 0):06d}"
 
 
-def optimizer_key(run_id: str, version: int, layer: int) -> str:
-    """Layer ``layer``'s optimizer state that goes with weights ``version``. Immutable."""
-    return (
-        f"{_run(run_id)}/optimizer/v{_count('version', version, 0):06d}"
-        f"/layer{_count('layer', layer, 1)}"
-    )
+def optimizer_key(run_id: str, version: int) -> str:
+    """Every layer's optimizer state that goes with weights ``version`` ({"l1_m_W", …}): one
+    bundle per version. Immutable."""
+    return f"{_run(run_id)}/optimizer/v{_count('version', version, 0):06d}"
 
 
 def dataset_key(run_id: str) -> str:

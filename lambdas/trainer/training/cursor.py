@@ -10,9 +10,10 @@ import re
 import numpy as np
 
 from trainer.config import RunConfig
+from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET
 from trainer.messages import Cursor, RunProgress
-from trainer.training.schedule import steps_per_execution
+from trainer.training.schedule import step_seconds_bound, steps_per_chunk
 
 
 def epoch_name(run_id: str, epoch: int) -> str:
@@ -21,7 +22,8 @@ def epoch_name(run_id: str, epoch: int) -> str:
 
 
 def continuation_name(run_id: str, epoch: int, part: int) -> str:
-    """The execution that continues a long epoch, e.g. ``digits-demo-epoch-003-part-02``."""
+    """The Express execution that runs chunk ``part`` of an epoch's steps, e.g.
+    ``digits-demo-epoch-003-part-02``."""
     return f"{epoch_name(run_id, epoch)}-part-{part:02d}"
 
 
@@ -30,6 +32,17 @@ def parse_epoch_name(run_id: str, name: str) -> int | None:
     ``run_id`` (``digits-demo-epoch-003-part-02`` → 3); None for any other name."""
     found = re.fullmatch(rf"{re.escape(run_id)}-epoch-(\d{{3,}})(?:-part-\d{{2,}})?", name)
     return int(found.group(1)) if found else None
+
+
+def step_seconds(config: RunConfig, n_features: int) -> float:
+    """The assumed bound of one step's duration on AWS for ``config`` on ``n_features`` inputs
+    (``trainer.training.schedule.step_seconds_bound``), which sizes the epoch's chunks."""
+    return step_seconds_bound(
+        sizes=[n_features, *(layer.units for layer in config.model.layers)],
+        batch_size=config.batch_size,
+        workers=config.workers,
+        mode=config.mode,
+    )
 
 
 def _microbatches(schedule: np.ndarray, step: int) -> list[int]:
@@ -46,13 +59,26 @@ def first_cursor(
     *,
     groups: int = 1,
     budget: int = HISTORY_EVENT_BUDGET,
+    step_seconds: float = 0.0,
 ) -> Cursor:
     """The cursor of an epoch's first step. ``schedule``: (steps, workers) micro-batch sizes;
-    ``groups``: the evaluation Map's groups of shards; ``budget``: history events one epoch
-    execution may use (see ``steps_per_execution``)."""
-    chunk = steps_per_execution(
-        workers=config.workers, layers=config.n_layers, mode=config.mode, budget=budget
-    )
+    ``groups``: the evaluation Map's groups of shards; ``budget``: history events one chunk
+    may use; ``step_seconds``: a step's assumed duration (see ``steps_per_chunk``).
+    ``continuation_name`` names the chunk to run: part 1 first. An epoch whose chunks would
+    take its Standard execution's history past ``budget`` is refused, naming the fix."""
+    chunk = steps_per_chunk(
+        workers=config.workers, layers=config.n_layers, mode=config.mode, budget=budget,
+        step_seconds=step_seconds,
+    )  # fmt: skip
+    steps = int(schedule.shape[0])
+    chunks = -(-steps // chunk)
+    events = workflow.standard_epoch_events(executions=chunks, groups=groups)
+    if events > budget:
+        raise ValueError(
+            f"an epoch of {steps:,} steps runs in {chunks:,} chunks of {chunk} steps, whose "
+            f"starts take the epoch execution's history to {events:,} events, over its "
+            f"{budget:,}-event budget: raise batch_size or workers (fewer, larger steps)"
+        )
     return Cursor(
         run_id=config.run_id,
         epoch=epoch,
@@ -66,7 +92,7 @@ def first_cursor(
         chunk_start=0,
         chunk_steps=chunk,
         part=1,
-        continuation_name=continuation_name(config.run_id, epoch, 2),
+        continuation_name=continuation_name(config.run_id, epoch, 1),
         done=False,
         chunk_full=False,
         loss_sum=0.0,
@@ -74,9 +100,15 @@ def first_cursor(
     )
 
 
-def next_cursor(cursor: Cursor, schedule: np.ndarray, loss_sum: float | None = None) -> Cursor:
+def next_cursor(
+    cursor: Cursor,
+    schedule: np.ndarray,
+    loss_sum: float | None = None,
+    losses: list[float] | None = None,
+) -> Cursor:
     """The cursor after ``cursor.step`` was applied (one more weights version); ``loss_sum``:
-    the epoch's ``Σ loss × examples`` with this step's micro-batches (unchanged if None)."""
+    the epoch's ``Σ loss × examples`` with this step's micro-batches, ``losses``: theirs (each
+    unchanged if None)."""
     step = cursor.step + 1
     done = step >= cursor.steps
     chunk_full = not done and step - cursor.chunk_start >= cursor.chunk_steps
@@ -90,11 +122,12 @@ def next_cursor(cursor: Cursor, schedule: np.ndarray, loss_sum: float | None = N
             "chunk_full": chunk_full,
             "chunk_start": step if chunk_full else cursor.chunk_start,
             "part": part,
-            # the execution to start now, which runs part ``part`` of the epoch
+            # the chunk to start next, which runs part ``part`` of the epoch
             "continuation_name": continuation_name(cursor.run_id, cursor.epoch, part)
             if chunk_full
             else cursor.continuation_name,
             "loss_sum": cursor.loss_sum if loss_sum is None else loss_sum,
+            "losses": cursor.losses if losses is None else list(losses),
         }
     )
 

@@ -18,6 +18,7 @@ Random streams (numpy ``default_rng`` seeded by a sequence, so streams never ove
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
@@ -25,7 +26,7 @@ from typing import Final
 import numpy as np
 
 from trainer.contract import workflow
-from trainer.contract.names import HISTORY_EVENT_BUDGET
+from trainer.contract.names import EXPRESS_CHUNK_SECONDS, HISTORY_EVENT_BUDGET
 from trainer.data.blocks import MAX_SHARD_GROUPS, Segment, Split, order_segments
 
 
@@ -142,4 +143,46 @@ def steps_per_execution(
             f"evaluation do not fit an execution's {budget}-event budget (the run config "
             "rejects this)"
         )
+    return steps
+
+
+# A deliberately pessimistic duration of one step on AWS, to size Express chunks: every Task on
+# the step's critical path (one micro-batch's chain, then the Update) takes TASK_SECONDS_BOUND
+# (state dispatch, Lambda invoke, store requests; warm Lambda invokes take tens of ms), and the
+# arithmetic runs at ARITHMETIC_FLOPS_BOUND (numpy float32 on one Lambda vCPU does several
+# GFLOP/s).
+TASK_SECONDS_BOUND: Final = 1.0
+ARITHMETIC_FLOPS_BOUND: Final = 1e9
+
+
+def step_seconds_bound(*, sizes: list[int], batch_size: int, workers: int, mode: str) -> float:
+    """An upper bound, by assumption, of one training step's duration on AWS (``sizes``:
+    ``[n_features, units_1, …, units_L]``): ``TASK_SECONDS_BOUND`` per Task on the critical
+    path (``2L + 1`` per layer, 1 fused, plus the Update) and the step's arithmetic
+    ``(6·batch + (workers + 20)) · Σ n_in·n_out`` at ``ARITHMETIC_FLOPS_BOUND``."""
+    layers = len(sizes) - 1
+    tasks = len(workflow.microbatch_functions(mode, layers)) + len(
+        workflow.functions(workflow.STEP_PATH)
+    )
+    macs = sum(a * b for a, b in itertools.pairwise(sizes))
+    flops = 6 * batch_size * macs + (workers + 20) * macs
+    return tasks * TASK_SECONDS_BOUND + flops / ARITHMETIC_FLOPS_BOUND
+
+
+def steps_per_chunk(
+    *,
+    workers: int,
+    layers: int,
+    mode: str,
+    budget: int = HISTORY_EVENT_BUDGET,
+    step_seconds: float = 0.0,
+    chunk_seconds: float = EXPRESS_CHUNK_SECONDS,
+) -> int:
+    """How many steps one Express chunk (an execution of the Steps machine) runs: at most
+    ``steps_per_execution`` (its history, as the engine keeps it) and at most
+    ``chunk_seconds / step_seconds`` (``step_seconds``: :func:`step_seconds_bound`; 0: no time
+    bound), so that no chunk nears Express's 5-minute limit; at least 1."""
+    steps = steps_per_execution(workers=workers, layers=layers, mode=mode, budget=budget)
+    if step_seconds > 0:
+        steps = min(steps, max(1, int(chunk_seconds // step_seconds)))
     return steps

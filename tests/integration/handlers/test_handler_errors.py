@@ -255,7 +255,7 @@ def test_a_second_run_with_the_same_id_and_another_config_is_refused(handler_env
     initialize(first)
     store = settings.store()
     config_json = store.runs.get_config_json(RUN)
-    weights = store.tensors.get(keys.weights_key(RUN, 0, 1))["W"].copy()
+    weights = store.tensors.get(keys.weights_key(RUN, 0))["W1"].copy()
     items = table_items(handler_env, handler_env.tensors_table)
     settings.install(None)  # the second attempt runs in a fresh container
 
@@ -268,7 +268,7 @@ def test_a_second_run_with_the_same_id_and_another_config_is_refused(handler_env
     store = settings.store()
     assert store.runs.get_config_json(RUN) == config_json
     assert parse_config(config_json) == parse_config(first)
-    np.testing.assert_array_equal(store.tensors.get(keys.weights_key(RUN, 0, 1))["W"], weights)
+    np.testing.assert_array_equal(store.tensors.get(keys.weights_key(RUN, 0))["W1"], weights)
     assert table_items(handler_env, handler_env.tensors_table) == items
     assert store.runs.get_status(RUN)["status"] == "RUNNING"
 
@@ -279,7 +279,7 @@ def test_initialize_retried_with_the_same_config_is_idempotent(handler_env: Any)
     config = document(source)
     first = initialize(config)
     store = settings.store()
-    weights = store.tensors.get(keys.weights_key(RUN, 0, 2))["W"].copy()
+    weights = store.tensors.get(keys.weights_key(RUN, 0))["W2"].copy()
     runs = table_items(handler_env, handler_env.runs_table)
     items = table_items(handler_env, handler_env.tensors_table)
 
@@ -293,6 +293,6 @@ def test_initialize_retried_with_the_same_config_is_idempotent(handler_env: Any)
         "version": 0, "done": False, "metrics": None,
     }  # fmt: skip
     store.tensors.clear_cache()
-    np.testing.assert_array_equal(store.tensors.get(keys.weights_key(RUN, 0, 2))["W"], weights)
+    np.testing.assert_array_equal(store.tensors.get(keys.weights_key(RUN, 0))["W2"], weights)
     assert table_items(handler_env, handler_env.runs_table) == runs
     assert table_items(handler_env, handler_env.tensors_table) == items

@@ -127,7 +127,7 @@ def npz_params(data: bytes) -> Params:
 
 def test_the_driver_builds_map_items_like_the_item_selector() -> None:
     # Given
-    asl = json.loads((ROOT / "statemachine" / "epoch.asl.json").read_text())
+    asl = json.loads((ROOT / "statemachine" / "steps.asl.json").read_text())
     selector = asl["States"]["Train step"]["ItemSelector"]
     cursor = {
         "run_id": "r", "epoch": 2, "step": 5, "version": 17, "layers": 3, "workers": 2,
@@ -383,7 +383,7 @@ def test_a_retried_update_returns_the_same_cursor_and_leaves_the_weights(
     step = {"cursor": cursor, "losses": [0.5] * len(cursor["microbatches"])}
     first = invoke("Update", step)
     weights = {
-        (version, layer): bundle(keys.weights_key("reg-pipeline", version, layer))
+        (version, layer): bundle(keys.weights_key("reg-pipeline", version))
         for version in (0, 1)
         for layer in (1, 2)
     }
@@ -397,26 +397,26 @@ def test_a_retried_update_returns_the_same_cursor_and_leaves_the_weights(
     assert (first["step"], first["version"]) == (1, 1)
     assert tensor_items(handler_env) == items
     for (version, layer), stored in weights.items():
-        now = bundle(keys.weights_key("reg-pipeline", version, layer))
-        for name in ("W", "b"):
+        now = bundle(keys.weights_key("reg-pipeline", version))
+        for name in (f"W{layer}", f"b{layer}"):
             np.testing.assert_array_equal(now[name], stored[name])
-    assert not np.array_equal(weights[1, 1]["W"], weights[0, 1]["W"])  # the update did update
+    assert not np.array_equal(weights[1, 1]["W1"], weights[0, 1]["W1"])  # the update did update
 
 
 def test_a_weights_version_cannot_be_overwritten(handler_env: Any, regression_source: str) -> None:
     # Given
     first_step(regression_source)
     store = settings.store()
-    key = keys.weights_key("reg-pipeline", 0, 1)
+    key = keys.weights_key("reg-pipeline", 0)
     stored = bundle(key)
 
     # When / Then: different content is refused, the same content is a no-op
     with pytest.raises(ImmutableTensorError, match="immutable"):
-        store.tensors.put(key, {"W": stored["W"] + 1, "b": stored["b"]})
+        store.tensors.put(key, {**stored, "W1": stored["W1"] + 1})
     store.tensors.put(key, stored)
     now = bundle(key)
-    np.testing.assert_array_equal(now["W"], stored["W"])
-    np.testing.assert_array_equal(now["b"], stored["b"])
+    np.testing.assert_array_equal(now["W1"], stored["W1"])
+    np.testing.assert_array_equal(now["b2"], stored["b2"])
 
 
 def test_loaded_weights_are_read_only(handler_env: Any, regression_source: str) -> None:

@@ -29,6 +29,17 @@ from trainer.store import (
 from trainer.store.tensors import DIGEST, PAYLOAD, S3_KEY, tensor_item
 
 RUN = "test-run"
+
+
+def _immutable(version: int, part: int, kind: str = "weights") -> str:
+    """An immutable bundle's key for these tests: a version's weights (or optimizer state)
+    bundle, with a part number so that tests can write several."""
+    key = (
+        keys.optimizer_key(RUN, version) if kind == "optimizer" else keys.weights_key(RUN, version)
+    )
+    return f"{key}/part{part}"
+
+
 NOW = 1_700_000_000.0
 
 
@@ -82,7 +93,7 @@ def _assert_same(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray])
 
 def test_small_bundle_round_trips_inline(store: Store, aws: Any) -> None:
     # Given
-    key = keys.weights_key(RUN, 0, 1)
+    key = _immutable(0, 1)
     bundle = _layer(0)
 
     # When
@@ -102,7 +113,7 @@ def test_small_bundle_round_trips_inline(store: Store, aws: Any) -> None:
 
 def test_multi_megabyte_layer_spills_to_s3_and_round_trips_exactly(store: Store, aws: Any) -> None:
     # Given
-    key = keys.weights_key(RUN, 3, 1)
+    key = _immutable(3, 1)
     bundle = _big_layer()
 
     # When
@@ -148,7 +159,7 @@ def test_the_written_item_is_the_one_item_for_describes(
     bundle = _layer(3)
     data = codec.encode(bundle)
     tensors = _tensor_store(aws, clock=FakeClock(), inline_limit=0 if spilled else len(data))
-    key = keys.gradient_key(RUN, 1, 0, 1) if scratch else keys.weights_key(RUN, 1, 1)
+    key = keys.gradient_key(RUN, 1, 0, 1) if scratch else _immutable(1, 1)
 
     # When it is written
     tensors.put(key, bundle, immutable=not scratch)
@@ -200,7 +211,7 @@ def test_observers_hear_every_write_and_every_read_asked_for(aws: Any) -> None:
     # Given a store with an observer, one bundle inline and one too large for it
     recorder = _Recorder()
     tensors = _tensor_store(aws, inline_limit=1_000, observers=[recorder])
-    small, large = keys.weights_key(RUN, 0, 1), keys.batch_key(RUN, 1, 0, 0)
+    small, large = _immutable(0, 1), keys.batch_key(RUN, 1, 0, 0)
 
     # When both are written, then read (from the cache) one by one and in a batch
     tensors.put(small, _layer(0))
@@ -241,7 +252,7 @@ def test_inline_limit_must_fit_in_a_dynamodb_item(aws: Any, inline_limit: int) -
 @pytest.mark.parametrize("big", [False, True], ids=["inline", "spilled"])
 def test_identical_immutable_reput_is_a_no_op(store: Store, aws: Any, big: bool) -> None:
     # Given
-    key = keys.weights_key(RUN, 1, 1)
+    key = _immutable(1, 1)
     bundle = _big_layer() if big else _layer(0)
     store.tensors.put(key, bundle)
     before = _item(aws, key)
@@ -259,7 +270,7 @@ def test_different_immutable_content_raises_and_keeps_the_original(
     store: Store, aws: Any, big: bool
 ) -> None:
     # Given
-    key = keys.weights_key(RUN, 1, 2)
+    key = _immutable(1, 2)
     original = _big_layer(0) if big else _layer(0)
     store.tensors.put(key, original)
     item_before = _item(aws, key)
@@ -282,7 +293,7 @@ def test_different_immutable_content_raises_and_keeps_the_original(
 def test_an_uncommitted_object_with_other_content_is_not_overwritten(aws: Any) -> None:
     # Given a spilled object left by a writer that died before writing the item
     tensors = _tensor_store(aws, inline_limit=0)
-    key = keys.weights_key(RUN, 2, 1)
+    key = _immutable(2, 1)
     tensors.put(key, _layer(0))
     aws.dynamodb.delete_item(TableName=aws.tensors_table, Key={TENSORS_PK: {"S": key}})
     orphan = _object(aws, S3_TENSORS_PREFIX + key)
@@ -299,7 +310,7 @@ def test_an_uncommitted_object_with_other_content_is_not_overwritten(aws: Any) -
 def test_a_retry_after_a_crash_between_s3_and_dynamodb_completes(aws: Any) -> None:
     # Given the S3 object of an immutable bundle but not its item
     tensors = _tensor_store(aws, inline_limit=0)
-    key = keys.weights_key(RUN, 2, 2)
+    key = _immutable(2, 2)
     bundle = _layer(0)
     tensors.put(key, bundle)
     aws.dynamodb.delete_item(TableName=aws.tensors_table, Key={TENSORS_PK: {"S": key}})
@@ -313,7 +324,7 @@ def test_a_retry_after_a_crash_between_s3_and_dynamodb_completes(aws: Any) -> No
 
 def test_scratch_cannot_replace_an_immutable_bundle_nor_the_reverse(store: Store) -> None:
     # Given
-    immutable_key, scratch_key = keys.weights_key(RUN, 0, 1), keys.activation_key(RUN, 0, 0, 1)
+    immutable_key, scratch_key = _immutable(0, 1), keys.activation_key(RUN, 0, 0, 1)
     store.tensors.put(immutable_key, _layer(0))
     store.tensors.put(scratch_key, {"A": np.ones(3)}, immutable=False)
 
@@ -387,7 +398,7 @@ def test_scratch_spilled_to_s3_that_expired_there_is_not_found(aws: Any) -> None
 
 def test_missing_key_raises_a_readable_error(store: Store, aws: Any) -> None:
     # Given
-    key = keys.weights_key(RUN, 9, 1)
+    key = _immutable(9, 1)
 
     # When
     with pytest.raises(TensorNotFoundError) as raised:
@@ -406,9 +417,9 @@ def test_get_many_keeps_order_across_more_than_100_keys(aws: Any) -> None:
     for index, key in enumerate(wanted):
         size = 400 if index % 50 == 0 else 2
         tensors.put(key, {"dW": np.full(size, index, dtype=np.int64)}, immutable=False)
-    tensors.put(keys.weights_key(RUN, 0, 1), _layer(0))
-    tensors.get(keys.weights_key(RUN, 0, 1))  # now cached
-    request = [*reversed(wanted), keys.weights_key(RUN, 0, 1), wanted[5], wanted[5]]
+    tensors.put(_immutable(0, 1), _layer(0))
+    tensors.get(_immutable(0, 1))  # now cached
+    request = [*reversed(wanted), _immutable(0, 1), wanted[5], wanted[5]]
 
     # When
     bundles = tensors.get_many(request)
@@ -424,7 +435,7 @@ def test_get_many_keeps_order_across_more_than_100_keys(aws: Any) -> None:
 
 def test_get_many_names_a_missing_key(store: Store) -> None:
     # Given
-    present, absent = keys.weights_key(RUN, 0, 1), keys.weights_key(RUN, 0, 2)
+    present, absent = _immutable(0, 1), _immutable(0, 2)
     store.tensors.put(present, _layer(0))
 
     # When / Then
@@ -498,7 +509,7 @@ def test_get_many_gives_up_when_keys_stay_unprocessed(aws: Any) -> None:
 def test_tampered_bytes_fail_the_integrity_check(aws: Any) -> None:
     # Given an immutable spilled bundle whose S3 object was replaced behind the store's back
     tensors = _tensor_store(aws, inline_limit=0)
-    key = keys.optimizer_key(RUN, 0, 1)
+    key = _immutable(0, 1, "optimizer")
     tensors.put(key, _layer(0))
     aws.s3.put_object(Bucket=aws.bucket, Key=S3_TENSORS_PREFIX + key, Body=codec.encode(_layer(1)))
     reader = _tensor_store(aws, inline_limit=0)  # another container: nothing cached
@@ -513,7 +524,7 @@ def test_tampered_bytes_fail_the_integrity_check(aws: Any) -> None:
 
 def test_immutable_bundles_are_cached_as_read_only_arrays(store: Store, aws: Any) -> None:
     # Given
-    key = keys.weights_key(RUN, 4, 1)
+    key = _immutable(4, 1)
     store.tensors.put(key, _layer(0))
     first = store.tensors.get(key)
 
@@ -537,11 +548,11 @@ def test_the_cache_is_bounded_by_bytes(aws: Any) -> None:
     # Given a cache that holds two 4 KB bundles
     tensors = _tensor_store(aws, cache_bytes=10_000)
     for version in range(3):
-        tensors.put(keys.weights_key(RUN, version, 1), {"W": np.zeros(1000, dtype=np.float32)})
+        tensors.put(_immutable(version, 1), {"W": np.zeros(1000, dtype=np.float32)})
 
     # When
     for version in range(3):
-        tensors.get(keys.weights_key(RUN, version, 1))
+        tensors.get(_immutable(version, 1))
 
     # Then
     assert tensors.cache_size_bytes == 8_000
@@ -576,10 +587,10 @@ def test_concurrent_puts_and_gets_from_a_thread_pool(store: Store) -> None:
     scratch = {
         keys.activation_key(RUN, 0, mb, 1): {"A": np.full(50, mb, float)} for mb in range(64)
     }
-    layers = {keys.weights_key(RUN, 0, layer): _layer(layer) for layer in range(1, 9)}
-    layers[keys.weights_key(RUN, 0, 9)] = _layer(9, rows=400, cols=250)
-    layers[keys.weights_key(RUN, 0, 10)] = _layer(10, rows=400, cols=250)
-    shared_key, shared = keys.optimizer_key(RUN, 0, 1), _layer(99)
+    layers = {_immutable(0, layer): _layer(layer) for layer in range(1, 9)}
+    layers[_immutable(0, 9)] = _layer(9, rows=400, cols=250)
+    layers[_immutable(0, 10)] = _layer(10, rows=400, cols=250)
+    shared_key, shared = _immutable(0, 1, "optimizer"), _layer(99)
 
     def write(index: int) -> None:
         if index < len(scratch):

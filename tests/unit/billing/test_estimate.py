@@ -27,31 +27,34 @@ def test_the_digits_epoch_has_the_known_counts() -> None:
     estimate = cost.estimate(_digits())
     per_layer, fused = estimate.modes["per_layer"], estimate.modes["fused"]
 
-    # Then 12 steps, 45 micro-batches, one execution, and the transitions of the histories
-    # (534 and 129 per Epoch execution, tests/engine, and 3 for the evaluation of the one
-    # group of shards) plus 2 in the Training execution
+    # Then 12 steps, 45 micro-batches, one chunk; Standard: Plan, the chunk's Task and Choice,
+    # the evaluation of the one group of shards and the Succeed, plus 2 in the Training
+    # execution; Express: 3 per step, the micro-batch paths (11 or 2 states) and the Succeed
     assert (estimate.shapes.steps, estimate.shapes.microbatches) == (12, 45)
-    assert per_layer.usage.transitions == 534 + 3 + 2
-    assert fused.usage.transitions == 129 + 3 + 2
+    assert per_layer.usage.transitions == fused.usage.transitions == 1 + 2 + 4 + 2
+    assert per_layer.usage.express_transitions == 3 * 12 + 11 * 45 + 1
+    assert fused.usage.express_transitions == 3 * 12 + 2 * 45 + 1
     # Plan, the Updates, the micro-batches' tasks, EvaluateShards and Evaluate
     assert per_layer.usage.invocations == 1 + 12 + 45 * 5 + 1 + 1
     assert fused.usage.invocations == 1 + 12 + 45 + 1 + 1
     assert per_layer.parts == fused.parts == 1
 
 
-def test_a_long_epoch_is_counted_in_several_executions() -> None:
-    # Given an epoch of 1,438 one-example steps (more than one execution's budget; blocks of one
-    # row split off exactly round(1,797 × 0.2) validation rows)
+def test_a_long_epoch_is_counted_in_several_chunks() -> None:
+    # Given an epoch of 1,438 one-example steps (longer than one chunk's assumed duration;
+    # blocks of one row split off exactly round(1,797 × 0.2) validation rows)
     config = _digits(batch_size=1, workers=1, mode="fused")
     estimate = cost.estimate(config)
-    chunk = schedule.steps_per_execution(workers=1, layers=2, mode="fused")
+    seconds = schedule.step_seconds_bound(sizes=[64, 64, 10], batch_size=1, workers=1, mode="fused")
+    chunk = schedule.steps_per_chunk(workers=1, layers=2, mode="fused", step_seconds=seconds)
 
-    # Then it continues in ceil(steps / chunk) executions, 3 transitions each, and evaluates
-    # (3 transitions)
+    # Then its steps run in ceil(steps / chunk) Express chunks, 2 Standard transitions each
+    # besides Plan and the evaluation (4) with its Succeed, and a Succeed each in Express
     parts = -(-1438 // chunk)
     assert estimate.shapes.n_train == 1438
     assert estimate.mode.parts == parts > 1
-    assert estimate.mode.usage.epoch_transitions == 3 * parts + 3 * 1438 + 2 * 1438 + 3
+    assert estimate.mode.usage.epoch_transitions == 1 + 2 * parts + 4
+    assert estimate.mode.usage.express_transitions == 3 * 1438 + 2 * 1438 + parts
 
 
 def test_bills_price_the_counts() -> None:
@@ -67,11 +70,17 @@ def test_bills_price_the_counts() -> None:
     # the seed design: same invocations, an SNS publish each, no Step Functions, no S3
     assert estimate.seed.items["SNS publishes"] == pytest.approx(usage.invocations * 0.5e-6)
     assert "Step Functions transitions" not in estimate.seed.items
-    # Express: only the Training machine's 2 transitions per epoch stay Standard
-    express = estimate.modes["fused"].express
-    assert express.hypothetical
-    assert express.items["Step Functions transitions"] == pytest.approx(2 * 25e-6)
-    assert express.items["Express requests"] == pytest.approx(1e-6)
+    # the Express chunks: a request each, 64 MB × their duration in 100 ms steps
+    fused = estimate.modes["fused"]
+    assert fused.standard.items["Express requests"] == pytest.approx(fused.parts * 1e-6)
+    gb_s = bills.express_seconds(fused.usage.express_seconds, fused.parts) * 64 / 1024
+    assert fused.standard.items["Express GB-s"] == pytest.approx(gb_s * 0.00001667)
+    # everything on Standard (for comparison): every transition billed as Standard
+    every = fused.all_standard
+    assert every.hypothetical
+    assert every.items["Step Functions transitions"] == pytest.approx(
+        (fused.usage.transitions + fused.usage.express_transitions) * 25e-6
+    )
 
 
 def test_fused_needs_fewer_transitions_and_invocations() -> None:
@@ -82,9 +91,9 @@ def test_fused_needs_fewer_transitions_and_invocations() -> None:
     # When estimated
     modes = cost.estimate(config).modes
 
-    # Then fused takes far fewer transitions per example
-    ratio = modes["per_layer"].usage.transitions / modes["fused"].usage.transitions
-    assert ratio > 10
+    # Then fused takes far fewer transitions per example (all of them, Express chunks' too)
+    every = {name: m.usage.transitions + m.usage.express_transitions for name, m in modes.items()}
+    assert every["per_layer"] / every["fused"] > 10
     assert modes["fused"].standard.total < modes["per_layer"].standard.total
 
 
@@ -124,7 +133,10 @@ def test_format_estimate_shows_both_modes_and_every_design() -> None:
     text = report.format_estimate(cost.estimate(_digits()))
 
     # Then the counts and the dollars of each design are there, with the prices' source
-    for needle in ("State transitions", "per_layer", "fused", "Express (hypothetical)"):
+    for needle in (
+        "Standard state transitions", "Express state transitions", "per_layer", "fused",
+        "Express chunks", "everything on Standard", "AWS time per epoch (estimate)",
+    ):  # fmt: skip
         assert needle in text
     assert "seed design" in text and "m5.large" in text
     assert prices.SOURCE in text
@@ -136,3 +148,68 @@ def test_every_price_names_its_source() -> None:
         assert price.usd > 0 and price.per >= 1, name
         assert price.unit and price.source, name
     assert prices.each("stepfunctions_standard_transition") == pytest.approx(0.000025)
+
+
+def test_logs_and_traces_are_priced_from_the_history_events_and_invocations() -> None:
+    # Given the digits estimate (one chunk per epoch, one group of shards)
+    fused = cost.estimate(_digits()).modes["fused"]
+    usage = fused.usage
+
+    # Then the events are the Standard epoch's, the chunk's and the Training execution's
+    standard = 2 + 5 + 8 + (4 + 7 + 5) + 2
+    express = 12 * 11 + 45 * 9 + 4
+    assert usage.history_events == standard + express + 8
+    # and the logs are priced per GB ingested, the traces per execution
+    telemetry = bills.TelemetryModel()
+    log_bytes = usage.history_events * telemetry.state_event_bytes + (
+        usage.invocations * telemetry.lambda_bytes_per_invocation
+    )
+    assert fused.standard.items["CloudWatch Logs"] == pytest.approx(log_bytes / 1e9 * 0.50)
+    assert fused.standard.items["X-Ray traces"] == pytest.approx((1 + fused.parts) * 5e-6)
+
+
+def test_the_ways_to_run_select_config_fields_and_carry_their_counts() -> None:
+    # Given the digits config (blocks of 4 rows: batch 32 // 8)
+    config = _digits()
+
+    # When
+    result = cost.ways_to_run(config)
+
+    # Then each mode is a way, as configured and with blocks of a batch, cheapest first
+    selects = [entry.select for entry in result.entries]
+    assert sorted(map(json.dumps, selects)) == sorted(
+        json.dumps(s)
+        for s in (
+            {"mode": "per_layer"},
+            {"mode": "fused"},
+            {"mode": "per_layer", "dataset": {"block_rows": 32}},
+            {"mode": "fused", "dataset": {"block_rows": 32}},
+        )
+    )
+    totals = [entry.mode.standard.total for entry in result.entries]
+    assert totals == sorted(totals)
+    # and merging a select into the config estimates exactly that entry
+    for entry in result.entries:
+        document = json.loads(config.to_json())
+        document["mode"] = entry.select["mode"]
+        document["dataset"] |= entry.select.get("dataset", {})
+        alone = cost.estimate(parse_config(document)).modes[entry.select["mode"]]
+        assert alone.standard.total == pytest.approx(entry.mode.standard.total)
+        row = entry.as_dict()
+        assert row["transitions_per_epoch"] == alone.usage.transitions
+        assert row["invocations_per_epoch"] == alone.usage.invocations
+        assert row["dollars_per_epoch"] == pytest.approx(
+            sum(row["dollars_per_epoch_parts"].values())
+        )
+        assert row["seconds_per_epoch_estimate"] == alone.usage.epoch_seconds > 0
+
+
+def test_a_config_with_blocks_of_a_batch_has_no_larger_blocks_way() -> None:
+    # Given blocks as large as a batch already
+    config = _digits(dataset={"source": "builtin:digits", "block_rows": 32})
+
+    # When / Then
+    assert cost.larger_blocks(config) is None
+    assert [e.select for e in cost.ways_to_run(config).entries] == [
+        {"mode": m} for m in sorted(("per_layer", "fused"), key=lambda m: m != "fused")
+    ]

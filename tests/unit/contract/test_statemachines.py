@@ -128,13 +128,13 @@ def test_children_are_created_before_parents_and_cycles_are_refused() -> None:
 
 
 @pytest.mark.parametrize("logical", list(STATE_MACHINES))
-def test_each_machine_is_a_packaged_standard_asl_document(logical: str) -> None:
+def test_each_machine_is_a_packaged_asl_document_express_only_for_chunks(logical: str) -> None:
     # Given / When
     text = definition_text(logical)
 
-    # Then
+    # Then the runs and epochs are Standard (inspectable, redrivable); only the chunks Express
     assert STATE_MACHINES[logical].file.endswith(".asl.json")
-    assert STATE_MACHINES[logical].type == "STANDARD"
+    assert STATE_MACHINES[logical].type == ("EXPRESS" if logical == "Steps" else "STANDARD")
     assert {"StartAt", "States"} <= set(json.loads(text))
 
 
@@ -142,8 +142,8 @@ def test_the_shipped_machines_name_the_functions_and_the_child_they_need() -> No
     # Given / When
     references = all_references()
 
-    # Then every workflow function is invoked by exactly one machine, and Training waits for
-    # Epoch; Retrain invokes its own function and waits for Training
+    # Then every workflow function is invoked by exactly one machine, Training waits for Epoch
+    # and Epoch for its Steps chunks; Retrain invokes its own function and waits for Training
     invoked = [f for refs in references.values() for f in refs.functions]
     retraining = [f for f in FUNCTIONS if FUNCTIONS[f].scope.loop == "trigger"]
     assert sorted(invoked) == sorted([f for f in FUNCTIONS if in_workflow(f)] + retraining)
@@ -151,9 +151,10 @@ def test_the_shipped_machines_name_the_functions_and_the_child_they_need() -> No
     assert references["Retrain"].awaited == {"Training"}
     assert references["Training"].machines == {"Epoch"}
     assert references["Training"].awaited == {"Epoch"}
-    assert references["Epoch"].started == {"Epoch"}
-    assert references["Epoch"].machines == frozenset()
-    assert creation_order() == ["Epoch", "Training", "Retrain"]
+    assert references["Epoch"].started == references["Epoch"].awaited == {"Steps"}
+    assert references["Epoch"].machines == {"Steps"}
+    assert references["Steps"].started == references["Steps"].machines == frozenset()
+    assert creation_order() == ["Steps", "Epoch", "Training", "Retrain"]
 
 
 def test_substitutions_are_exactly_the_definitions_placeholders() -> None:

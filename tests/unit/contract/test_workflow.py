@@ -32,7 +32,7 @@ def _machine(logical: str) -> dict[str, Any]:
 
 
 def _item_processor() -> dict[str, Any]:
-    processor: dict[str, Any] = _machine("Epoch")["States"]["Train step"]["ItemProcessor"]
+    processor: dict[str, Any] = _machine("Steps")["States"]["Train step"]["ItemProcessor"]
     return processor
 
 
@@ -82,7 +82,7 @@ def _walk_item_processor(mode: str, layers: int) -> list[State]:
 @pytest.mark.parametrize("layers", [1, 2, 3, 5])
 @pytest.mark.parametrize("mode", workflow.MODES)
 def test_the_microbatch_path_is_the_item_processors_walk(mode: str, layers: int) -> None:
-    # Given the Map's ItemProcessor in epoch.asl.json, When walked for one micro-batch
+    # Given the Map's ItemProcessor in steps.asl.json, When walked for one micro-batch
     walked = _walk_item_processor(mode, layers)
 
     # Then the workflow module names the same states, types and functions, in order
@@ -100,16 +100,24 @@ def test_every_state_of_the_item_processor_is_on_a_path() -> None:
 
 
 def test_the_step_path_loops_through_the_map_update_and_choice() -> None:
-    # Given epoch.asl.json's states
-    states = _machine("Epoch")["States"]
+    # Given steps.asl.json (an Express chunk)
+    machine = _machine("Steps")
+    states = machine["States"]
     map_state, update, more = workflow.STEP_PATH
+    (done,) = workflow.CHUNK_END
 
-    # Then each step state is there, with its type and function, and they form the loop
-    for state in workflow.STEP_PATH:
+    # Then each step state is there, with its type and function, and they form the loop, which
+    # the chunk leaves for its Succeed when the epoch is done or the chunk full
+    assert machine["StartAt"] == map_state.name
+    for state in (*workflow.STEP_PATH, done):
         assert _state(state.name, states[state.name]) == state
     assert states[map_state.name]["Next"] == update.name
     assert states[update.name]["Next"] == more.name
     assert states[more.name]["Default"] == map_state.name
+    assert {c["Next"] for c in states[more.name]["Choices"]} == {done.name}
+    assert {c["Variable"] for c in states[more.name]["Choices"]} == {
+        "$.cursor.done", "$.cursor.chunk_full"
+    }  # fmt: skip
     assert states[map_state.name]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
 
 
@@ -127,31 +135,29 @@ def _shard_map(states: dict[str, Any], shard_map: workflow.ShardMap) -> dict[str
     return dict(definition)
 
 
-def test_an_epoch_execution_starts_plans_once_and_ends_as_described() -> None:
+def test_an_epoch_execution_plans_runs_chunks_and_ends_as_described() -> None:
     # Given epoch.asl.json
     machine = _machine("Epoch")
     states = machine["States"]
-    (start,), (plan,) = workflow.EXECUTION_START, workflow.EPOCH_START
-    continued, finished = workflow.CONTINUED_END, workflow.execution_end(1)
+    (plan,) = workflow.EPOCH_START
+    chunk, more = workflow.CHUNK_PATH
+    finished = workflow.execution_end(1)
 
-    # Then it starts at the Choice, which goes to Plan (a new epoch) or straight to the Map
-    assert machine["StartAt"] == start.name
-    assert _state(start.name, states[start.name]) == start
-    assert states[start.name]["Default"] == plan.name
-    assert [c["Next"] for c in states[start.name]["Choices"]] == [workflow.TRAIN_STEP.name]
-    assert _state(plan.name, states[plan.name]) == plan
-    assert states[plan.name]["Next"] == workflow.TRAIN_STEP.name
-    # and "More steps?" evaluates the epoch and ends the execution, or continues the epoch in a
-    # new one first
-    exits = {c["Next"] for c in states[workflow.MORE_STEPS.name]["Choices"]}
-    assert exits == {finished[0].name, continued[0].name}
+    # Then it plans, then starts and awaits Steps chunks until the epoch is done
+    assert machine["StartAt"] == plan.name
+    for state in (plan, chunk, more, workflow.EPOCH_TRAINED):
+        assert _state(state.name, states[state.name]) == state
+    assert states[plan.name]["Next"] == chunk.name
+    assert states[chunk.name]["Resource"].endswith("startExecution.sync:2")
+    assert states[chunk.name]["Parameters"]["StateMachineArn"] == "${StepsStateMachineArn}"
+    assert states[chunk.name]["Next"] == more.name
+    assert states[more.name]["Default"] == chunk.name
+    # and "More steps?" evaluates the epoch and ends the execution once the epoch is done
+    assert [c["Next"] for c in states[more.name]["Choices"]] == [finished[0].name]
     evaluate_shards = _shard_map(states, workflow.EVALUATE_SHARDS)
     assert evaluate_shards["Next"] == workflow.EVALUATE.name
     assert _state(workflow.EVALUATE.name, states[workflow.EVALUATE.name]) == workflow.EVALUATE
     assert states[workflow.EVALUATE.name]["Next"] == workflow.EPOCH_TRAINED.name
-    for state in (*continued, workflow.EPOCH_TRAINED):
-        assert _state(state.name, states[state.name]) == state
-    assert states[continued[0].name]["Next"] == continued[1].name == finished[-1].name
     assert [s.name for s in finished] == [
         workflow.EVALUATE_SHARDS.map.name, workflow.EVALUATE_SHARDS.task.name,
         workflow.EVALUATE.name, workflow.EPOCH_TRAINED.name,
@@ -192,10 +198,10 @@ def test_the_training_execution_is_initialize_shards_epochs_export_and_the_regis
     assert workflow.training_transitions_per_run(3) == 2 * 3 + 9
 
 
-def test_every_lambda_task_of_both_machines_is_on_a_path() -> None:
+def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
     # Given every Task that invokes a function, in both files (and in their Maps)
     tasks = set()
-    for logical in ("Epoch", "Training"):
+    for logical in ("Steps", "Epoch", "Training"):
         for state_name, definition in _machine(logical)["States"].items():
             inner = definition.get("ItemProcessor", {}).get("States", {})
             for name, each in [(state_name, definition), *inner.items()]:
@@ -243,16 +249,23 @@ def test_history_events_follow_from_the_paths(layers: int, workers: int) -> None
 
 
 @pytest.mark.parametrize("executions", [1, 2, 5])
-def test_an_epoch_enters_three_states_per_execution_and_step(executions: int) -> None:
-    # Given an epoch of 12 steps and 45 micro-batches in `executions` parts
+def test_an_epoch_enters_its_states_in_standard_and_its_steps_in_express(executions: int) -> None:
+    # Given an epoch of 12 steps and 45 micro-batches in `executions` chunks
     counts = {"steps": 12, "microbatches": 45, "executions": executions}
 
-    # When / Then: 3 per execution (Plan counted once), 3 per step, the micro-batch paths, and
-    # the evaluation of 4 groups of shards (the Map, its 4 Tasks, Evaluate)
-    fused = workflow.epoch_transitions(mode="fused", layers=2, groups=4, **counts)
-    per_layer = workflow.epoch_transitions(mode="per_layer", layers=2, groups=4, **counts)
-    assert fused == 3 * executions + 3 * 12 + 2 * 45 + 6
-    assert per_layer == 3 * executions + 3 * 12 + 11 * 45 + 6
+    # When
+    standard = workflow.standard_epoch_transitions(groups=4, **counts)
+    fused = workflow.express_epoch_transitions(mode="fused", layers=2, **counts)
+    per_layer = workflow.express_epoch_transitions(mode="per_layer", layers=2, **counts)
+
+    # Then Standard: Plan, 2 per chunk, the evaluation of 4 groups of shards (the Map, its 4
+    # Tasks, Evaluate) and the Succeed; Express: 3 per step, the micro-batch paths, a Succeed
+    # per chunk; an epoch's transitions are both
+    assert standard == 1 + 2 * executions + 4 + 3
+    assert fused == 3 * 12 + 2 * 45 + executions
+    assert per_layer == 3 * 12 + 11 * 45 + executions
+    total = workflow.epoch_transitions(mode="fused", layers=2, groups=4, **counts)
+    assert total == standard + fused
 
 
 def test_unknown_modes_and_empty_networks_are_refused() -> None:
@@ -261,7 +274,7 @@ def test_unknown_modes_and_empty_networks_are_refused() -> None:
         workflow.microbatch_path("layerwise", 2)
     with pytest.raises(ValueError, match="one layer"):
         workflow.microbatch_path("fused", 0)
-    with pytest.raises(ValueError, match="executions"):
+    with pytest.raises(ValueError, match="chunks"):
         workflow.epoch_transitions(mode="fused", layers=1, steps=1, microbatches=1, executions=2)
     with pytest.raises(ValueError, match="group"):
         workflow.execution_end(0)

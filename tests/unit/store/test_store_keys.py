@@ -13,8 +13,8 @@ def test_keys_are_spelled_as_documented() -> None:
 
     # When
     spelled = {
-        "weights": keys.weights_key(run, 12, 1),
-        "optimizer": keys.optimizer_key(run, 12, 2),
+        "weights": keys.weights_key(run, 12),
+        "optimizer": keys.optimizer_key(run, 12),
         "activation": keys.activation_key(run, 12, 3, 1),
         "output grad": keys.output_grad_key(run, 12, 3, 2),
         "gradient": keys.gradient_key(run, 12, 3, 1),
@@ -27,8 +27,8 @@ def test_keys_are_spelled_as_documented() -> None:
 
     # Then
     assert spelled == {
-        "weights": "digits-demo/weights/v000012/layer1",
-        "optimizer": "digits-demo/optimizer/v000012/layer2",
+        "weights": "digits-demo/weights/v000012",
+        "optimizer": "digits-demo/optimizer/v000012",
         "activation": "digits-demo/scratch/v000012/mb003/A1",
         "output grad": "digits-demo/scratch/v000012/mb003/dZ2",
         "gradient": "digits-demo/scratch/v000012/mb003/grad1",
@@ -45,7 +45,7 @@ def test_padded_numbers_sort_in_numeric_order() -> None:
     versions = [0, 2, 10, 999, 1000, 123456]
 
     # When
-    spelled = [keys.weights_key("r", version, 1) for version in versions]
+    spelled = [keys.weights_key("r", version) for version in versions]
 
     # Then
     assert sorted(spelled) == spelled
@@ -54,10 +54,10 @@ def test_padded_numbers_sort_in_numeric_order() -> None:
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: keys.weights_key("r", 0, 0),
-        lambda: keys.weights_key("r", -1, 1),
-        lambda: keys.weights_key("a/b", 0, 1),
-        lambda: keys.weights_key("", 0, 1),
+        lambda: keys.gradient_key("r", 0, 0, 0),
+        lambda: keys.weights_key("r", -1),
+        lambda: keys.weights_key("a/b", 0),
+        lambda: keys.weights_key("", 0),
         lambda: keys.activation_key("r", 0, -1, 1),
         lambda: keys.batch_key("r", 0, 1.5, 0),
         lambda: keys.gradient_key("r", True, 0, 1),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from trainer.config import RunConfig, parse_config
+from trainer.contract import workflow
 from trainer.messages import Cursor
 from trainer.training.cursor import (
     continuation_name,
@@ -141,7 +142,7 @@ def test_first_cursor_starts_the_epoch() -> None:
     assert cursor.microbatches == [0, 1, 2]
     assert (cursor.chunk_start, cursor.part) == (0, 1)
     assert cursor.chunk_steps == steps_per_execution(workers=3, layers=2, mode="per_layer")
-    assert cursor.continuation_name == "digits-demo-epoch-002-part-02"
+    assert cursor.continuation_name == "digits-demo-epoch-002-part-01"  # the chunk to run first
     assert not cursor.done
     assert not cursor.chunk_full
 
@@ -281,3 +282,19 @@ def test_run_progress_is_done_after_the_last_epoch() -> None:
     assert after.done
     assert after.epoch == 6
     assert after.epoch_name == "digits-demo-epoch-005"  # no execution named past the last epoch
+
+
+def test_an_epoch_of_more_chunks_than_its_history_holds_is_refused() -> None:
+    # Given one-example steps each assumed to take longer than a chunk's target (one step per
+    # chunk), more of them than the epoch execution's history budget holds chunk starts
+    run = config(batch_size=1, workers=1)
+    budget = 2_000
+    steps = budget // workflow.EVENTS_PER_CHUNK + 1
+    schedule = schedule_of(steps, 1, 1)
+
+    # When / Then: refused with the fix, rather than failing at the history limit
+    with pytest.raises(ValueError, match="raise batch_size or workers"):
+        first_cursor(run, epoch=1, version=0, schedule=schedule, budget=budget, step_seconds=1e6)
+    # and an epoch that fits is planned
+    fits = schedule_of(10, 1, 1)
+    assert first_cursor(run, epoch=1, version=0, schedule=fits, budget=budget, step_seconds=1e6)

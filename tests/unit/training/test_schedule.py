@@ -7,16 +7,20 @@ import math
 import numpy as np
 import pytest
 
-from trainer.contract.names import HISTORY_EVENT_BUDGET
+from trainer.contract.names import EXPRESS_CHUNK_SECONDS, EXPRESS_MAX_SECONDS, HISTORY_EVENT_BUDGET
 from trainer.data.blocks import block_segments, split_blocks
 from trainer.training.schedule import (
+    ARITHMETIC_FLOPS_BOUND,
     EVALUATION_EVENTS,
+    TASK_SECONDS_BOUND,
     epoch_blocks,
     epoch_permutation,
     events_per_step,
     init_rng,
     microbatch_segments,
     step_layout,
+    step_seconds_bound,
+    steps_per_chunk,
     steps_per_execution,
 )
 
@@ -233,3 +237,57 @@ def test_a_step_too_large_for_one_execution_is_refused(workers: int, layers: int
     assert fused * events_per_step(workers=workers, layers=layers, mode="fused") <= (
         HISTORY_EVENT_BUDGET
     )
+
+
+# --- Express chunks: their assumed duration ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["per_layer", "fused"])
+@pytest.mark.parametrize(
+    ("sizes", "batch_size", "workers"),
+    [([64, 64, 10], 32, 4), ([784, 256, 128, 10], 128, 4), ([2048, 1024, 512, 10], 512, 8)],
+)
+def test_a_chunk_that_would_near_the_express_limit_is_split(
+    sizes: list[int], batch_size: int, workers: int, mode: str
+) -> None:
+    # Given a step's assumed duration and an epoch far longer than one Express execution may run
+    seconds = step_seconds_bound(sizes=sizes, batch_size=batch_size, workers=workers, mode=mode)
+    layers = len(sizes) - 1
+    epoch_steps = math.ceil(10 * EXPRESS_MAX_SECONDS / seconds)
+
+    # When
+    chunk = steps_per_chunk(workers=workers, layers=layers, mode=mode, step_seconds=seconds)
+
+    # Then the epoch takes several chunks, none assumed longer than the chunk target (itself well
+    # below Express's 5 minutes), and one more step would exceed it
+    assert math.ceil(epoch_steps / chunk) >= 10
+    assert chunk * seconds <= EXPRESS_CHUNK_SECONDS < EXPRESS_MAX_SECONDS
+    assert (chunk + 1) * seconds > EXPRESS_CHUNK_SECONDS or chunk == steps_per_execution(
+        workers=workers, layers=layers, mode=mode
+    )
+
+
+def test_a_step_longer_than_the_chunk_target_still_runs_alone() -> None:
+    # Given a step assumed to take longer than a chunk's target
+    # When
+    chunk = steps_per_chunk(
+        workers=2, layers=2, mode="fused", step_seconds=EXPRESS_CHUNK_SECONDS + 1
+    )
+
+    # Then each chunk runs one step (the Lambda timeouts bound it; Express's limit is 2.5× more)
+    assert chunk == 1
+
+
+def test_the_step_duration_bound_counts_the_critical_path_and_the_arithmetic() -> None:
+    # Given a 2-layer network (per_layer: Forward ×2, Loss, Backward ×2; fused: Gradients)
+    sizes, batch, workers = [10, 20, 5], 8, 3
+    macs = 10 * 20 + 20 * 5
+
+    # When
+    per_layer = step_seconds_bound(sizes=sizes, batch_size=batch, workers=workers, mode="per_layer")
+    fused = step_seconds_bound(sizes=sizes, batch_size=batch, workers=workers, mode="fused")
+
+    # Then: the tasks on the path (and the Update), and the step's arithmetic
+    arithmetic = (6 * batch + workers + 20) * macs / ARITHMETIC_FLOPS_BOUND
+    assert per_layer == pytest.approx(6 * TASK_SECONDS_BOUND + arithmetic)
+    assert fused == pytest.approx(2 * TASK_SECONDS_BOUND + arithmetic)
