@@ -158,7 +158,12 @@ def test_one_machine_per_asl_file_of_the_contracts_type(
         logical: properties["StateMachineType"] for logical, (_, properties) in machines.items()
     }
     assert types == {logical: spec.type for logical, spec in STATE_MACHINES.items()}
-    assert types == {"Training": "STANDARD", "Epoch": "STANDARD", "Steps": "EXPRESS"}
+    assert types == {
+        "Training": "STANDARD",
+        "Epoch": "STANDARD",
+        "Steps": "EXPRESS",
+        "Retrain": "STANDARD",
+    }
 
 
 def test_machines_log_everything_and_trace(template: Template) -> None:
