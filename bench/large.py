@@ -26,6 +26,7 @@ smoke run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -336,6 +337,14 @@ def _timed(command: list[str], log: Any) -> tuple[int, float, TreeSampler]:
     return code, seconds, sampler
 
 
+def _commit() -> str:
+    """The checkout's commit (and whether files differ from it), for the record."""
+    run = functools.partial(subprocess.run, capture_output=True, text=True, check=False)
+    head = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip() or "unknown"
+    dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+    return f"{head}{' (modified)' if dirty else ''}"
+
+
 def _same_weights(a: Path, b: Path) -> bool:
     with np.load(a) as left, np.load(b) as right:
         return sorted(left.files) == sorted(right.files) and all(
@@ -410,6 +419,7 @@ def measure(workload: LargeWorkload, scratch: Path, shard_mb: int, log: Any) -> 
         "workload": workload.name,
         "title": workload.title,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
         "load_before": load_before,
         "config": config | {"dataset": config["dataset"] | {"source": "<generated>"}},
         "rows": workload.rows,
@@ -515,7 +525,8 @@ def render(results: list[dict[str, Any]]) -> str:
         lines += [
             f"### {r['title']}",
             "",
-            f"Generated {r['generated']}, load average before the run {r['load_before']:.1f}; "
+            f"Generated {r['generated']} at commit {r.get('commit', 'unknown')}, load average "
+            f"before the run {r['load_before']:.1f}; "
             f"{r['rows']:,} rows, {r['dataset_bytes'] / MB:,.0f} MiB, "
             f"{estimate['steps_per_epoch']:,} steps, {r['invocations'] or 0:,} Lambda tasks.",
             "",
