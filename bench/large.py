@@ -241,7 +241,7 @@ class Traffic:
 
 def object_kind(key: str) -> str:
     """``dataset`` (uploaded shards, converted shards), ``tensor`` or ``other``."""
-    if key.startswith(names.S3_DATASETS_PREFIX) or (
+    if key.startswith((names.S3_DATASETS_PREFIX, names.S3_UPLOADS_PREFIX)) or (
         key.startswith(names.S3_RUNS_PREFIX) and "/data/" in key
     ):
         return "dataset"

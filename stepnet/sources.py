@@ -107,10 +107,10 @@ def file_shards(
 
 
 def sharded_prefix(data: bytes, name: str, shard_mb: int) -> str:
-    """The bucket prefix of a large file's shards: ``datasets/<sha256 prefix>-<stem>-<mb>mb/``
+    """The bucket prefix of a large file's shards: ``uploads/<sha256 prefix>-<stem>-<mb>mb/``
     (the same file and size always land on the same keys)."""
     stem = name.rsplit(".", 1)[0]
-    return f"{names.S3_DATASETS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{stem}-{shard_mb}mb/"
+    return f"{names.S3_UPLOADS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{stem}-{shard_mb}mb/"
 
 
 def shard_name(index: int) -> str:
@@ -119,13 +119,13 @@ def shard_name(index: int) -> str:
 
 
 def folder_prefix(folder: Path, shards: list[Path]) -> str:
-    """The bucket prefix of a folder's shards: ``datasets/<digest>-<folder name>/``, the digest
+    """The bucket prefix of a folder's shards: ``uploads/<digest>-<folder name>/``, the digest
     over every shard's path and contents (re-uploads are idempotent)."""
     digest = hashlib.sha256()
     for path in shards:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return f"{names.S3_DATASETS_PREFIX}{digest.hexdigest()[:16]}-{folder.name}/"
+    return f"{names.S3_UPLOADS_PREFIX}{digest.hexdigest()[:16]}-{folder.name}/"
 
 
 @dataclass(frozen=True)
@@ -175,9 +175,9 @@ def upload_plan(
 
 
 def upload_key(data: bytes, name: str) -> str:
-    """The bucket key of an uploaded local dataset: ``datasets/<sha256 prefix>-<name>``, so the
+    """The bucket key of an uploaded local dataset: ``uploads/<sha256 prefix>-<name>``, so the
     same bytes always land on the same key (re-uploads are idempotent)."""
-    return f"{names.S3_DATASETS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{name}"
+    return f"{names.S3_UPLOADS_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}-{name}"
 
 
 def shape_of(source: str, base: Path = Path()) -> tuple[int, int]:

@@ -166,7 +166,7 @@ def test_a_large_file_is_cut_into_shards_as_the_reference_reads_it(account, tmp_
     # Then two shards, the same weights
     assert run.succeeded, run.description
     listed = account.client("s3").list_objects_v2(
-        Bucket=account.resources.bucket, Prefix="datasets/"
+        Bucket=account.resources.bucket, Prefix=names.S3_UPLOADS_PREFIX
     )
     parts = [o["Key"] for o in listed["Contents"] if "-large-1mb/part-" in o["Key"]]
     assert len(parts) == 2

@@ -24,7 +24,9 @@ TENSORS_PK: Final = "tensor_key"
 TENSORS_TTL_ATTRIBUTE: Final = "expires_at"
 
 # --- S3 layout (prefixes under the one bucket) -------------------------------------------------
-S3_DATASETS_PREFIX: Final = "datasets/"  # uploaded by the CLI: datasets/<name>.npz|.csv
+S3_DATASETS_PREFIX: Final = "datasets/"  # datasets/<pipeline>/<file>: starts retraining
+S3_UPLOADS_PREFIX: Final = "uploads/"  # the CLI's uploads (a file, a folder's or a cut file's
+# shards): never under datasets/, where each object would start a Retrain execution
 S3_RUNS_PREFIX: Final = "runs/"  # runs/<run_id>/model/: the exported model, from Finalize
 S3_TENSORS_PREFIX: Final = "tensors/"  # spilled tensor bundles, same key as in DynamoDB
 S3_SCRATCH_PREFIX: Final = "tensors/scratch/"  # expired by a lifecycle rule

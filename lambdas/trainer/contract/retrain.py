@@ -58,8 +58,8 @@ def upload_pattern(bucket_name: str) -> dict[str, Any]:
         "detail": {
             "bucket": {"name": [bucket_name]},
             # a wildcard's `*` matches any characters, `/` included: one folder level at least,
-            # so `stepnet start`'s own uploads of single files (datasets/<digest>-<name>) and any
-            # other key without a pipeline folder never start an execution
+            # so a key without a pipeline folder never starts an execution (`stepnet start`
+            # uploads under uploads/, names.S3_UPLOADS_PREFIX)
             "object": {
                 "key": [
                     {"wildcard": f"{names.S3_DATASETS_PREFIX}*/*{suffix}"}

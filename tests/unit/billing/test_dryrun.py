@@ -106,10 +106,10 @@ def test_a_local_dataset_is_served_where_stepnet_start_uploads_it(tmp_path: Path
     # When the dry run's input is made
     dataset = DatasetInput.of(config, bucket="b")
 
-    # Then it is the file's bytes, at datasets/<sha256 prefix>-<name> of the bucket
+    # Then it is the file's bytes, at uploads/<sha256 prefix>-<name> of the bucket
     (uri, data), *_ = dataset.objects.items()
     assert dataset.source == uri and data == path.read_bytes()
-    assert uri.startswith("s3://b/datasets/") and uri.endswith("-blobs.npz")
+    assert uri.startswith("s3://b/uploads/") and uri.endswith("-blobs.npz")
     assert DatasetInput.of(_config()) == DatasetInput("builtin:digits")
 
 

@@ -76,7 +76,7 @@ def test_the_upload_key_is_the_contents_digest_and_the_name() -> None:
     key = upload_key(data, "train.csv")
 
     # Then: the same bytes always land on the same key; other bytes elsewhere
-    assert key == f"datasets/{hashlib.sha256(data).hexdigest()[:16]}-train.csv"
+    assert key == f"uploads/{hashlib.sha256(data).hexdigest()[:16]}-train.csv"
     assert upload_key(data, "train.csv") == key
     assert upload_key(b"a,y\n2,0\n", "train.csv") != key
 
@@ -224,7 +224,7 @@ def test_a_folder_uploads_its_shards_as_they_are(tmp_path: Path) -> None:
     objects = dict(plan.objects())
 
     # Then under one prefix named by their contents, each file's bytes
-    assert plan.key.startswith("datasets/") and plan.key.endswith("-shards/")
+    assert plan.key.startswith("uploads/") and plan.key.endswith("-shards/")
     assert objects == {
         plan.key + rel: (folder / rel).read_bytes() for rel in ("a.npz", "b/c.npz", "b/d.npz")
     }
