@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from bench.workloads import MNIST_SIZED
 from stepnet.datasets import write_npz
 from trainer.contract import names, workflow
 from trainer.data.shards import DEFAULT_SHARD_MB, encode_shard
@@ -73,22 +74,9 @@ class LargeWorkload:
         return {
             "run_id": f"bench-{self.name}",
             "dataset": {"source": source, "validation_fraction": self.validation_fraction},
-            "model": {
-                "layers": [
-                    {"units": 256, "activation": "relu"},
-                    {"units": 128, "activation": "relu"},
-                    {"units": 10, "activation": "softmax"},
-                ],
-            },
-            "loss": "cross_entropy",
-            "optimizer": {"name": "adam", "learning_rate": 0.001},
-            "l2": 0.0001,
-            "epochs": 1,
-            "batch_size": 128,
-            "workers": 4,
+            **MNIST_SIZED,
             "mode": "fused",
             "evaluation": {"train_loss": self.train_loss},
-            "seed": 7,
         }
 
 

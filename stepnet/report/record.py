@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from stepnet.report.history import HistoryEvent, details, failure
+from stepnet.report.history import HistoryEvent, details, execution_input, failure
 from trainer.contract.functions import FUNCTIONS
 from trainer.executions import readable_cause
 from trainer.messages import RunProgress
@@ -86,14 +86,7 @@ class RunRecord:
     @property
     def config(self) -> dict[str, Any]:
         """The run's config, as the Training execution was started with it."""
-        for event in self.training:
-            if event["type"] == "ExecutionStarted":
-                try:
-                    parsed = json.loads(details(event).get("input") or "{}")
-                except json.JSONDecodeError:
-                    return {}
-                return parsed if isinstance(parsed, dict) else {}
-        return {}
+        return execution_input(self.training)
 
     def epoch_of(self, execution: str) -> int | None:
         """The epoch an execution trained (its name ``<run>-epoch-NNN[-part-MM]``), else None."""

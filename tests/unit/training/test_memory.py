@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench import large
 from stepnet.cli import main
 from trainer import settings
 from trainer.config import parse_config
@@ -26,24 +27,9 @@ ONE_MILLION = DatasetShape(
 
 
 def config(**changes: Any) -> Any:
-    document = {
-        "run_id": "memory",
-        "dataset": {"source": "s3://bucket/shards/"},
-        "model": {
-            "layers": [
-                {"units": 256, "activation": "relu"},
-                {"units": 128, "activation": "relu"},
-                {"units": 10, "activation": "softmax"},
-            ]
-        },
-        "loss": "cross_entropy",
-        "optimizer": {"name": "adam", "learning_rate": 0.001},
-        "epochs": 1,
-        "batch_size": 128,
-        "workers": 4,
-        "mode": "fused",
-    }
-    return parse_config(document | changes)
+    """The large-data benchmark's config (``python -m bench.large``), with ``changes``."""
+    (workload, *_) = large.workloads()
+    return parse_config(workload.config("s3://bucket/shards/") | changes)
 
 
 def test_the_benchmark_fits_every_function_with_room() -> None:
