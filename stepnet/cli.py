@@ -37,11 +37,11 @@ console = Console(soft_wrap=True)  # long paths and messages stay whole
 
 def _load_config(path: str) -> RunConfig:
     try:
-        text = Path(path).read_text()
+        document = Path(path).read_bytes()  # parse_config tells a non-UTF-8 file
     except OSError as error:
         raise SystemExit(f"error: cannot read config {path}: {error.strerror}") from None
     try:
-        return parse_config(text)
+        return parse_config(document)
     except ConfigError as error:
         raise SystemExit(f"error: {path}: {error}") from None
 

@@ -269,6 +269,16 @@ def parse_config(document: str | bytes | dict[str, Any]) -> RunConfig:
             document = json.loads(document)
         except json.JSONDecodeError as error:
             raise ConfigError(f"the config is not valid JSON: {error}") from error
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"the config is not UTF-8 text ({error}); save it as UTF-8 JSON"
+            ) from None
+        except ValueError as error:  # e.g. an integer of more than 4,300 digits
+            raise ConfigError(f"the config is not usable JSON: {error}") from None
+        except RecursionError:
+            raise ConfigError(
+                "the config is not usable JSON: it nests arrays or objects too deeply"
+            ) from None
     if not isinstance(document, dict):
         raise ConfigError("the config must be a JSON object")
     try:
