@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,7 +285,7 @@ def _npz_shape(file: BinaryIO, name: str, size: int) -> FileShape:
         raise DatasetError(
             f"{name}: no array X; write it with numpy.savez(path, X=X, y=y)"
         ) from None
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as error:
         raise DatasetError(f"{name}: not a readable .npz archive ({error})") from None
     if len(shape) != 2:
         raise DatasetError(f"{name}: X has shape {tuple(shape)}, not (n_samples, n_features)")

@@ -33,10 +33,31 @@ SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=50),
     st.sampled_from(
-        ["", " ", "relu", "softmax", "mse", "adam", "fused", "1", "-1", "1e999", "NaN",
-         "=cmd|' /C calc'!A0", "run\u00e9\u4e2d", "a" * 41, "s3://", "s3://b/k/", "data.txt",
-         "builtin:mnist", "../../etc/passwd", "folder", "x.NPZ", "\x00"]
-    ),  # fmt: skip
+        [
+            "",
+            " ",
+            "relu",
+            "softmax",
+            "mse",
+            "adam",
+            "fused",
+            "1",
+            "-1",
+            "1e999",
+            "NaN",
+            "=cmd|' /C calc'!A0",
+            "run\u00e9\u4e2d",
+            "a" * 41,
+            "s3://",
+            "s3://b/k/",
+            "data.txt",
+            "builtin:mnist",
+            "../../etc/passwd",
+            "folder",
+            "x.NPZ",
+            "\x00",
+        ]
+    ),
 )
 VALUES = st.one_of(
     SCALARS,

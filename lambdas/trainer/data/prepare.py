@@ -138,6 +138,9 @@ def _python_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+_INT64_BOUND = 2.0**63  # |label| below this casts to int64 exactly (whole floats)
+
+
 def class_labels(y: np.ndarray) -> np.ndarray:
     """Classification labels as int64 (n,); whole-number floats are accepted."""
     if y.ndim != 1:
@@ -153,6 +156,13 @@ def class_labels(y: np.ndarray) -> np.ndarray:
         raise fail(
             f"classification labels must be integers, but y[{row}] is {float(y[row])!r}; "
             "round the labels, or for continuous targets use loss 'mse' with a linear last layer"
+        )
+    too_large = np.abs(y) >= _INT64_BOUND  # they would all cast to one int64: classes merged
+    if too_large.any():
+        row = int(np.argmax(too_large))
+        raise fail(
+            f"classification labels must fit a 64-bit integer, but y[{row}] is "
+            f"{float(y[row])!r}; number the classes 0, 1, 2, ..."
         )
     return y.astype(np.int64)
 
