@@ -46,12 +46,16 @@ class ShardGroupTask(_Message):
 
 class ShardCheck(_Message):
     """Result of ``CheckShards``: the group's shards are readable and fit the model; their one
-    schema (``shard_schema``, named by the group's first shard) and their rows, in shard order."""
+    schema (``shard_schema``, named by the group's first shard), their rows, in shard order, and
+    (classification) their distinct classes, sorted: at most ``model.layers[-1].units`` of them
+    (CheckShards refuses more), so that PrepareShards checks the whole dataset's classes before
+    it writes anything."""
 
     group: int
     first: str
     shard_schema: Schema
     rows: list[int]
+    classes: list[int] | None = None
 
 
 class PrepareTask(_Message):

@@ -38,7 +38,13 @@ def run(store: Store, task: ShardGroupTask) -> ShardCheck:
                     f"model.layers[-1].units is {units}; set it to the number of classes"
                 )
     schema = check_schemas(named)
-    return ShardCheck(group=task.group, first=named[0][0], shard_schema=schema, rows=rows)
+    return ShardCheck(
+        group=task.group,
+        first=named[0][0],
+        shard_schema=schema,
+        rows=rows,
+        classes=sorted(classes) if config.is_classification else None,
+    )
 
 
 handler = lambda_edge(run, ShardGroupTask)

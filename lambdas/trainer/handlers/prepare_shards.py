@@ -5,10 +5,18 @@ training rows and its classes."""
 
 import io
 
+import numpy as np
+
 from trainer import dal
 from trainer.config import parse_config
 from trainer.data.blocks import group_shards, split_blocks
-from trainer.data.dataset import PreparedShard, ShardInfo, shard_classes, shard_moments
+from trainer.data.dataset import (
+    PreparedShard,
+    ShardInfo,
+    merge_classes,
+    shard_classes,
+    shard_moments,
+)
 from trainer.data.errors import fail
 from trainer.data.rows import ArrayShard
 from trainer.data.shards import (
@@ -36,6 +44,11 @@ def run(store: Store, task: PrepareTask) -> ShardGroupTask:
     split = split_blocks(
         rows, config.block_rows, config.dataset.validation_fraction, config.seed
     )  # before anything is written: a split that leaves no training block fails here
+    if config.is_classification:  # and so do too few or too many classes in all the shards
+        merge_classes(
+            [np.asarray(check.classes or [], dtype=np.int64) for check in task.checks],
+            config.model.layers[-1].units,
+        )
     dal.create_run(store, config)
     listing = dal.list_source(store, config.dataset.source)
     if len(listing.shards) != len(rows):
