@@ -64,6 +64,7 @@ unit: $(FULL)
 bench: $(FULL)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.large
+	$(BIN)/python -m bench.faults
 
 synth: $(FULL) $(NODE_STAMP)
 	npx cdk synth --quiet

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import sections
 from bench.baselines import run_reference, run_sklearn, run_torch, torch_version
 from bench.engine import measure_local
 from bench.report import plot, render_markdown, write_json
@@ -295,11 +296,9 @@ def render(out: Path, known: list[Workload]) -> None:
         raise SystemExit(f"no benchmark results in {out / 'benchmarks'}; run the bench first")
     image = plot(everything, out / "benchmarks" / "benchmarks.png")
     page = render_markdown(everything, f"benchmarks/{image.name}")
-    from bench.large import kept_section  # here: python -m bench.large imports this package
-
     markdown = out / "benchmarks.md"
-    kept = kept_section(markdown.read_text()) if markdown.is_file() else ""
-    markdown.write_text(page + ("\n" + kept if kept else ""))  # python -m bench.large's section
+    kept = sections.kept(markdown.read_text()) if markdown.is_file() else ""
+    markdown.write_text(page + ("\n" + kept if kept else ""))  # bench.large's, bench.faults'
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ smoke run.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import subprocess
@@ -45,13 +44,14 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from bench import sections
 from bench.workloads import MNIST_SIZED
 from stepnet.datasets import write_npz
 from trainer.contract import names, workflow
 from trainer.data.shards import DEFAULT_SHARD_MB, encode_shard
 
-BEGIN: Final = "<!-- bench.large: begin -->"
-END: Final = "<!-- bench.large: end -->"
+SECTION: Final = "bench.large"
+BEGIN, END = sections.markers(SECTION)
 MB: Final = 2**20
 TREE_RSS_TARGET_MB: Final = 4096
 MEMORY_HEADROOM: Final = 0.8
@@ -325,14 +325,6 @@ def _timed(command: list[str], log: Any) -> tuple[int, float, TreeSampler]:
     return code, seconds, sampler
 
 
-def _commit() -> str:
-    """The checkout's commit (and whether files differ from it), for the record."""
-    run = functools.partial(subprocess.run, capture_output=True, text=True, check=False)
-    head = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip() or "unknown"
-    dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
-    return f"{head}{' (modified)' if dirty else ''}"
-
-
 def _same_weights(a: Path, b: Path) -> bool:
     with np.load(a) as left, np.load(b) as right:
         return sorted(left.files) == sorted(right.files) and all(
@@ -407,7 +399,7 @@ def measure(workload: LargeWorkload, scratch: Path, shard_mb: int, log: Any) -> 
         "workload": workload.name,
         "title": workload.title,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": sections.checkout_commit(),
         "load_before": load_before,
         "config": config | {"dataset": config["dataset"] | {"source": "<generated>"}},
         "rows": workload.rows,
@@ -564,22 +556,6 @@ def _count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def splice(document: str, section: str) -> str:
-    """``document`` with its marked section replaced by ``section`` (appended if absent)."""
-    if BEGIN in document and END in document:
-        head, _, rest = document.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        return head + section.rstrip("\n") + tail
-    return document.rstrip("\n") + "\n\n" + section
-
-
-def kept_section(document: str) -> str:
-    """The marked section of ``document`` ("" if none): what ``python -m bench`` keeps."""
-    if BEGIN not in document or END not in document:
-        return ""
-    return BEGIN + document.partition(BEGIN)[2].partition(END)[0] + END + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.large", description=__doc__.split("\n\n")[0]
@@ -619,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown = out / "benchmarks.md"
     document = markdown.read_text() if markdown.is_file() else "# Benchmarks\n"
     ordered = [known[w.name] for w in workloads() if w.name in known]
-    markdown.write_text(splice(document, render(ordered)))
+    markdown.write_text(sections.splice(document, SECTION, render(ordered)))
     log(f"wrote {results_path} and the section of {markdown}")
     return 0
 

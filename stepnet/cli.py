@@ -140,6 +140,20 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fault_rate(text: str) -> float:
+    from stepnet.engine.runtime import MAX_FAULT_RATE
+
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= MAX_FAULT_RATE:
+        raise argparse.ArgumentTypeError(
+            f"a share of invocations from 0 to {MAX_FAULT_RATE} (e.g. 0.1), got {text!r}"
+        )
+    return rate
+
+
 def _size_overrides(flag: str, size: Size, values: list[str]) -> dict[str, int]:
     """``NAME=AMOUNT`` flags checked by the contract's rule (the stack's context follows it too)."""
     from trainer.contract.functions import SizeOverrideError, size_overrides
@@ -183,8 +197,12 @@ def cmd_local(args: argparse.Namespace) -> int:
             timeout_s=timeout_s,
             isolation=args.isolation,
             shard_mb=args.shard_mb,
+            inject_faults=args.inject_faults,
         )
     _usage_table(run)
+    if args.inject_faults:
+        injected = ", ".join(f"{n} {error}" for error, n in sorted(run.faults.items())) or "none"
+        console.print(f"faults injected at random (retried by the workflow): {injected}")
     console.print(f"usage: {out / USAGE_JSON}")
     if not run.succeeded:
         from stepnet.client import readable_cause
@@ -621,6 +639,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--isolation", choices=("processes", "threads"), default="processes",
         help="processes (default): each function in worker processes held to its memory and "
         "timeout, as on Lambda; threads: the handlers in this process, faster, nothing enforced",
+    )  # fmt: skip
+    p.add_argument(
+        "--inject-faults", type=_fault_rate, default=0.0, metavar="RATE",
+        help="fail this share of Lambda invocations at random with transient errors (Lambda "
+        "service errors, lost responses) that the workflow must retry: the weights stay the same",
     )  # fmt: skip
     p.set_defaults(func=cmd_local)
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,7 @@ class LocalRun:
     histories: dict[str, list[HistoryEvent]] = field(default_factory=dict)  # Standard ones
     express_histories: dict[str, list[HistoryEvent]] = field(default_factory=dict)  # chunks
     report: Path | None = None  # report.html, when an output folder was given
+    faults: dict[str, int] = field(default_factory=dict)  # injected at random, by error type
 
     @property
     def every_history(self) -> dict[str, list[HistoryEvent]]:
@@ -85,6 +87,7 @@ def run_local(
     timeout_s: Mapping[str, int] | None = None,
     isolation: Isolation = "processes",
     shard_mb: int = DEFAULT_SHARD_MB,
+    inject_faults: float = 0.0,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -92,7 +95,9 @@ def run_local(
     optimizer update (the local engine can see every Lambda invocation). ``memory_mb`` and
     ``timeout_s`` size functions (by logical name) for this run, as the stack's context does
     for a deployment; they and ``isolation`` (:mod:`stepnet.engine.runtime`) need the account
-    to be made here. ``out_dir`` gets the model files
+    to be made here. ``inject_faults``: the share of invocations that fail at random with a
+    transient error the workflow retries (``LambdaRuntime.inject_faults``). ``out_dir`` gets the
+    model files
     (if the run succeeded), the executions' histories, ``usage.json``
     (:data:`LocalRun.usage`) and ``report.html`` (:mod:`stepnet.report`), whatever the outcome.
     """
@@ -105,6 +110,9 @@ def run_local(
             raise ValueError("size the functions of a given account when making it")
         if account.resources is None:
             raise RuntimeError("run_local needs an account that is entered (with LocalAccount())")
+        if inject_faults:
+            account.runtime.inject_faults(inject_faults)
+        injected_before = Counter(account.runtime.injected)
         # a run starts with Initialize: its sandbox (and the template it is forked from) starts
         # while the dataset is uploaded
         account.runtime.prewarm(names.function_name(account.stack_name, "Initialize"))
@@ -129,6 +137,7 @@ def run_local(
             wall_seconds=time.perf_counter() - started,
             invocations=dict(account.runtime.invocations),
             handler_seconds=sum(account.runtime.seconds.values()),
+            faults=dict(Counter(account.runtime.injected) - injected_before),
         )
         physical = {f: names.function_name(account.stack_name, f) for f in account.functions}
         recorded = recording.functions(list(physical.values()))

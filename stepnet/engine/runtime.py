@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import random
 import threading
 import time
 import uuid
@@ -159,6 +160,18 @@ class UsageRecorder:
             return {name: replace(usage) for name, usage in self._functions.items()}
 
 
+# Random faults (``inject_faults``): the failures the ASL's Retry on every Lambda Task absorbs.
+# Lambda's service errors come back before the function runs; a lost response comes after it
+# ran, its result gone (the SDK call failed on the way back), so the retry runs it again.
+SERVICE_ERRORS: Final = (
+    "Lambda.ServiceException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.AWSLambdaException",
+)
+LOST_RESPONSE: Final = "Lambda.SdkClientException"
+MAX_FAULT_RATE: Final = 0.5  # beyond it a Task would exhaust its retries (6) too often
+
+
 @dataclass
 class _Fault:
     error_type: str | None
@@ -191,6 +204,9 @@ class LambdaRuntime:
         self.host = Host()  # what every pool's sandboxes share (processes)
         self._templates: Templates | None = None
         self._faults: dict[str, _Fault] = {}
+        self.fault_rate = 0.0  # inject_faults
+        self._fault_random = random.Random(0)
+        self.injected: Counter[str] = Counter()  # random faults injected, by error type
         self._lock = threading.Lock()
         self._recorders: list[UsageRecorder] = []
         self.hooks: list[InvocationHook] = []
@@ -274,6 +290,27 @@ class LambdaRuntime:
         with self._lock:
             self._faults[_name_of(function_name)] = _Fault(None, "", times, delay_s=seconds)
 
+    def inject_faults(self, rate: float, seed: int | None = None) -> None:
+        """From now on, fail a share ``rate`` of all invocations at random, with a Lambda service
+        error (the function does not run) or a lost response (it runs; its result is lost), in
+        equal parts (:data:`SERVICE_ERRORS`, :data:`LOST_RESPONSE`): transient failures the
+        workflow must absorb by retrying, leaving the run's results unchanged."""
+        if not 0.0 <= rate <= MAX_FAULT_RATE:
+            raise ValueError(
+                f"the fault rate is a share of invocations from 0 to {MAX_FAULT_RATE}, got {rate}"
+            )
+        with self._lock:
+            self.fault_rate = rate
+            self._fault_random = random.Random(seed)
+
+    def _random_fault(self) -> str | None:
+        with self._lock:
+            if self.fault_rate <= 0.0 or self._fault_random.random() >= self.fault_rate:
+                return None
+            error = self._fault_random.choice((*SERVICE_ERRORS, LOST_RESPONSE))
+            self.injected[error] += 1
+            return error
+
     def _take_fault(self, name: str) -> _Fault | None:
         with self._lock:
             fault = self._faults.get(name)
@@ -305,7 +342,9 @@ class LambdaRuntime:
                 stack.enter_context(hook(name))
             request_id = str(uuid.uuid4())
             fault = self._take_fault(name)
-            if fault is not None and fault.error_type is not None:
+            if fault is None and (error := self._random_fault()) is not None:
+                fault = _Fault(error, _RANDOM_FAULT_MESSAGES[error == LOST_RESPONSE], 1)
+            if fault is not None and fault.error_type not in (None, LOST_RESPONSE):
                 outcome = Outcome(
                     _injected_payload(fault, request_id), UNHANDLED, 0.0, None
                 )  # Lambda's service failed before a sandbox was involved
@@ -313,6 +352,10 @@ class LambdaRuntime:
                 outcome = self._in_sandbox(name, request_id, event, fault)
             else:
                 outcome = self._in_thread(name, config, request_id, event, fault)
+            if fault is not None and fault.error_type == LOST_RESPONSE and outcome.error is None:
+                # it ran, with every effect it has; its caller never hears back
+                outcome = replace(outcome, payload=_injected_payload(fault, request_id),
+                                  error=UNHANDLED)  # fmt: skip
             self._record(name, outcome)
             return outcome.payload, outcome.error
 
@@ -397,6 +440,12 @@ class LambdaRuntime:
             handler = getattr(importlib.import_module(module_name), function)
             self._loaded[name] = handler
         return handler
+
+
+_RANDOM_FAULT_MESSAGES: Final = (
+    "Lambda's service failed the request (injected by --inject-faults)",
+    "the function ran but its response was lost on the way back (injected by --inject-faults)",
+)
 
 
 def _injected_payload(fault: _Fault, request_id: str) -> dict[str, Any]:

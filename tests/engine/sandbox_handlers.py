@@ -63,3 +63,12 @@ def span(event: dict[str, Any], context: Any) -> dict[str, float]:
     started = time.time()
     time.sleep(float(event["seconds"]))
     return {"started": started, "ended": time.time()}
+
+
+CALLS: list[str] = []  # what `count` was called with (threads isolation: this process)
+
+
+def count(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Record the call (an effect a retry would repeat); report how many there were."""
+    CALLS.append(str(event.get("tag")))
+    return {"calls": len(CALLS)}

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from bench import large
+from bench import large, sections
 from stepnet.datasets import synthetic_classification
 
 
@@ -52,20 +52,24 @@ def test_calls_are_named_by_operation_and_objects_by_kind() -> None:
             "tensors/r/w", "runs/r/model/model.npz")] == ["dataset", "dataset", "tensor", "other"]  # fmt: skip
 
 
-def test_the_section_is_replaced_in_place_and_kept_by_the_other_bench() -> None:
-    # Given a page with the section between other text
-    section = f"{large.BEGIN}\nold\n{large.END}\n"
-    page = f"# Benchmarks\n\nbefore\n\n{section}\nafter\n"
+def test_a_section_is_replaced_in_place_and_every_one_kept_by_the_other_bench() -> None:
+    # Given a page with two marked sections between other text
+    large_begin, large_end = sections.markers("bench.large")
+    faults_begin, faults_end = sections.markers("bench.faults")
+    page = (
+        f"# Benchmarks\n\nbefore\n\n{large_begin}\nold\n{large_end}\n\n"
+        f"{faults_begin}\nf\n{faults_end}\nafter\n"
+    )
 
-    # When the section is replaced, and kept
-    replaced = large.splice(page, f"{large.BEGIN}\nnew\n{large.END}\n")
-    kept = large.kept_section(replaced)
+    # When one section is replaced, and the sections are kept
+    replaced = sections.splice(page, "bench.large", f"{large_begin}\nnew\n{large_end}\n")
+    kept = sections.kept(replaced)
 
-    # Then the rest of the page stays, and the kept section is the new one
-    assert replaced == f"# Benchmarks\n\nbefore\n\n{large.BEGIN}\nnew\n{large.END}\n\nafter\n"
-    assert kept == f"{large.BEGIN}\nnew\n{large.END}\n"
-    assert large.splice("# B\n", kept) == f"# B\n\n{kept}"
-    assert large.kept_section("# B\n") == ""
+    # Then the rest of the page stays, and both sections are kept, the new one first
+    assert replaced == page.replace("\nold\n", "\nnew\n")
+    assert kept == f"{large_begin}\nnew\n{large_end}\n\n{faults_begin}\nf\n{faults_end}\n"
+    assert sections.splice("# B\n", "bench.faults", "S\n") == "# B\n\nS\n"
+    assert sections.kept("# B\n") == ""
 
 
 def test_the_tree_of_this_process_is_measured() -> None:
