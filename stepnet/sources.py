@@ -285,7 +285,15 @@ def _npz_shape(file: BinaryIO, name: str, size: int) -> FileShape:
         raise DatasetError(
             f"{name}: no array X; write it with numpy.savez(path, X=X, y=y)"
         ) from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as error:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        ValueError,
+        OSError,
+        RuntimeError,  # a member marked encrypted
+        NotImplementedError,  # a compression method zipfile does not read
+    ) as error:
         raise DatasetError(f"{name}: not a readable .npz archive ({error})") from None
     if len(shape) != 2:
         raise DatasetError(f"{name}: X has shape {tuple(shape)}, not (n_samples, n_features)")
@@ -313,6 +321,10 @@ def _csv_shape(file: BinaryIO, name: str, size: int) -> FileShape:
         columns = next(csv.reader([header.decode()]))
     except UnicodeDecodeError as error:
         raise DatasetError(f"{name}: the CSV file is not UTF-8 text ({error})") from None
+    except csv.Error as error:  # e.g. a lone carriage return (old Mac line ends)
+        raise DatasetError(
+            f"{name}: the CSV header could not be read ({error}); end every line with \\n or \\r\\n"
+        ) from None
     rows = sum(1 for line in file if line.strip())
     return FileShape(
         rows=rows,

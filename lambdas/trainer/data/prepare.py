@@ -138,7 +138,7 @@ def _python_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-_INT64_BOUND = 2.0**63  # |label| below this casts to int64 exactly (whole floats)
+_INT64_BOUND = 2**63  # a whole |label| below this casts to int64 exactly
 
 
 def class_labels(y: np.ndarray) -> np.ndarray:
@@ -147,6 +147,12 @@ def class_labels(y: np.ndarray) -> np.ndarray:
         raise fail(
             f"classification needs y as 1-D integer labels (n_samples,), got shape {y.shape}; "
             "for one-hot y store y.argmax(axis=1), for (n, 1) store y.ravel()"
+        )
+    if np.issubdtype(y.dtype, np.unsignedinteger) and y.size and int(y.max()) >= _INT64_BOUND:
+        row = int(np.argmax(y))
+        raise fail(
+            f"classification labels must fit a 64-bit integer, but y[{row}] is {int(y[row])}; "
+            "number the classes 0, 1, 2, ..."
         )
     if np.issubdtype(y.dtype, np.integer):
         return y.astype(np.int64, copy=False)

@@ -138,7 +138,14 @@ def read_npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
                         "store a numeric (int or float) array"
                     ) from None
                 raise fail(f"array {key!r} could not be read ({error}); {_NPZ_HINT}") from None
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            except (
+                OSError,
+                EOFError,
+                zipfile.BadZipFile,
+                zlib.error,
+                RuntimeError,  # a member marked encrypted
+                NotImplementedError,  # a compression method zipfile does not read
+            ) as error:
                 raise fail(
                     f"the .npz file is corrupt: array {key!r} could not be read ({error}); "
                     f"{_NPZ_HINT}"
@@ -163,7 +170,13 @@ def read_csv(data: bytes, label: str | None = None) -> tuple[np.ndarray, np.ndar
         raise fail("the CSV file is empty; it needs a header row and at least one data row")
     header_line, _, body = stripped.partition("\n")
     header_line_number = text[: len(text) - len(stripped)].count("\n") + 1
-    columns = [name.strip() for name in next(csv.reader([header_line]))]
+    try:
+        columns = [name.strip() for name in next(csv.reader([header_line]))]
+    except csv.Error as error:  # e.g. a lone carriage return (old Mac line ends)
+        raise fail(
+            f"the CSV header (line {header_line_number}) could not be read ({error}); "
+            "end every line with \\n or \\r\\n"
+        ) from None
     _check_header(columns)
     if not body.strip():
         raise fail(

@@ -39,6 +39,7 @@ def _assert_refusal(error: DatasetError) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=FILES, name=NAMES, label=LABELS)
 @example(data=b"a,b\n1,2\n", name="data.csv", label=None)
+@example(data=b"a\rb,c\n1,2\n", name="data.csv", label=None)  # a lone carriage return
 def test_a_dataset_file_is_read_checked_or_refused_with_its_problem(
     data: bytes, name: str, label: str | None
 ) -> None:
@@ -67,6 +68,13 @@ def test_a_dataset_file_is_read_checked_or_refused_with_its_problem(
 @example(
     data=npz_bytes(X=np.ones((3, 2)), y=np.array([1e30, 2.0**63, 0.0])),
     name="big-labels.npz",
+    label=None,
+    classification=True,
+    n_outputs=3,
+)
+@example(
+    data=npz_bytes(X=np.ones((3, 2)), y=np.array([2**64 - 1, 0, 1], dtype=np.uint64)),
+    name="uint64-labels.npz",
     label=None,
     classification=True,
     n_outputs=3,
@@ -103,6 +111,7 @@ def test_a_shard_is_checked_or_refused_naming_the_shard(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(data=FILES, name=NAMES)
+@example(data=b"\r\x00", name="data.csv")
 def test_the_cli_reads_a_local_files_shape_or_refuses_it(
     tmp_path: Path, data: bytes, name: str
 ) -> None:
@@ -122,6 +131,41 @@ def test_the_cli_reads_a_local_files_shape_or_refuses_it(
         assert n >= 0 and d >= -1
     finally:
         path.unlink()
+
+
+def _stored(flag_bits: int = 0, method: int = 0) -> bytes:
+    """A one-row .npz whose X.npy member's local header claims other flag bits (0x1: encrypted)
+    or another compression method (99: AES, which zipfile does not read)."""
+    data = bytearray(npz_bytes(X=np.ones((1, 2)), y=np.zeros(1, dtype=np.int64)))
+    data[6:8] = flag_bits.to_bytes(2, "little")
+    data[8:10] = method.to_bytes(2, "little")
+    central = data.index(b"PK\x01\x02")
+    data[central + 8 : central + 10] = flag_bits.to_bytes(2, "little")
+    data[central + 10 : central + 12] = method.to_bytes(2, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [(_stored(flag_bits=0x1), "encrypted"), (_stored(method=99), "compression method")],
+    ids=["encrypted", "unknown-compression"],
+)
+def test_an_npz_zipfile_cannot_open_is_refused_as_corrupt(
+    tmp_path: Path, data: bytes, fragment: str
+) -> None:
+    # Given an .npz whose member is marked encrypted, or compressed by an unknown method
+    path = tmp_path / "odd.npz"
+    path.write_bytes(data)
+
+    # When the Lambdas' reader and the CLI's header reader read it
+    with pytest.raises(DatasetError) as read:
+        read_dataset(data, "odd.npz")
+    with pytest.raises(DatasetError) as shaped:
+        shape_of(str(path))
+
+    # Then both refuse it as a corrupt archive, saying why
+    assert "the .npz file is corrupt" in str(read.value) and fragment in str(read.value)
+    assert "odd.npz: not a readable .npz archive" in str(shaped.value)
 
 
 def test_a_corrupt_compressed_npz_is_refused_by_the_cli_shape_reader(tmp_path: Path) -> None:
