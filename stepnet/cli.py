@@ -717,11 +717,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from trainer.contract.functions import SizeOverrideError
+    from trainer.executions import ExecutionExistsError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (DatasetError, ConfigError, MemoryFitError, SizeOverrideError) as error:
+    except (
+        DatasetError, ConfigError, MemoryFitError, SizeOverrideError, ExecutionExistsError
+    ) as error:  # fmt: skip
         console.print(f"[red]error:[/] {error}")
         return 2
     except KeyboardInterrupt:

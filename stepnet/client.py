@@ -20,7 +20,7 @@ from trainer import dal
 from trainer.config import RunConfig
 from trainer.contract import names
 from trainer.data.shards import DEFAULT_SHARD_MB
-from trainer.executions import console_url, readable_cause
+from trainer.executions import Executions, console_url, readable_cause
 from trainer.registry import service
 from trainer.registry.records import Production
 from trainer.registry.service import PipelineView
@@ -136,11 +136,10 @@ class StepnetClient:
         return config.model_copy(update={"dataset": dataset})
 
     def start(self, config: RunConfig) -> str:
-        """Start the Training execution named after the run; returns its ARN."""
-        response = self.sfn.start_execution(
-            stateMachineArn=self.resources.training_arn, name=config.run_id, input=config.to_json()
-        )
-        return str(response["executionArn"])
+        """Start the Training execution named after the run; returns its ARN. A run of that id
+        that exists already is refused (:class:`~trainer.executions.ExecutionExistsError`)."""
+        executions = Executions(self.sfn, training_arn=self.resources.training_arn)
+        return executions.start(config.run_id, config.to_json(), retry_of_running=False).arn
 
     # --- follow ----------------------------------------------------------------------------
 

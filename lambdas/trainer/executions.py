@@ -27,6 +27,15 @@ STATUSES: Final = frozenset({"RUNNING", "PENDING_REDRIVE", *TERMINAL})
 class ExecutionExistsError(Exception):
     """A Training execution of that name exists already (names are unique for 90 days)."""
 
+    def __init__(self, run_id: str, status: str | None = None) -> None:
+        self.run_id, self.status = run_id, status
+        state = f" ({status})" if status else ""
+        super().__init__(
+            f"a run with id {run_id!r} exists already{state}; nothing was started and it is "
+            "left as it is. Choose another run_id (execution names are unique for 90 days), or "
+            f"follow it: stepnet watch {run_id}"
+        )
+
 
 class PageTokenError(ValueError):
     """A list token Step Functions did not give, or one that expired."""
@@ -117,8 +126,16 @@ class Executions:
         self.sfn = sfn_client
         self.training_arn = training_arn
 
-    def start(self, run_id: str, config_json: str) -> Execution:
-        """Start the run's Training execution (named after it) with its config as input."""
+    def start(self, run_id: str, config_json: str, *, retry_of_running: bool = True) -> Execution:
+        """Start the run's Training execution (named after it) with its config as input.
+
+        As Step Functions does, the same start again while that execution runs (same name,
+        same input: a client's retry) answers with the running execution; a run of that id
+        that has ended, or that runs another config, is refused (:class:`ExecutionExistsError`)
+        and left as it is. ``retry_of_running=False`` refuses the retry too (the CLI's
+        ``stepnet start``: a person starting a run that exists means another run)."""
+        if not retry_of_running and (existing := self.describe(run_id)) is not None:
+            raise ExecutionExistsError(run_id, existing.status)
         try:
             response = self.sfn.start_execution(
                 stateMachineArn=self.training_arn, name=run_id, input=config_json

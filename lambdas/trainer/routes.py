@@ -113,11 +113,13 @@ def start_run(store: Store, executions: Executions, body: str) -> ApiResponse:
         return error(400, "invalid run config; nothing was started", problems=problems)
     try:
         started = executions.start(config.run_id, config.to_json())
-    except ExecutionExistsError:
+    except ExecutionExistsError as exists:
+        state = f" ({exists.status})" if exists.status else ""
         return error(
             409,
-            f"a run with id {config.run_id!r} exists already (execution names are unique for 90 "
-            "days); choose another run_id, or leave it out to get a generated one",
+            f"a run with id {config.run_id!r} exists already{state} with another config or has "
+            "ended, and is left as it is (execution names are unique for 90 days); choose "
+            "another run_id, or leave it out to get a generated one",
         )
     document = started.summary() | {"pipeline": config.pipeline_name, "links": _links(config)}
     return ApiResponse.of(201, document)
