@@ -50,6 +50,11 @@ def test_start_watch_fetch_on_the_emulated_account(account, tmp_path: Path, caps
         row["val_loss"] for row in reference.metrics
     ]
 
+    # and starting it again is refused, naming its status, with no traceback
+    assert main(["start", str(path), "--region", "us-east-1"]) == 2
+    refused = capsys.readouterr().out
+    assert "error: a run with id 'cli' exists already (SUCCEEDED)" in " ".join(refused.split())
+
 
 def test_a_mismatched_execution_name_is_refused(account, tmp_path: Path, capsys) -> None:
     # Given a config whose run_id differs from the execution name
