@@ -367,7 +367,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from inference.errors import InputError, ModelError
+    from inference.errors import ModelError
     from stepnet.predict import (
         check_source,
         is_model_dir,
@@ -376,26 +376,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_predictions,
     )
 
-    try:
-        check_source(args.model)
-        if is_model_dir(args.model):
-            from inference.model import Model
+    check_source(args.model)
+    if is_model_dir(args.model):
+        from inference.model import Model
 
-            model = Model.from_dir(Path(args.model).expanduser())
-        else:
-            from trainer.store.objects import ObjectNotFoundError
+        model = Model.from_dir(Path(args.model).expanduser())
+    else:
+        from trainer.store.objects import ObjectNotFoundError
 
-            try:
-                model = model_from_run(_client(args), args.model)
-            except ObjectNotFoundError as error:
-                raise ModelError(
-                    f"run {args.model} has no exported model ({error}); is it finished?"
-                ) from None
-        prediction = predict_file(model, Path(args.input))
-        out = write_predictions(prediction, Path(args.out))
-    except (InputError, ModelError) as error:
-        console.print(f"[red]error:[/] {error}")
-        return 2
+        try:
+            model = model_from_run(_client(args), args.model)
+        except ObjectNotFoundError as error:
+            raise ModelError(
+                f"run {args.model} has no exported model ({error}); is it finished?"
+            ) from None
+    prediction = predict_file(model, Path(args.input))
+    out = write_predictions(prediction, Path(args.out))
     console.print(
         f"[green]{prediction.n_rows} predictions written to {out}[/] "
         f"(model of run {model.run_id}, version {model.version})"
@@ -438,17 +434,11 @@ def _metric(value: object) -> str:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """``stepnet models [PIPELINE]``: the registry's pipelines, or one pipeline's models."""
-    from trainer.registry.records import RegistryError
-
     client = _client(args)
-    try:
-        if args.pipeline is None:
-            _print_pipelines(client)
-        else:
-            _print_pipeline(client, args.pipeline, history=args.history)
-    except RegistryError as error:
-        console.print(f"[red]error:[/] {error}")
-        return 2
+    if args.pipeline is None:
+        _print_pipelines(client)
+    else:
+        _print_pipeline(client, args.pipeline, history=args.history)
     return 0
 
 
@@ -516,14 +506,7 @@ def _print_pipeline(client: StepnetClient, name: str, *, history: int) -> None:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """``stepnet promote RUN``: the run's model becomes its pipeline's production model."""
-    from trainer.registry.records import RegistryError
-    from trainer.store import RunNotFoundError
-
-    try:
-        served = _client(args).promote(args.run_id, args.reason or "")
-    except (RegistryError, RunNotFoundError) as error:
-        console.print(f"[red]error:[/] {error}")
-        return 2
+    served = _client(args).promote(args.run_id, args.reason or "")
     console.print(
         f"[green]pipeline {served.pipeline} serves run {served.run_id}[/] (version "
         f"{served.version}); rollback: stepnet rollback {served.pipeline}"
@@ -533,13 +516,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """``stepnet rollback PIPELINE``: serve again the model the current one replaced."""
-    from trainer.registry.records import RegistryError
-
-    try:
-        served = _client(args).rollback(args.pipeline, args.reason or "")
-    except RegistryError as error:
-        console.print(f"[red]error:[/] {error}")
-        return 2
+    served = _client(args).rollback(args.pipeline, args.reason or "")
     console.print(
         f"[green]pipeline {served.pipeline} serves run {served.run_id} again[/] (version "
         f"{served.version}): {served.reason}"
@@ -716,15 +693,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from inference.errors import InputError, ModelError
     from trainer.contract.functions import SizeOverrideError
     from trainer.executions import ExecutionExistsError
+    from trainer.registry.records import RegistryError
+    from trainer.store import RunNotFoundError
 
+    # what a command refuses: one line, exit status 2 (stepnet cost's EstimateError is caught
+    # there: its module costs 40 ms to import, which no other command should pay)
+    refusals = (
+        DatasetError, ConfigError, MemoryFitError, SizeOverrideError, ExecutionExistsError,
+        InputError, ModelError, RegistryError, RunNotFoundError,
+    )  # fmt: skip
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (
-        DatasetError, ConfigError, MemoryFitError, SizeOverrideError, ExecutionExistsError
-    ) as error:  # fmt: skip
+    except refusals as error:
         console.print(f"[red]error:[/] {error}")
         return 2
     except KeyboardInterrupt:
