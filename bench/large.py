@@ -47,6 +47,7 @@ import numpy as np
 from bench import sections
 from bench.workloads import MNIST_SIZED
 from stepnet.datasets import write_npz
+from stepnet.engine.service import object_address
 from trainer.contract import names, workflow
 from trainer.data.shards import DEFAULT_SHARD_MB, encode_shard
 
@@ -243,9 +244,7 @@ def classify(method: str, url: str, headers: list[tuple[str, str]]) -> tuple[str
     if target:
         return target.split(".", 1)[-1], None
     parts = urlsplit(url)
-    key = parts.path.lstrip("/")
-    if ".s3." not in parts.netloc or parts.netloc.startswith("s3."):
-        key = key.partition("/")[2]  # path style: /bucket/key (else bucket.s3.…/key)
+    _, key = object_address(parts.netloc, parts.path)
     if not key or parts.query:
         return f"S3 {method} {'list' if 'list-type' in parts.query else 'other'}", None
     ranged = " (range)" if "range" in lowered else ""

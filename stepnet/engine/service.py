@@ -218,12 +218,18 @@ def _tables_named(request: Mapping[str, Any]) -> list[str]:
     return sorted(tables)
 
 
-def _s3(method: str, host: str, path: str, query: str, headers: Mapping[str, str]) -> _Call:
-    """An S3 call: a plain GET of an object is a read; anything but GET or HEAD may write."""
+def object_address(host: str, path: str) -> tuple[str, str]:
+    """(bucket, key) of an S3 request: path style (``s3.…/bucket/key``) or virtual-hosted
+    (``bucket.s3.…/key``); the key is "" for a call on the bucket."""
     if host.startswith("s3.") or host.startswith("s3-"):  # path style: the bucket leads the path
         bucket, _, key = path.lstrip("/").partition("/")
-    else:
-        bucket, key = host.split(".s3.")[0], path.lstrip("/")
+        return bucket, key
+    return host.split(".s3.")[0], path.lstrip("/")
+
+
+def _s3(method: str, host: str, path: str, query: str, headers: Mapping[str, str]) -> _Call:
+    """An S3 call: a plain GET of an object is a read; anything but GET or HEAD may write."""
+    bucket, key = object_address(host, path)
     scope = ("bucket", bucket)
     if method in ("GET", "HEAD"):
         conditional = any(h in headers for h in ("if-match", "if-none-match",
