@@ -23,7 +23,7 @@ MAX_BLOCK_ROWS = 65_536
 Activation = Literal["relu", "tanh", "sigmoid", "softmax", "linear"]
 Loss = Literal["cross_entropy", "mse"]
 Init = Literal["xavier_uniform", "he", "xavier"]  # trainer.nn.initializers.INIT_SCHEMES
-Mode = Literal["per_layer", "fused"]
+Mode = Literal["per_layer", "fused", "per_step"]
 
 
 class _Strict(BaseModel):
@@ -166,7 +166,9 @@ class RunConfig(_Strict):
     mode: Mode = Field(
         default="per_layer",
         description="per_layer: one Lambda task per layer (inspect the network in the graph); "
-        "fused: one task runs all layers of a micro-batch (faster, cheaper, same weights)",
+        "fused: one task runs all layers of a micro-batch (faster, cheaper, same weights); "
+        "per_step: one task runs a whole step, its micro-batches one after the other, and "
+        "applies the update (cheapest, same weights)",
     )
 
     @model_validator(mode="after")
@@ -178,8 +180,8 @@ class RunConfig(_Strict):
                 f"workers × layers: one step of {self.workers} workers through "
                 f"{self.n_layers} layers in {self.mode} mode adds {events} events to an "
                 f"execution's history (budget {budget} beside the evaluation's "
-                f"{EVALUATION_EVENTS}, limit 25,000); use mode 'fused', fewer workers or fewer "
-                "layers"
+                f"{EVALUATION_EVENTS}, limit 25,000); use mode 'fused' or 'per_step', fewer "
+                "workers or fewer layers"
             )
         return self
 

@@ -135,6 +135,13 @@ class StepEnd(_Message):
     losses: list[float]
 
 
+class StepTask(_Message):
+    """Input of ``TrainStep`` (mode per_step): the cursor of the step to train; it returns the
+    cursor after it, as ``Update`` does."""
+
+    cursor: Cursor
+
+
 class MicroBatchTask(_Message):
     """Input of ``Forward``, ``Loss``, ``Backward`` and ``Gradients``: one micro-batch of one step,
     at one layer (1-based). Each handler returns the task for the next state (``layer`` moved on)

@@ -40,7 +40,7 @@ EXPRESS_MAX_SECONDS: Final = 300.0
 # Store requests a handler keeps in flight at once: the tasks that read rows from the shards
 # issue their byte ranges READ_THREADS at a time (trainer.data.rows.read_segments).
 CONCURRENCY: Final = {
-    function: READ_THREADS for function in ("Forward", "Gradients", "EvaluateShards")
+    function: READ_THREADS for function in ("Forward", "Gradients", "TrainStep", "EvaluateShards")
 }
 
 
@@ -274,8 +274,9 @@ def task_flops(
     """The arithmetic assumed for one invocation (``sizes``: the layer sizes, ``rows``: the
     micro-batch's examples, ``layer``: 1-based, ``microbatches``: the step's, ``examples``:
     all that Evaluate scores): dense forward ``2·rows·n_in·n_out``, backward twice that, the
-    loss ``5·rows·k``, fused ``6·rows·Σ n_in·n_out``, Update ``(m + 20)·parameters``, Evaluate
-    ``2·examples·Σ n_in·n_out``; no arithmetic to speak of elsewhere."""
+    loss ``5·rows·k``, fused ``6·rows·Σ n_in·n_out``, Update ``(m + 20)·parameters``, per_step's
+    TrainStep both (``rows``: the step's examples), Evaluate ``2·examples·Σ n_in·n_out``; no
+    arithmetic to speak of elsewhere."""
     if function in ("Forward", "Backward"):
         macs = rows * sizes[layer - 1] * sizes[layer]
         return float(2 * macs if function == "Forward" else 4 * macs)
@@ -283,9 +284,12 @@ def task_flops(
         return float(5 * rows * sizes[-1])
     if function == "Gradients":
         return float(6 * rows * multiply_adds(sizes))
-    if function == "Update":
+    if function in ("Update", "TrainStep"):
         parameters = sum(a * b + b for a, b in itertools.pairwise(sizes))
-        return float((microbatches + 20) * parameters)
+        update = float((microbatches + 20) * parameters)
+        if function == "TrainStep":
+            return update + float(6 * rows * multiply_adds(sizes))
+        return update
     if function == "EvaluateShards":
         return float(2 * examples * multiply_adds(sizes))
     return 0.0

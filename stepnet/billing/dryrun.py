@@ -99,12 +99,13 @@ from trainer.messages import (
     ShardGroupTask,
     StartRequest,
     StepEnd,
+    StepTask,
 )
 from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, registry, runs
 from trainer.store.objects import object_uri
 from trainer.store.observer import Item, StoreObserver
 from trainer.store.tensors import DEFAULT_SCRATCH_TTL_SECONDS, check_key, tensor_item
-from trainer.training.cursor import first_cursor, next_cursor, step_seconds
+from trainer.training.cursor import first_cursor, microbatch_task, next_cursor, step_seconds
 from trainer.training.schedule import (
     StepLayout,
     layout_sizes,
@@ -576,11 +577,13 @@ class MicroBatch:
 
 @dataclass(frozen=True)
 class Step:
-    """One step: its micro-batches and its Update."""
+    """One step: its micro-batches and its Update (per_step: no micro-batch tasks, and
+    ``update`` is the one TrainStep invocation that computed them and updated)."""
 
     step: int
     microbatches: tuple[MicroBatch, ...]
     update: Invocation
+    rows: int = 0  # the step's examples
 
 
 @dataclass(frozen=True)
@@ -608,9 +611,11 @@ class DryRun:
     steps: dict[str, tuple[Step, ...]]
     # the segments of shards (``trainer.training.schedule.microbatch_segments``) the epoch's
     # micro-batches read their rows in: per epoch of the run, all its micro-batches together;
-    # and epoch 1's first and last micro-batch (those the dry run ran)
+    # epoch 1's first and last micro-batch (those the dry run ran), and its first and last
+    # step's micro-batches together (per_step's representatives)
     row_segments: tuple[int, ...] = ()
     representative_segments: tuple[int, int] = (0, 0)
+    representative_step_segments: tuple[int, int] = (0, 0)
 
     @property
     def groups(self) -> int:
@@ -646,16 +651,7 @@ def handlers() -> dict[str, Run]:
 
 def map_item(cursor: Cursor, microbatch: int) -> MicroBatchTask:
     """One item of the Map "Train step", as its ``ItemSelector`` builds it from the cursor."""
-    return MicroBatchTask(
-        run_id=cursor.run_id,
-        epoch=cursor.epoch,
-        step=cursor.step,
-        version=cursor.version,
-        microbatch=microbatch,
-        layer=1,
-        layers=cursor.layers,
-        mode=cursor.mode,
-    )
+    return microbatch_task(cursor, microbatch)
 
 
 @contextmanager
@@ -683,7 +679,12 @@ class _Driver:
         return result, Invocation(function, message, self.account.usage)
 
     def train_step(self, cursor: Cursor, schedule: np.ndarray) -> tuple[Step, Cursor]:
-        """The Map over the step's micro-batches, then Update; the step and the next cursor."""
+        """The Map over the step's micro-batches, then Update (per_step: the one TrainStep
+        task); the step and the next cursor."""
+        rows = int(schedule[cursor.step].sum())
+        if cursor.mode == "per_step":
+            after, whole = self.invoke("TrainStep", StepTask(cursor=cursor))
+            return Step(cursor.step, (), whole, rows), after
         microbatches, losses = [], []
         for index in cursor.microbatches:
             task: BaseModel = map_item(cursor, index)
@@ -696,7 +697,7 @@ class _Driver:
             rows = int(schedule[cursor.step, index])
             microbatches.append(MicroBatch(cursor.step, index, rows, tuple(invocations)))
         after, update = self.invoke("Update", StepEnd(cursor=cursor, losses=losses))
-        return Step(cursor.step, tuple(microbatches), update), after
+        return Step(cursor.step, tuple(microbatches), update, rows), after
 
     def groups(
         self, function: str, messages: Sequence[BaseModel]
@@ -797,7 +798,9 @@ def dry_run(
         assert isinstance(evaluated, RunProgress)
         _record_other_epochs(store, account, config, evaluated, n_steps=schedule.shape[0])
         account.usage = StoreUsage()  # the segments' count reads the dataset, charged to nobody
-        row_segments, representative = _segments(store, config, layout, start.epoch)
+        row_segments, representative, representative_steps = _segments(
+            store, config, layout, start.epoch
+        )
         _, finalize = driver.invoke("Finalize", FinalizeRequest(run_id=run_id, version=version))
         registered, register = driver.invoke(
             "Register", RegisterRequest(run_id=run_id, version=version)
@@ -823,15 +826,16 @@ def dry_run(
         promote=promote,
         row_segments=row_segments,
         representative_segments=representative,
+        representative_step_segments=representative_steps,
     )
 
 
 def _segments(
     store: ShapeStore, config: RunConfig, layout: StepLayout, epoch: int
-) -> tuple[tuple[int, ...], tuple[int, int]]:
+) -> tuple[tuple[int, ...], tuple[int, int], tuple[int, int]]:
     """How many segments of shards the micro-batches read their rows in: per epoch of the run
-    (each epoch's order differs, so do its segments), and epoch ``epoch``'s first and last
-    micro-batch."""
+    (each epoch's order differs, so do its segments), epoch ``epoch``'s first and last
+    micro-batch, and its first and last step's micro-batches together."""
     split = dal.load_dataset(store, config.run_id).split(
         config.dataset.validation_fraction, config.seed
     )
@@ -840,8 +844,12 @@ def _segments(
     def count(e: int, step: int, microbatch: int) -> int:
         return len(microbatch_segments(split, config.seed, e, layout, step, microbatch))
 
+    def step_count(step: int) -> int:
+        return sum(count(epoch, step, m) for m in range(len(layout.steps[step])))
+
     per_epoch = tuple(sum(count(e, s, m) for s, m in batches) for e in range(1, config.epochs + 1))
-    return per_epoch, (count(epoch, *batches[0]), count(epoch, *batches[-1]))
+    representative = (count(epoch, *batches[0]), count(epoch, *batches[-1]))
+    return per_epoch, representative, (step_count(0), step_count(layout.n_steps - 1))
 
 
 def _record_other_epochs(

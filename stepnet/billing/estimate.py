@@ -12,8 +12,8 @@ The estimate is derived from the code, not mirrored by it:
   once. Reads are counted cold, as if no Lambda container had the tensor cached (an upper
   bound: a warm container re-reads neither what it wrote nor immutable weights it read).
 * **State transitions and invocations**: the workflow's paths (``trainer.contract.workflow``):
-  ``3`` per Epoch execution, ``3`` per step, ``4L + 3`` (per layer) or ``2`` (fused) per
-  micro-batch, plus 3 per epoch and 2 per run in the Training execution; an epoch takes
+  ``3`` per Epoch execution, ``3`` per step (per_step ``2``), ``4L + 3`` (per layer),
+  ``2`` (fused) or none (per_step) per micro-batch, plus 3 per epoch and 2 per run in the Training execution; an epoch takes
   ``ceil(S / steps_per_execution)`` Epoch executions.
 * **Lambda duration** (GB-seconds): assumed (:class:`~stepnet.billing.bills.DurationModel`)
   from each invocation's store traffic and assumed arithmetic, not measured.
@@ -66,7 +66,7 @@ from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET, INLINE_LIMIT_BYTES
 from trainer.data.errors import DatasetError
 from trainer.data.rows import GETS_PER_SEGMENT
-from trainer.messages import MicroBatchTask, StepEnd
+from trainer.messages import MicroBatchTask, StepEnd, StepTask
 from trainer.training.schedule import step_seconds_bound, steps_per_chunk
 
 MODES = workflow.MODES
@@ -161,12 +161,13 @@ class _Weighted:
 
 def _flops(invocation: Invocation, shapes: Shapes, rows: int = 0, examples: int = 0) -> float:
     message = invocation.message
+    stepping = message.cursor.microbatches if isinstance(message, (StepEnd, StepTask)) else []
     return task_flops(
         invocation.function,
         shapes.sizes,
         rows=rows,
         layer=message.layer if isinstance(message, MicroBatchTask) else 0,
-        microbatches=len(message.cursor.microbatches) if isinstance(message, StepEnd) else 0,
+        microbatches=len(stepping),
         examples=examples,
     )
 
@@ -181,32 +182,42 @@ def _evaluated_rows(dry: DryRun, shapes: Shapes) -> int:
 def _epoch_invocations(dry: DryRun, shapes: Shapes, mode: str) -> list[_Weighted]:
     """One epoch in ``mode``: Plan once; each group's EvaluateShards once (the evaluated rows
     shared evenly), Evaluate once; the full micro-batch's invocations ``M − 1`` times and the
-    last one's once; the full step's Update ``S − 1`` times, the last step's once."""
+    last one's once; the full step's Update (per_step: its TrainStep) ``S − 1`` times, the
+    last step's once."""
     first, last = dry.steps[mode][0], dry.steps[mode][-1]
-    full_chain, last_chain = first.microbatches[0], last.microbatches[-1]
     per_group = _evaluated_rows(dry, shapes) // max(1, dry.groups)
     weighted = [
         _Weighted(dry.plan, 1, _flops(dry.plan, shapes)),
         *(_Weighted(i, 1, _flops(i, shapes, examples=per_group)) for i in dry.evaluate_shards),
         _Weighted(dry.evaluate, 1, _flops(dry.evaluate, shapes)),
     ]
-    for chain, count in ((full_chain, shapes.microbatches - 1), (last_chain, 1)):
-        for invocation in chain.invocations:
-            weighted.append(_Weighted(invocation, count, _flops(invocation, shapes, chain.rows)))
+    if first.microbatches:  # the Map modes
+        full_chain, last_chain = first.microbatches[0], last.microbatches[-1]
+        for chain, count in ((full_chain, shapes.microbatches - 1), (last_chain, 1)):
+            for invocation in chain.invocations:
+                flops = _flops(invocation, shapes, chain.rows)
+                weighted.append(_Weighted(invocation, count, flops))
     for step, count in ((first, shapes.steps - 1), (last, 1)):
-        weighted.append(_Weighted(step.update, count, _flops(step.update, shapes)))
+        weighted.append(_Weighted(step.update, count, _flops(step.update, shapes, step.rows)))
     return [w for w in weighted if w.count > 0]
 
 
 def _row_reads(dry: DryRun, shapes: Shapes, mode: str) -> tuple[str, float]:
     """The function that reads a micro-batch's rows in ``mode`` (per layer: Forward, at layer
-    1) and the S3 GETs per epoch its micro-batches send beyond those of the two the dry run
-    ran, weighted as every full one and the last: the segments of rows vary with where each
+    1; per_step: TrainStep, every micro-batch of its step) and the S3 GETs per epoch its
+    micro-batches send beyond those of the two the dry run ran, weighted as every full one and
+    the last (per_step: every full step and the last): the segments of rows vary with where each
     micro-batch's blocks fall (``DryRun.row_segments``, the run's mean per epoch)."""
-    first, last = dry.representative_segments
-    weighted = (shapes.microbatches - 1) * first + last
+    chain = workflow.microbatch_functions(mode, shapes.layers)
+    if chain:
+        first, last = dry.representative_segments
+        weighted = (shapes.microbatches - 1) * first + last
+        function = chain[0]
+    else:
+        first, last = dry.representative_step_segments
+        weighted = (shapes.steps - 1) * first + last
+        function = workflow.functions(workflow.step_path(mode))[0]
     mean = sum(dry.row_segments) / len(dry.row_segments) if dry.row_segments else weighted
-    function = workflow.microbatch_functions(mode, shapes.layers)[0]
     return function, GETS_PER_SEGMENT * (mean - weighted)
 
 
@@ -241,7 +252,8 @@ def _epoch_seconds(
 ) -> tuple[float, float]:
     """The assumed duration of one epoch on AWS, and of its Express chunks: the step's
     micro-batches run in parallel, so each step takes one micro-batch chain (the mean duration
-    of each function on the micro-batch path), the Update, and a dispatch per task, and each
+    of each function on the micro-batch path), the Update (per_step: its one task, which
+    computes the micro-batches one after the other), and a dispatch per task, and each
     chunk a start (``duration.child_start_ms``); the evaluation's groups run ``workers`` at a
     time, then its merge."""
     total: dict[str, float] = defaultdict(float)
@@ -251,7 +263,7 @@ def _epoch_seconds(
         count[w.invocation.function] += w.count
     mean = {name: total[name] / count[name] for name in total}
     chain = workflow.microbatch_functions(mode, shapes.layers)
-    per_step = [*chain, *workflow.functions(workflow.STEP_PATH)]
+    per_step = [*chain, *workflow.functions(workflow.step_path(mode))]
     groups = count.get("EvaluateShards", 0.0)
     waves = math.ceil(groups / shapes.workers) if groups else 0
     steps_ms = shapes.steps * (

@@ -54,9 +54,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def format_estimate(est: CostEstimate) -> str:
-    """The estimate as plain text: counts and dollars per epoch, both modes, and per run."""
+    """The estimate as plain text: counts and dollars per epoch, every mode, and per run."""
     s, c = est.shapes, est.config
-    pl, fu = est.modes["per_layer"], est.modes["fused"]
+    pl = est.modes["per_layer"]
+    every = list(est.modes.values())
     lines = [
         f"stepnet cost: {c.run_id}  (configured mode: {c.mode}, {c.epochs} epochs)",
         f"  data: {s.n_train:,} training + {s.n_val:,} validation examples, {s.n_features} features",
@@ -68,7 +69,7 @@ def format_estimate(est: CostEstimate) -> str:
     ]
 
     def both(fn: Any) -> list[str]:
-        return [fn(pl), fn(fu)]
+        return [fn(m) for m in every]
 
     rows = [
         ["Express chunks (Steps executions)", *both(lambda m: str(m.parts))],
@@ -112,16 +113,16 @@ def format_estimate(est: CostEstimate) -> str:
             ),
         ],
     ]
-    lines += _table(["", "per_layer", "fused"], rows)
+    lines += _table(["", *est.modes], rows)
     lines += ["", "Tensor bytes per task (written + read)"]
     task_rows = []
-    for m in (pl, fu):
+    for m in every:
         for fn in workflow.EPOCH_FUNCTIONS:
             u = m.usage.functions.get(fn)
             if (
                 u is None
                 or u.invocations == 0
-                or (m is fu and fn in ("Plan", "Update", "Evaluate"))
+                or (m is not pl and fn in ("Plan", "Update", "Evaluate"))
             ):
                 continue
             moved = (u.store.bytes_written + u.store.bytes_read) / u.invocations
@@ -136,10 +137,8 @@ def format_estimate(est: CostEstimate) -> str:
     lines += _table(["task", "per epoch", "bytes per task", "assumed ms"], task_rows)
     lines += ["", "Dollars per epoch"]
     bill_rows = [
-        [pl.standard.label, usd(pl.standard.total), ""],
-        [fu.standard.label, usd(fu.standard.total), ""],
-        [pl.all_standard.label, usd(pl.all_standard.total), pl.all_standard.note],
-        [fu.all_standard.label, usd(fu.all_standard.total), fu.all_standard.note],
+        *([m.standard.label, usd(m.standard.total), ""] for m in every),
+        *([m.all_standard.label, usd(m.all_standard.total), m.all_standard.note] for m in every),
         [est.seed.label, usd(est.seed.total), "from per_layer counts"],
         [
             est.m5_large.label,

@@ -41,8 +41,9 @@ from stepnet.engine.runtime import LambdaContext
 from trainer import settings
 from trainer.contract import names
 from trainer.contract.environment import VARIABLES
-from trainer.contract.functions import FUNCTIONS, MODES, key_matches
+from trainer.contract.functions import FUNCTIONS, key_matches
 from trainer.contract.statemachines import STATE_MACHINES, function_placeholder, machine_placeholder
+from trainer.contract.workflow import MODES
 from trainer.data.shards import encode_shard
 from trainer.handlers import api as api_handler
 from trainer.handlers import retrain as retrain_handler

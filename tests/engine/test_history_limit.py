@@ -37,7 +37,7 @@ def _many_steps_config(path: Path, **changes) -> dict:
     return config | changes
 
 
-@pytest.mark.parametrize("mode", ["per_layer", "fused"])
+@pytest.mark.parametrize("mode", ["per_layer", "fused", "per_step"])
 def test_events_per_step_is_exact(account, tmp_path: Path, mode: str) -> None:
     # Given the budget arithmetic the Plan handler uses
     config = parse_config(digits_config(run_id=f"count-{mode}", epochs=1, mode=mode))
@@ -46,14 +46,25 @@ def test_events_per_step_is_exact(account, tmp_path: Path, mode: str) -> None:
     run = run_local(config, None, account=account)
 
     # Then the chunk's history has exactly the events the formula predicts (plus its start and
-    # end and its Succeed)
+    # end, its first Choice and its Succeed): per step its path's, per micro-batch a Map
+    # iteration's (none per_step: the step's one Task computes them)
     events = run.express_histories[f"count-{mode}-epoch-001-part-01"]
     counts = Counter(e["type"] for e in events)
-    steps = counts["MapStateEntered"]
+    entered = Counter(
+        e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")
+    )
+    steps = entered[workflow.MORE_STEPS.name]
     microbatches = counts["MapIterationStarted"]
-    per_step = schedule.events_per_step(workers=1, layers=config.n_layers, mode=mode) - 11
-    assert (steps, microbatches) == (12, 45)
-    assert len(events) == 2 + steps * 11 + microbatches * per_step + 2
+    per_microbatch = workflow.events_per_microbatch(mode, config.n_layers)
+    per_step = workflow.history_events(workflow.step_path(mode))
+    assert (steps, microbatches) == (12, 0 if mode == "per_step" else 45)
+    assert len(events) == 2 + 2 + steps * per_step + microbatches * per_microbatch + 2
+    assert schedule.events_per_step(workers=1, layers=config.n_layers, mode=mode) == (
+        per_step + per_microbatch
+    )
+    assert len(events) == workflow.express_epoch_events(
+        mode=mode, layers=config.n_layers, steps=12, microbatches=45, executions=1
+    )
     # and the epoch's Standard execution too: Plan, one chunk, the evaluation of one group
     epoch = run.histories[f"count-{mode}-epoch-001"]
     assert len(epoch) == workflow.standard_epoch_events(executions=1, groups=1)

@@ -24,7 +24,7 @@ from trainer.contract import names
 pytestmark = pytest.mark.engine
 
 
-@pytest.mark.parametrize("mode", ["per_layer", "fused"])
+@pytest.mark.parametrize("mode", ["per_layer", "fused", "per_step"])
 def test_digits_with_four_workers_matches_the_reference(account, tmp_path: Path, mode: str) -> None:
     # Given
     config = parse_config(digits_config(run_id=f"digits-{mode}", epochs=2, workers=4, mode=mode))
@@ -128,7 +128,7 @@ def _shards_config(source: Path, run_id: str, mode: str) -> dict:
     }
 
 
-@pytest.mark.parametrize("mode", ["per_layer", "fused"])
+@pytest.mark.parametrize("mode", ["per_layer", "fused", "per_step"])
 def test_a_folder_of_unequal_shards_matches_the_reference(
     account, tmp_path: Path, mode: str
 ) -> None:

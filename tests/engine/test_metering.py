@@ -76,7 +76,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_npz(tmp_path_factory.mktemp("metering") / "blobs.npz", X, y)
 
 
-@pytest.fixture(scope="module", params=["per_layer", "fused"])
+@pytest.fixture(scope="module", params=["per_layer", "fused", "per_step"])
 def metered_run(request, account, dataset: Path) -> dict[str, Any]:
     """One metered run per mode, each epoch split into two executions by a small step budget."""
     mode = request.param

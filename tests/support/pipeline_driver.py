@@ -101,7 +101,12 @@ class Pipeline:
         return [function(item) for item in items]
 
     def train_step(self, cursor: Event) -> Event:
-        """ "Train step" (the Map) then "Update weights": returns the next cursor."""
+        """ "Train step" (the Map) then "Update weights" (mode per_step: "Train whole step"):
+        returns the next cursor."""
+        if cursor["mode"] == "per_step":
+            cursor = self.task("TrainStep", {"cursor": cursor})
+            self.cursors.append(cursor)
+            return cursor
         items = [microbatch_task(cursor, m) for m in cursor["microbatches"]]
         results = self.map(self.microbatch, items)
         cursor = self.task("Update", {"cursor": cursor, "losses": [r["loss"] for r in results]})

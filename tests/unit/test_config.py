@@ -169,7 +169,7 @@ def test_mse_with_a_linear_last_layer_parses() -> None:
         ("seed", -1, "seed", "greater than or equal to 0"),
         ("seed", 2**32, "seed", "less than or equal to 4294967295"),
         ("loss", "hinge", "loss", "'cross_entropy' or 'mse'"),
-        ("mode", "fast", "mode", "'per_layer' or 'fused'"),
+        ("mode", "fast", "mode", "'per_layer', 'fused' or 'per_step'"),
     ],
 )
 def test_a_bad_field_is_named_with_what_is_allowed(

@@ -62,7 +62,7 @@ class Scope:
 
 
 RUN: Final = Scope("run")  # the Training machine: before the first and after the last epoch
-EPOCH: Final = Scope("epoch")  # per epoch (Plan, Evaluate) or per step of one (Update)
+EPOCH: Final = Scope("epoch")  # per epoch (Plan, Evaluate) or per step of one (Update, TrainStep)
 PER_LAYER: Final = Scope("microbatch", "per_layer")  # per layer and micro-batch
 FUSED: Final = Scope("microbatch", "fused")  # once per micro-batch, every layer
 # Outside the workflow: once per API request or per object uploaded for batch inference.
@@ -316,6 +316,21 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
                 "tensors": _table(GET_ITEM, BATCH_GET_ITEM, PUT_ITEM),
             },
             objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
+        ),
+    ),
+    "TrainStep": FunctionSpec(
+        handler="trainer.handlers.train_step.handler",
+        # mode per_step: the model, its moments, one gradient per micro-batch of the step and one
+        # micro-batch's rows and activations at a time (trainer.training.memory); a vCPU for the
+        # step's arithmetic, all of it in this one task
+        memory_mb=names.FULL_VCPU_MEMORY_MB,
+        timeout_s=300,
+        scope=EPOCH,
+        grants=Grants(
+            # reads the dataset, each micro-batch's rows from the shards, weights and optimizer
+            # state; writes version v+1 (write-once)
+            tables={"runs": _READS_CONFIG, "tensors": _table(GET_ITEM, PUT_ITEM)},
+            objects={ANY_KEY: _objects(GET_OBJECT), TENSORS: _objects(PUT_OBJECT)},
         ),
     ),
     "EvaluateShards": FunctionSpec(

@@ -18,7 +18,9 @@ The paths, for ``L`` layers:
   the mode Choice, L × (Forward Task, its Choice), the loss Task, L × (Backward Task, its
   Choice), the Succeed: ``4L + 3`` states; ``fused``: the mode Choice and one Task (2 states);
 * per step, in an Express chunk (steps.asl.json): the Map, the Update Task and the
-  "Chunk done?" Choice (3 states); per chunk its Succeed;
+  "Chunk done?" Choice (3 states); ``per_step``: no Map, the "Train whole step" Task (one
+  invocation computes the step's micro-batches and applies the update) and the Choice (2
+  states); per chunk the "One task per step?" Choice it starts with and its Succeed;
 * per epoch, in the Standard Epoch execution (epoch.asl.json): the Plan Task, per chunk the
   Task that starts and awaits it and the "More steps?" Choice, then the evaluation: the Map
   "Evaluate shards" with one Task per group of shards, the Evaluate Task and the Succeed
@@ -32,7 +34,7 @@ History events per state (no retries): a Lambda Task 5 (entered, scheduled, star
 exited), a Choice or Succeed 2 (entered, exited), the Map 4 (entered, started, succeeded,
 exited), plus 2 per Map iteration (started, succeeded). So a step adds
 ``W × (2 + Σ events of the micro-batch path) + 4 + 5 + 2`` events: ``W(14L + 11) + 11`` per
-layer, ``9W + 11`` fused; an epoch's evaluation ``4 + 7G + 5``.
+layer, ``9W + 11`` fused, ``5 + 2 = 7`` per_step; an epoch's evaluation ``4 + 7G + 5``.
 ``tests/engine/test_history_limit.py`` checks it on real histories.
 
 Pure data and arithmetic: this module ships to Lambda (the config validation uses it), so it
@@ -45,7 +47,10 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 StateType = Literal["Task", "Choice", "Succeed", "Map"]
-MODES: Final = ("per_layer", "fused")
+MODES: Final = ("per_layer", "fused", "per_step")
+# The modes whose steps Map over their micro-batches (a task chain per micro-batch, then Update);
+# per_step runs each step as one Task instead.
+MAP_MODES: Final = ("per_layer", "fused")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ TRAIN_STEP: Final = State("Train step", "Map")
 UPDATE: Final = State("Update weights", "Task", "Update")
 MORE_STEPS: Final = State("Chunk done?", "Choice")
 STEP_PATH: Final = (TRAIN_STEP, UPDATE, MORE_STEPS)
+# per_step: one Task computes the step's micro-batches one after the other and applies the update
+TRAIN_WHOLE_STEP: Final = State("Train whole step", "Task", "TrainStep")
+WHOLE_STEP_PATH: Final = (TRAIN_WHOLE_STEP, MORE_STEPS)
+CHUNK_START: Final = (State("One task per step?", "Choice"),)  # starts every chunk
 CHUNK_END: Final = (State("Chunk trained", "Succeed"),)  # ends every chunk
 
 # --- epoch.asl.json (Standard): per epoch, per chunk --------------------------------------------
@@ -150,7 +159,6 @@ def run_start(groups: int) -> tuple[State, ...]:
 EVENTS_PER_STATE: Final[dict[StateType, int]] = {"Task": 5, "Choice": 2, "Succeed": 2, "Map": 4}
 EVENTS_PER_MAP_ITERATION: Final = 2  # MapIterationStarted, MapIterationSucceeded
 
-TRANSITIONS_PER_STEP: Final = len(STEP_PATH)
 TRAINING_TRANSITIONS_PER_EPOCH: Final = len(EPOCH_PATH)
 
 
@@ -173,13 +181,14 @@ def express_epoch_events(
     *, mode: str, layers: int, steps: int, microbatches: int, executions: int
 ) -> int:
     """History events of an epoch's Express chunks (no retries; on AWS, their log events at
-    level ALL): per step the Map, Update and Choice (11), per micro-batch an iteration's
-    events, per chunk its start and end and its Succeed (4)."""
+    level ALL): per step its path's (the Map, Update and Choice: 11; per_step 7), per
+    micro-batch an iteration's events, per chunk its start and end, its first Choice and its
+    Succeed (6)."""
     _check_chunks(steps, microbatches, executions)
     return (
-        steps * history_events(STEP_PATH)
+        steps * history_events(step_path(mode))
         + microbatches * events_per_microbatch(mode, layers)
-        + executions * (2 + history_events(CHUNK_END))
+        + executions * (2 + history_events(CHUNK_START + CHUNK_END))
     )
 
 
@@ -196,11 +205,26 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
+def step_path(mode: str) -> tuple[State, ...]:
+    """The states one step enters in its chunk, beside its micro-batches' paths: the Map,
+    Update and the loop's Choice; per_step the one Task and the Choice."""
+    _check_mode(mode)
+    return WHOLE_STEP_PATH if mode == "per_step" else STEP_PATH
+
+
+def transitions_per_step(mode: str) -> int:
+    """``StateEntered`` events of one step beside its micro-batches': 3, per_step 2."""
+    return len(step_path(mode))
+
+
 def microbatch_path(mode: str, layers: int) -> tuple[State, ...]:
-    """The states one micro-batch enters, in order: ``4L + 3`` per layer, 2 fused."""
+    """The states one micro-batch enters, in order: ``4L + 3`` per layer, 2 fused, none
+    per_step (its step's one Task computes it)."""
     _check_mode(mode)
     if layers < 1:
         raise ValueError(f"a network has at least one layer, got {layers}")
+    if mode == "per_step":
+        return ()
     if mode == "fused":
         return (MODE_CHOICE, GRADIENTS)
     forward = (FORWARD, FORWARD_DONE) * layers
@@ -214,7 +238,7 @@ def functions(path: tuple[State, ...]) -> list[str]:
 
 
 def microbatch_functions(mode: str, layers: int) -> list[str]:
-    """``Forward × L, Loss, Backward × L`` per layer; ``Gradients`` fused."""
+    """``Forward × L, Loss, Backward × L`` per layer; ``Gradients`` fused; none per_step."""
     return functions(microbatch_path(mode, layers))
 
 
@@ -224,19 +248,23 @@ def history_events(path: tuple[State, ...]) -> int:
 
 
 def events_per_microbatch(mode: str, layers: int) -> int:
-    """One Map iteration's events: ``14L + 11`` per layer, ``9`` fused."""
-    return EVENTS_PER_MAP_ITERATION + history_events(microbatch_path(mode, layers))
+    """One Map iteration's events: ``14L + 11`` per layer, ``9`` fused; per_step has no Map
+    (0)."""
+    path = microbatch_path(mode, layers)
+    return EVENTS_PER_MAP_ITERATION + history_events(path) if path else 0
 
 
 def events_per_step(*, workers: int, layers: int, mode: str) -> int:
     """The history events one training step with ``workers`` micro-batches adds to an Epoch
     execution (no retries): ``workers × events_per_microbatch + 11`` (the Map, Update, the
-    loop Choice). Retries add events, hence the budget's headroom below 25,000."""
-    return workers * events_per_microbatch(mode, layers) + history_events(STEP_PATH)
+    loop Choice); per_step 7 (its Task and the Choice). Retries add events, hence the budget's
+    headroom below 25,000."""
+    return workers * events_per_microbatch(mode, layers) + history_events(step_path(mode))
 
 
 def transitions_per_microbatch(mode: str, layers: int) -> int:
-    """``StateEntered`` events of one Map iteration: ``4L + 3`` per layer, 2 fused."""
+    """``StateEntered`` events of one Map iteration: ``4L + 3`` per layer, 2 fused, 0
+    per_step."""
     return len(microbatch_path(mode, layers))
 
 
@@ -262,13 +290,14 @@ def express_epoch_transitions(
     *, mode: str, layers: int, steps: int, microbatches: int, executions: int
 ) -> int:
     """``StateEntered`` events of one epoch's Express chunks (billed per request and
-    GB-second, not per transition): 3 per step, ``transitions_per_microbatch`` per
-    micro-batch, and each chunk's Succeed: ``3·S + M·t_mb + P``."""
+    GB-second, not per transition): ``t_s`` per step (3; per_step 2),
+    ``transitions_per_microbatch`` per micro-batch, and each chunk's first Choice and its
+    Succeed: ``t_s·S + M·t_mb + 2P``."""
     _check_chunks(steps, microbatches, executions)
     return (
-        steps * TRANSITIONS_PER_STEP
+        steps * transitions_per_step(mode)
         + microbatches * transitions_per_microbatch(mode, layers)
-        + executions * len(CHUNK_END)
+        + executions * len(CHUNK_START + CHUNK_END)
     )
 
 
@@ -277,7 +306,7 @@ def epoch_transitions(
 ) -> int:
     """``StateEntered`` events of one epoch, its Standard execution and its ``executions``
     Express chunks together (what the epoch would be billed on Standard alone):
-    ``1 + 3·P + G + 2 + 3·S + M·t_mb``."""
+    ``1 + 4·P + G + 2 + t_s·S + M·t_mb``."""
     return standard_epoch_transitions(
         steps=steps, microbatches=microbatches, executions=executions, groups=groups
     ) + express_epoch_transitions(
@@ -287,11 +316,13 @@ def epoch_transitions(
 
 def epoch_functions() -> tuple[str, ...]:
     """Every function an epoch invokes, in workflow order: Plan, the micro-batch functions of
-    both modes, Update, then EvaluateShards and Evaluate."""
+    the Map modes, Update, per_step's TrainStep, then EvaluateShards and Evaluate."""
     found = functions(EPOCH_START)
     for mode in MODES:
         found += [f for f in microbatch_functions(mode, 1) if f not in found]
-    found += functions(STEP_PATH) + functions(execution_end(1))
+    for mode in MODES:
+        found += [f for f in functions(step_path(mode)) if f not in found]
+    found += functions(execution_end(1))
     return tuple(found)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from trainer.config import RunConfig
 from trainer.contract import workflow
 from trainer.contract.names import HISTORY_EVENT_BUDGET
-from trainer.messages import Cursor, RunProgress
+from trainer.messages import Cursor, MicroBatchTask, RunProgress
 from trainer.training.schedule import step_seconds_bound, steps_per_chunk
 
 
@@ -129,6 +129,22 @@ def next_cursor(
             "loss_sum": cursor.loss_sum if loss_sum is None else loss_sum,
             "losses": cursor.losses if losses is None else list(losses),
         }
+    )
+
+
+def microbatch_task(cursor: Cursor, microbatch: int) -> MicroBatchTask:
+    """Micro-batch ``microbatch`` of the cursor's step at layer 1: what the Map "Train step"'s
+    ``ItemSelector`` builds from the cursor for each item (and what per_step's one task
+    computes, one after the other)."""
+    return MicroBatchTask(
+        run_id=cursor.run_id,
+        epoch=cursor.epoch,
+        step=cursor.step,
+        version=cursor.version,
+        microbatch=microbatch,
+        layer=1,
+        layers=cursor.layers,
+        mode=cursor.mode,
     )
 
 

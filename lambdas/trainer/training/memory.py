@@ -148,6 +148,13 @@ def estimate(
             "activations": activation_bytes(config, batch),
         },
         "Update": {"weights, moments, gradients": P * (2 + 2 * slots + config.workers)},
+        # per_step: Update's model terms, and one micro-batch at a time as Gradients holds it
+        "TrainStep": {
+            "block table": table,
+            "micro-batch": rows_bytes(config, shape, batch) + reads,
+            "weights, moments, gradients": P * (2 + 2 * slots + config.workers),
+            "activations": activation_bytes(config, batch),
+        },
         "EvaluateShards": {
             "block table": table,
             "weights": P,
@@ -170,8 +177,8 @@ class MemoryFitError(ValueError):
 
 
 def check(config: RunConfig, shape: DatasetShape, memory_mb: Mapping[str, int]) -> None:
-    """Raise :class:`MemoryFitError` if any function the config runs (the micro-batch functions
-    of its mode only) has an estimate above ``HEADROOM`` of its memory, naming the function,
+    """Raise :class:`MemoryFitError` if any function the config runs (the step's functions of
+    its mode only) has an estimate above ``HEADROOM`` of its memory, naming the function,
     the estimate, its memory and the fixes."""
     problems = []
     for function, need in estimate(config, shape, memory_mb).items():
@@ -206,13 +213,19 @@ def check(config: RunConfig, shape: DatasetShape, memory_mb: Mapping[str, int]) 
         )
 
 
-_BATCH_BOUND: Final = frozenset({"Forward", "Loss", "Backward", "Gradients"})
+_BATCH_BOUND: Final = frozenset({"Forward", "Loss", "Backward", "Gradients", "TrainStep"})
+
+
+def _mode_functions(mode: str) -> set[str]:
+    """The functions a step runs in ``mode``: its micro-batches' and its step path's."""
+    return set(workflow.microbatch_functions(mode, 1)) | set(
+        workflow.functions(workflow.step_path(mode))
+    )
 
 
 def _other_mode(mode: str) -> set[str]:
-    """The micro-batch functions only the other mode runs."""
-    mine = set(workflow.microbatch_functions(mode, 1))
-    return {f for m in workflow.MODES for f in workflow.microbatch_functions(m, 1)} - mine
+    """The step's functions only the other modes run."""
+    return {f for m in workflow.MODES for f in _mode_functions(m)} - _mode_functions(mode)
 
 
 def own_memory_mb(environ: Mapping[str, str] = os.environ) -> int:

@@ -116,7 +116,7 @@ def step_layout(n_train: int, batch_size: int, workers: int) -> StepLayout:
 def events_per_step(*, workers: int, layers: int, mode: str) -> int:
     """The history events one training step adds to an epoch execution (no retries), as
     :func:`trainer.contract.workflow.events_per_step` derives them from the workflow's paths:
-    ``W(14L + 11) + 11`` per layer, ``9W + 11`` fused. ``tests/engine`` checks this count on
+    ``W(14L + 11) + 11`` per layer, ``9W + 11`` fused, 7 per_step. ``tests/engine`` checks this count on
     real histories."""
     return workflow.events_per_step(workers=workers, layers=layers, mode=mode)
 
@@ -158,14 +158,17 @@ ARITHMETIC_FLOPS_BOUND: Final = 1e9
 def step_seconds_bound(*, sizes: list[int], batch_size: int, workers: int, mode: str) -> float:
     """An upper bound, by assumption, of one training step's duration on AWS (``sizes``:
     ``[n_features, units_1, …, units_L]``): ``TASK_SECONDS_BOUND`` per Task on the critical
-    path (``2L + 1`` per layer, 1 fused, plus the Update) and the step's arithmetic
-    ``(6·batch + (workers + 20)) · Σ n_in·n_out`` at ``ARITHMETIC_FLOPS_BOUND``."""
+    path (``2L + 1`` per layer, 1 fused, plus the Update; per_step its one Task) and the
+    arithmetic on that path, at ``ARITHMETIC_FLOPS_BOUND``: ``(6·batch + (workers + 20)) ·
+    Σ n_in·n_out`` (one micro-batch, the micro-batches in parallel), per_step
+    ``(6·batch·workers + (workers + 20)) · Σ n_in·n_out`` (one after the other)."""
     layers = len(sizes) - 1
     tasks = len(workflow.microbatch_functions(mode, layers)) + len(
-        workflow.functions(workflow.STEP_PATH)
+        workflow.functions(workflow.step_path(mode))
     )
     macs = sum(a * b for a, b in itertools.pairwise(sizes))
-    flops = 6 * batch_size * macs + (workers + 20) * macs
+    serial = workers if mode == "per_step" else 1  # micro-batches one after the other
+    flops = 6 * batch_size * serial * macs + (workers + 20) * macs
     return tasks * TASK_SECONDS_BOUND + flops / ARITHMETIC_FLOPS_BOUND
 
 

@@ -182,7 +182,7 @@ def test_the_run_level_handlers_run_once_on_the_real_dataset(digits_run: dryrun.
     assert digits_run.finalize.store.s3_puts == 3
 
 
-@pytest.mark.parametrize("mode", workflow.MODES)
+@pytest.mark.parametrize("mode", workflow.MAP_MODES)
 def test_the_first_and_last_steps_follow_the_workflow(digits_run: dryrun.DryRun, mode: str) -> None:
     # Given the epoch's first and last steps in `mode` (12 steps: 4 micro-batches of 32 each,
     # the last one micro-batch of 29)
@@ -200,6 +200,27 @@ def test_the_first_and_last_steps_follow_the_workflow(digits_run: dryrun.DryRun,
     # gradients
     assert first.update.store.ddb_reads == 1 + 3
     assert first.update.store.ddb_writes == 2  # one weights bundle, one optimizer-state bundle
+
+
+def test_a_whole_step_reads_its_rows_and_the_state_and_writes_one_version(
+    digits_run: dryrun.DryRun,
+) -> None:
+    # Given the epoch's first and last steps in mode per_step (12 steps of 4 × 32 examples, the
+    # last one of 29)
+    first, last = digits_run.steps["per_step"]
+
+    # Then each is one TrainStep invocation, no micro-batch task, and it saw the step's rows
+    assert (first.step, last.step, first.rows, last.rows) == (0, 11, 128, 29)
+    assert first.microbatches == last.microbatches == ()
+    assert first.update.function == last.update.function == "TrainStep"
+    # it read the dataset (its size and shards), the weights and the optimizer state, wrote the
+    # next version's two bundles and no gradient; its rows came from the shard by byte ranges
+    assert first.update.store.ddb_reads == 1 + 2
+    assert first.update.store.ddb_writes == 2
+    update = digits_run.steps["fused"][0].update
+    gradients = digits_run.steps["fused"][0].microbatches[0].invocations[0]
+    assert first.update.store.s3_gets >= 4 * (gradients.store.s3_gets - 1)
+    assert first.update.store.bytes_written == update.store.bytes_written
 
 
 def test_a_forward_reads_its_input_and_weights_and_writes_its_activation(

@@ -26,18 +26,24 @@ def test_the_digits_epoch_has_the_known_counts() -> None:
     # Given the example config (1,437 training examples, batch 32, 4 workers, 2 layers)
     estimate = cost.estimate(_digits())
     per_layer, fused = estimate.modes["per_layer"], estimate.modes["fused"]
+    per_step = estimate.modes["per_step"]
 
     # Then 12 steps, 45 micro-batches, one chunk; Standard: Plan, the chunk's Task and Choice,
     # the evaluation of the one group of shards and the Succeed, plus 2 in the Training
-    # execution; Express: 3 per step, the micro-batch paths (11 or 2 states) and the Succeed
+    # execution; Express: 3 per step, the micro-batch paths (11 or 2 states), the chunk's first
+    # Choice and its Succeed; per_step: 2 per step (its Task and the Choice), no micro-batch path
     assert (estimate.shapes.steps, estimate.shapes.microbatches) == (12, 45)
     assert per_layer.usage.transitions == fused.usage.transitions == 1 + 2 + 4 + 2
-    assert per_layer.usage.express_transitions == 3 * 12 + 11 * 45 + 1
-    assert fused.usage.express_transitions == 3 * 12 + 2 * 45 + 1
-    # Plan, the Updates, the micro-batches' tasks, EvaluateShards and Evaluate
+    assert per_step.usage.transitions == 1 + 2 + 4 + 2
+    assert per_layer.usage.express_transitions == 3 * 12 + 11 * 45 + 2
+    assert fused.usage.express_transitions == 3 * 12 + 2 * 45 + 2
+    assert per_step.usage.express_transitions == 2 * 12 + 2
+    # Plan, the Updates, the micro-batches' tasks, EvaluateShards and Evaluate; per_step: Plan,
+    # a task per step, EvaluateShards and Evaluate
     assert per_layer.usage.invocations == 1 + 12 + 45 * 5 + 1 + 1
     assert fused.usage.invocations == 1 + 12 + 45 + 1 + 1
-    assert per_layer.parts == fused.parts == 1
+    assert per_step.usage.invocations == 1 + 12 + 1 + 1
+    assert per_layer.parts == fused.parts == per_step.parts == 1
 
 
 def test_a_long_epoch_is_counted_in_several_chunks() -> None:
@@ -49,12 +55,13 @@ def test_a_long_epoch_is_counted_in_several_chunks() -> None:
     chunk = schedule.steps_per_chunk(workers=1, layers=2, mode="fused", step_seconds=seconds)
 
     # Then its steps run in ceil(steps / chunk) Express chunks, 2 Standard transitions each
-    # besides Plan and the evaluation (4) with its Succeed, and a Succeed each in Express
+    # besides Plan and the evaluation (4) with its Succeed, and a first Choice and a Succeed
+    # each in Express
     parts = -(-1438 // chunk)
     assert estimate.shapes.n_train == 1438
     assert estimate.mode.parts == parts > 1
     assert estimate.mode.usage.epoch_transitions == 1 + 2 * parts + 4
-    assert estimate.mode.usage.express_transitions == 3 * 1438 + 2 * 1438 + parts
+    assert estimate.mode.usage.express_transitions == 3 * 1438 + 2 * 1438 + 2 * parts
 
 
 def test_bills_price_the_counts() -> None:
@@ -157,7 +164,7 @@ def test_logs_and_traces_are_priced_from_the_history_events_and_invocations() ->
 
     # Then the events are the Standard epoch's, the chunk's and the Training execution's
     standard = 2 + 5 + 8 + (4 + 7 + 5) + 2
-    express = 12 * 11 + 45 * 9 + 4
+    express = 12 * 11 + 45 * 9 + 6
     assert usage.history_events == standard + express + 8
     # and the logs are priced per GB ingested, the traces per execution
     telemetry = bills.TelemetryModel()
@@ -182,8 +189,10 @@ def test_the_ways_to_run_select_config_fields_and_carry_their_counts() -> None:
         for s in (
             {"mode": "per_layer"},
             {"mode": "fused"},
+            {"mode": "per_step"},
             {"mode": "per_layer", "dataset": {"block_rows": 32}},
             {"mode": "fused", "dataset": {"block_rows": 32}},
+            {"mode": "per_step", "dataset": {"block_rows": 32}},
         )
     )
     totals = [entry.mode.standard.total for entry in result.entries]
@@ -211,5 +220,5 @@ def test_a_config_with_blocks_of_a_batch_has_no_larger_blocks_way() -> None:
     # When / Then
     assert cost.larger_blocks(config) is None
     assert [e.select for e in cost.ways_to_run(config).entries] == [
-        {"mode": m} for m in sorted(("per_layer", "fused"), key=lambda m: m != "fused")
-    ]
+        {"mode": "per_step"}, {"mode": "fused"}, {"mode": "per_layer"}
+    ]  # fmt: skip

@@ -79,7 +79,7 @@ def test_functions_by_scope_cover_the_workflow_once() -> None:
     assert run == (
         "Initialize", "CheckShards", "PrepareShards", "Start", "Finalize", "Register", "Promote",
     )  # fmt: skip
-    assert epoch == ("Plan", "Update", "EvaluateShards", "Evaluate")
+    assert epoch == ("Plan", "Update", "TrainStep", "EvaluateShards", "Evaluate")
     assert per_layer == ("Forward", "Loss", "Backward")
     assert fused == ("Gradients",)
     assert request == ("Api", "Predict", "PredictBatch")

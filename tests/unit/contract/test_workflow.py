@@ -80,7 +80,7 @@ def _walk_item_processor(mode: str, layers: int) -> list[State]:
 
 
 @pytest.mark.parametrize("layers", [1, 2, 3, 5])
-@pytest.mark.parametrize("mode", workflow.MODES)
+@pytest.mark.parametrize("mode", workflow.MAP_MODES)
 def test_the_microbatch_path_is_the_item_processors_walk(mode: str, layers: int) -> None:
     # Given the Map's ItemProcessor in steps.asl.json, When walked for one micro-batch
     walked = _walk_item_processor(mode, layers)
@@ -92,8 +92,8 @@ def test_the_microbatch_path_is_the_item_processors_walk(mode: str, layers: int)
 
 
 def test_every_state_of_the_item_processor_is_on_a_path() -> None:
-    # Given the states both modes enter
-    entered = {s.name for mode in workflow.MODES for s in _walk_item_processor(mode, 2)}
+    # Given the states both Map modes enter
+    entered = {s.name for mode in workflow.MAP_MODES for s in _walk_item_processor(mode, 2)}
 
     # Then none of the ItemProcessor's states is left out
     assert entered == set(_item_processor()["States"])
@@ -104,21 +104,38 @@ def test_the_step_path_loops_through_the_map_update_and_choice() -> None:
     machine = _machine("Steps")
     states = machine["States"]
     map_state, update, more = workflow.STEP_PATH
+    whole, more_again = workflow.WHOLE_STEP_PATH
+    (start,) = workflow.CHUNK_START
     (done,) = workflow.CHUNK_END
 
-    # Then each step state is there, with its type and function, and they form the loop, which
-    # the chunk leaves for its Succeed when the epoch is done or the chunk full
-    assert machine["StartAt"] == map_state.name
-    for state in (*workflow.STEP_PATH, done):
+    # Then each step state is there, with its type and function, and they form two loops: the
+    # Map modes' (Map, Update, Choice) and per_step's (its one Task, the same Choice); the chunk
+    # starts with the Choice between them and leaves for its Succeed when the epoch is done or
+    # the chunk full
+    assert more_again == more
+    assert machine["StartAt"] == start.name
+    for state in (start, *workflow.STEP_PATH, whole, done):
         assert _state(state.name, states[state.name]) == state
+    assert states[start.name]["Default"] == map_state.name
+    assert [
+        (c["Variable"], c["StringEquals"], c["Next"]) for c in states[start.name]["Choices"]
+    ] == [("$.cursor.mode", "per_step", whole.name)]
     assert states[map_state.name]["Next"] == update.name
     assert states[update.name]["Next"] == more.name
+    assert states[whole.name]["Next"] == more.name
     assert states[more.name]["Default"] == map_state.name
-    assert {c["Next"] for c in states[more.name]["Choices"]} == {done.name}
-    assert {c["Variable"] for c in states[more.name]["Choices"]} == {
-        "$.cursor.done", "$.cursor.chunk_full"
-    }  # fmt: skip
+    assert [c["Next"] for c in states[more.name]["Choices"]] == [done.name, done.name, whole.name]
+    assert [c["Variable"] for c in states[more.name]["Choices"]] == [
+        "$.cursor.done", "$.cursor.chunk_full", "$.cursor.mode"
+    ]  # fmt: skip
+    assert states[more.name]["Choices"][2]["StringEquals"] == "per_step"
     assert states[map_state.name]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
+    # per_step's Task retries and catches as Update does
+    for field in ("Retry", "Catch", "ResultSelector", "ResultPath"):
+        assert states[whole.name][field] == states[update.name][field], field
+    assert workflow.step_path("per_step") == workflow.WHOLE_STEP_PATH
+    assert all(workflow.step_path(m) == workflow.STEP_PATH for m in workflow.MAP_MODES)
+    assert workflow.microbatch_path("per_step", 3) == ()
 
 
 def _shard_map(states: dict[str, Any], shard_map: workflow.ShardMap) -> dict[str, Any]:
@@ -212,8 +229,8 @@ def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
     # Then the workflow's functions are exactly those, per epoch and per run
     assert set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS) == tasks
     assert workflow.EPOCH_FUNCTIONS == (
-        "Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "EvaluateShards",
-        "Evaluate",
+        "Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "TrainStep",
+        "EvaluateShards", "Evaluate",
     )  # fmt: skip
     assert workflow.RUN_FUNCTIONS == (
         "Initialize", "CheckShards", "PrepareShards", "Start", "Finalize", "Register", "Promote",
@@ -222,7 +239,12 @@ def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
 
 def test_the_paths_agree_with_each_functions_scope() -> None:
     # Given the contract's function table (each function's loop and mode)
-    per_epoch = workflow.EPOCH_START + workflow.STEP_PATH + workflow.execution_end(2)
+    per_epoch = (
+        workflow.EPOCH_START
+        + workflow.STEP_PATH
+        + workflow.WHOLE_STEP_PATH
+        + workflow.execution_end(2)
+    )
 
     # Then the micro-batch path of each mode invokes that mode's functions, the epoch and step
     # paths the epoch functions, the run's ends the run functions
@@ -237,10 +259,13 @@ def test_history_events_follow_from_the_paths(layers: int, workers: int) -> None
     # Given a step of `workers` micro-batches through `layers` layers
     per_layer = workflow.events_per_step(workers=workers, layers=layers, mode="per_layer")
     fused = workflow.events_per_step(workers=workers, layers=layers, mode="fused")
+    per_step = workflow.events_per_step(workers=workers, layers=layers, mode="per_step")
 
     # Then: 2 per Map iteration, 5 per Lambda Task, 2 per Choice or Succeed; 11 per step
+    # (per_step: its Task and the Choice, 7, whatever the workers and layers)
     assert per_layer == workers * (14 * layers + 11) + 11
     assert fused == workers * 9 + 11
+    assert per_step == 7
     states = workflow.transitions_per_microbatch("per_layer", layers)
     tasks = len(workflow.microbatch_functions("per_layer", layers))
     assert workflow.events_per_microbatch("per_layer", layers) == 2 + 5 * tasks + 2 * (
@@ -257,13 +282,16 @@ def test_an_epoch_enters_its_states_in_standard_and_its_steps_in_express(executi
     standard = workflow.standard_epoch_transitions(groups=4, **counts)
     fused = workflow.express_epoch_transitions(mode="fused", layers=2, **counts)
     per_layer = workflow.express_epoch_transitions(mode="per_layer", layers=2, **counts)
+    per_step = workflow.express_epoch_transitions(mode="per_step", layers=2, **counts)
 
     # Then Standard: Plan, 2 per chunk, the evaluation of 4 groups of shards (the Map, its 4
-    # Tasks, Evaluate) and the Succeed; Express: 3 per step, the micro-batch paths, a Succeed
-    # per chunk; an epoch's transitions are both
+    # Tasks, Evaluate) and the Succeed; Express: 3 per step (per_step 2), the micro-batch
+    # paths (per_step none), a first Choice and a Succeed per chunk; an epoch's transitions are
+    # both
     assert standard == 1 + 2 * executions + 4 + 3
-    assert fused == 3 * 12 + 2 * 45 + executions
-    assert per_layer == 3 * 12 + 11 * 45 + executions
+    assert fused == 3 * 12 + 2 * 45 + 2 * executions
+    assert per_layer == 3 * 12 + 11 * 45 + 2 * executions
+    assert per_step == 2 * 12 + 2 * executions
     total = workflow.epoch_transitions(mode="fused", layers=2, groups=4, **counts)
     assert total == standard + fused
 

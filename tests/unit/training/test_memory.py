@@ -65,6 +65,29 @@ def test_a_batch_too_large_for_gradients_is_refused_with_the_fix() -> None:
     assert "Forward" not in message  # per-layer functions do not run in fused mode
 
 
+def test_one_task_per_step_is_bounded_by_the_model_and_one_micro_batch() -> None:
+    # Given mode per_step: one task computes the step's micro-batches one after the other
+    per_step = config(mode="per_step", workers=4)
+    need = memory.estimate(per_step, ONE_MILLION, SIZES)["TrainStep"]
+    P = memory.parameter_bytes(per_step, 784)
+
+    # Then its need holds the model, its Adam moments and a gradient per micro-batch, and one
+    # micro-batch's rows and activations: it does not grow with the workers' rows
+    assert need.parts["weights, moments, gradients"] == P * (2 + 2 * 2 + 4)
+    assert (
+        need.parts["micro-batch"]
+        == memory.estimate(per_step, ONE_MILLION, SIZES)["Gradients"].parts["micro-batch"]
+    )
+    more = memory.estimate(config(mode="per_step", workers=40), ONE_MILLION, SIZES)["TrainStep"]
+    assert more.bytes - need.bytes == 36 * P
+    # and a batch too large for it is refused naming TrainStep, not the other modes' functions
+    with pytest.raises(MemoryFitError) as raised:
+        memory.check(config(mode="per_step", batch_size=60_000, workers=1), ONE_MILLION, SIZES)
+    message = str(raised.value)
+    assert "TrainStep needs about" in message and "lower batch_size" in message
+    assert "Gradients" not in message and "Forward" not in message
+
+
 def test_a_larger_function_lets_the_same_config_through() -> None:
     # Given the config refused above, When Gradients gets the memory the message asks for
     large = config(batch_size=60_000, workers=1)
