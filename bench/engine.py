@@ -299,9 +299,9 @@ def measure_local(
         per_mb = workflow.transitions_per_microbatch(mode, shapes.layers)
         started = len(chunk_events)
         # Standard: Plan, per chunk its Task and Choice (the failed one's Catch: Epoch failed);
-        # Express: 3 per step (the failed one's Choice: Chunk failed), the micro-batches, and
-        # the Succeed of each chunk before the failed one
-        predicted = (1 + 2 * started) + (3 * steps + measured_mbs * per_mb + started - 1)
+        # Express: each chunk's first Choice, 3 per step (the failed one's Choice: Chunk
+        # failed), the micro-batches, and the Succeed of each chunk before the failed one
+        predicted = (1 + 2 * started) + (started + 3 * steps + measured_mbs * per_mb + started - 1)
         result |= {
             "measured": f"{steps} of {shapes.steps} steps of one epoch, extrapolated",
             "extrapolated": True,

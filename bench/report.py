@@ -8,13 +8,15 @@ from typing import Any
 
 from stepnet.billing.report import usd
 from trainer.contract.names import INLINE_LIMIT_BYTES
+from trainer.contract.workflow import MODES
 
-WAYS = ("fused_blocks", "fused", "per_layer_blocks", "per_layer")  # as bench.ways names them
+WAYS = (
+    "per_step_blocks", "per_step", "fused_blocks", "fused", "per_layer_blocks", "per_layer"
+)  # fmt: skip  # as bench.ways names them
 SYSTEMS = ("reference", "sklearn", "torch", *(f"local_{way}" for way in WAYS))
 BILL_ORDER = (
     *(f"standard:{way}" for way in WAYS),
-    "all-standard:per_layer",
-    "all-standard:fused",
+    *(f"all-standard:{mode}" for mode in MODES),
     "seed",
     "m5.large",
 )
@@ -137,7 +139,9 @@ def _local_rows(result: dict[str, Any]) -> list[list[str]]:
 
 def _profile_rows(result: dict[str, Any]) -> list[list[str]]:
     profiles = {
-        mode: result["systems"][f"local_{mode}"]["profile"] for mode in ("per_layer", "fused")
+        mode: result["systems"][f"local_{mode}"]["profile"]
+        for mode in MODES
+        if f"local_{mode}" in result["systems"]
     }
     if not all(p.get("available") for p in profiles.values()):
         return []
@@ -391,7 +395,7 @@ def render_markdown(results: list[dict[str, Any]], plot: str | None) -> str:
         profile = _profile_rows(result)
         if profile:
             lines += ["", "### Where the local engine's time goes (share of CPU)", ""]
-            lines += _table(["", "per_layer", "fused"], profile)
+            lines += _table(["", *(m for m in MODES if f"local_{m}" in result["systems"])], profile)
         lines += ["", "### AWS usage per epoch (metered), by way to run", ""]
         headers, rows = _usage_rows(result)
         lines += _table(headers, rows)

@@ -251,14 +251,27 @@ def save_output_gradient(store: Store, task: MicroBatchTask, layer: int, dZ: np.
 
 
 def load_output_gradient(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:
-    return store.tensors.get(
-        keys.output_grad_key(task.run_id, task.version, task.microbatch, layer)
-    )["dZ"]
+    """dLoss/dZ of ``layer``: the output layer's as Loss wrote it; below it, from the bundle
+    Backward of ``layer + 1`` wrote with its gradients (:func:`save_gradient`)."""
+    if layer == task.layers:
+        key = keys.output_grad_key(task.run_id, task.version, task.microbatch, layer)
+    else:
+        key = keys.gradient_key(task.run_id, task.version, task.microbatch, layer + 1)
+    return store.tensors.get(key)["dZ"]
 
 
-def save_gradient(store: Store, task: MicroBatchTask, layer: int, grad: LayerParams) -> str:
+def save_gradient(
+    store: Store,
+    task: MicroBatchTask,
+    layer: int,
+    grad: LayerParams,
+    dZ_prev: np.ndarray | None = None,
+) -> str:
+    """Per-layer mode: layer ``layer``'s gradients (``dW``, ``db``) and, above layer 1, the
+    delta it passes down (``dZ``: dLoss/dZ of layer ``layer - 1``), one bundle: one write."""
     key = keys.gradient_key(task.run_id, task.version, task.microbatch, layer)
-    store.tensors.put(key, grad.as_dict(GRADIENT_PREFIX), immutable=False)
+    bundle = grad.as_dict(GRADIENT_PREFIX) | ({} if dZ_prev is None else {"dZ": dZ_prev})
+    store.tensors.put(key, bundle, immutable=False)
     return key
 
 

@@ -1,4 +1,5 @@
-"""Backward pass of one layer for one micro-batch: dW_l, db_l and dZ_{l-1}."""
+"""Backward pass of one layer for one micro-batch: dW_l, db_l and dZ_{l-1}, written together
+(one bundle, one write)."""
 
 from trainer import dal
 from trainer.handlers._edge import lambda_edge
@@ -14,9 +15,7 @@ def run(store: Store, task: MicroBatchTask) -> MicroBatchTask:
     W, _ = dal.load_layer(store, task.run_id, task.version, task.layer)
     below = config.model.layers[task.layer - 2].activation if task.layer > 1 else None
     dW, db, dZ_prev = backward_layer(dZ, A_prev, W, below)
-    key = dal.save_gradient(store, task, task.layer, LayerParams(dW, db))
-    if dZ_prev is not None:
-        dal.save_output_gradient(store, task, task.layer - 1, dZ_prev)
+    key = dal.save_gradient(store, task, task.layer, LayerParams(dW, db), dZ_prev)
     return task.model_copy(update={"layer": task.layer - 1, "key": key})
 
 
