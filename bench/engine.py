@@ -123,6 +123,7 @@ def _scaled_usage(
             express_executions=model.express_executions,
             express_seconds=seconds,
             history_events=model.history_events,
+            express_history_events=model.express_history_events,
             functions=f,
         )
 
@@ -244,6 +245,7 @@ def measure_local(
             each.express_transitions = counted.express_transitions
             each.express_executions = counted.express_executions
             each.history_events = counted.history_events
+            each.express_history_events = counted.express_history_events
         epoch_seconds = statistics.fmean(spans)
         metrics = run.metrics
         result |= {

@@ -80,7 +80,9 @@ class Workflow(Construct):
                 {other: made.state_machine_arn for other, made in self.state_machines.items()},
             ),
             logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+                destination=log_group,
+                level=sfn.LogLevel[STATE_MACHINES[logical].log_level],
+                include_execution_data=STATE_MACHINES[logical].log_execution_data,
             ),
             tracing_enabled=True,
         )

@@ -29,6 +29,7 @@ from typing import Any, Final
 from stepnet.billing import prices
 from stepnet.billing.usage import FUNCTION_MEMORY_MB, StoreUsage, Usage
 from trainer.contract.functions import LAMBDA_ARCHITECTURE
+from trainer.contract.statemachines import STATE_MACHINES
 from trainer.data.rows import READ_THREADS
 
 # Express bills the memory the execution uses in 64 MB steps; states that carry only keys stay
@@ -98,9 +99,12 @@ def _express_items(usage: Usage) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class TelemetryModel:
-    """What the stack's logging and tracing ingest, as ``infra/`` configures them: every state
-    machine logs at level ALL with execution data (a log event per history event), every
-    function logs to its log group, and both trace with X-Ray (active tracing).
+    """What the stack's logging and tracing ingest, as ``infra/`` configures them from the
+    contract (``trainer.contract.statemachines.STATE_MACHINES``): the Express Steps machine
+    logs every history event of its chunks with execution data (level ALL, how the console
+    shows them); the Standard machines log failures only (level ERROR: nothing in a run that
+    succeeds; Step Functions keeps their history); every function logs to its log group, and
+    the machines and functions trace with X-Ray (active tracing).
 
     The event counts are exact (``trainer.contract.workflow``); the bytes per event are an
     assumption: the local histories' events are 440–530 bytes of JSON with their inputs and
@@ -112,14 +116,28 @@ class TelemetryModel:
     state_event_bytes: float = 600.0
     lambda_bytes_per_invocation: float = 400.0
 
+    def logged_events(self, usage: Usage) -> float:
+        """The history events the machines' log levels send to CloudWatch Logs (no failure):
+        the Express chunks' if Steps logs ALL, the Standard executions' if they do."""
+        express = usage.express_history_events
+        standard = usage.history_events - express
+        return (express if _logs_all("Steps") else 0.0) + (
+            standard if _logs_all("Epoch") and _logs_all("Training") else 0.0
+        )
+
     def log_bytes(self, usage: Usage) -> float:
         return (
-            usage.history_events * self.state_event_bytes
+            self.logged_events(usage) * self.state_event_bytes
             + usage.invocations * self.lambda_bytes_per_invocation
         )
 
     def traces(self, usage: Usage) -> float:
         return usage.epoch_executions + usage.express_executions
+
+
+def _logs_all(machine: str) -> bool:
+    """Whether a machine logs every history event (level ALL), not its failures only."""
+    return STATE_MACHINES[machine].log_level == "ALL"
 
 
 TELEMETRY: Final = TelemetryModel()

@@ -354,9 +354,12 @@ def model(
             mode=mode, layers=shapes.layers, **counts
         )
         usage.express_executions = parts[mode]
+        usage.express_history_events = workflow.express_epoch_events(
+            mode=mode, layers=shapes.layers, **counts
+        )
         usage.history_events = (
             workflow.standard_epoch_events(executions=parts[mode], groups=dry.groups)
-            + workflow.express_epoch_events(mode=mode, layers=shapes.layers, **counts)
+            + usage.express_history_events
             + workflow.TRAINING_EVENTS_PER_EPOCH
         )
         usage.epoch_seconds, usage.express_seconds = _epoch_seconds(

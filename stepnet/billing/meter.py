@@ -380,6 +380,7 @@ def history_usage(
         express_executions=chunks["executions"] / epochs,
         history_events=(standard["events"] + chunks["events"]) / epochs
         + workflow.TRAINING_EVENTS_PER_EPOCH,
+        express_history_events=chunks["events"] / epochs,
     )
 
 

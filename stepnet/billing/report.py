@@ -173,7 +173,9 @@ def format_estimate(est: CostEstimate) -> str:
         "are assumptions (stepnet.billing.bills.DurationModel), not measurements.",
         f"AWS time per epoch: an estimate from those durations, {est.duration.task_dispatch_ms:g} "
         f"ms per Task state and {est.duration.child_start_ms:g} ms per Express chunk "
-        "(sources in DurationModel's docstring). Logs: a log event per history event at level "
-        "ALL, sizes assumed (stepnet.billing.bills.TelemetryModel).",
+        "(sources in DurationModel's docstring). Logs: a log event per history event of the "
+        "Express chunks (level ALL, with execution data: how the console shows them; the "
+        "Standard machines log failures only), sizes assumed "
+        "(stepnet.billing.bills.TelemetryModel).",
     ]
     return "\n".join(lines)

@@ -109,8 +109,9 @@ class Usage:
     )
     express_executions: float = 0.0  # Express chunks (each billed as a request)
     express_seconds: float = 0.0  # their duration together (Express bills GB-s of it)
-    history_events: float = 0.0  # events of every execution (logged at level ALL), per epoch
+    history_events: float = 0.0  # events of every execution, per epoch
     functions: dict[str, FunctionUsage] = field(default_factory=dict)
+    express_history_events: float = 0.0  # of which the Express chunks' (logged at level ALL)
 
     @property
     def invocations(self) -> float:
@@ -144,6 +145,7 @@ class Usage:
             self.express_seconds + other.express_seconds,
             self.history_events + other.history_events,
             functions,
+            self.express_history_events + other.express_history_events,
         )
 
     def scaled(self, factor: float) -> Usage:
@@ -157,6 +159,7 @@ class Usage:
             self.express_seconds * factor,
             self.history_events * factor,
             {name: u.scaled(factor) for name, u in self.functions.items()},
+            self.express_history_events * factor,
         )
 
     def as_dict(self, memory_mb: Mapping[str, int] = FUNCTION_MEMORY_MB) -> dict[str, Any]:
@@ -169,6 +172,7 @@ class Usage:
             "express_executions": self.express_executions,
             "express_seconds": self.express_seconds,
             "history_events": self.history_events,
+            "express_history_events": self.express_history_events,
             "invocations": self.invocations,
             "gb_seconds": self.gb_seconds(memory_mb),
             "store": self.store.as_dict(),

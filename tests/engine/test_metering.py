@@ -145,6 +145,7 @@ def test_state_transitions_equal_the_model_exactly(metered_run) -> None:
     )  # fmt: skip
     assert (counted.epoch_executions, counted.express_executions) == (1, 2)
     assert counted.history_events == model.history_events
+    assert counted.express_history_events == model.express_history_events
 
 
 def test_lambda_invocations_equal_the_model_exactly(metered_run) -> None:

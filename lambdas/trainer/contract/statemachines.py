@@ -30,14 +30,26 @@ from trainer.contract.functions import FUNCTIONS
 PACKAGE: Final = "trainer.contract.statemachine"  # statemachine/, mapped in pyproject.toml
 
 MachineType = Literal["STANDARD", "EXPRESS"]
+LogLevel = Literal["ALL", "ERROR", "FATAL", "OFF"]  # Step Functions' LoggingConfiguration.level
 
 
 @dataclass(frozen=True)
 class StateMachineSpec:
-    """One state machine: its ASL file (in :data:`PACKAGE`) and its type."""
+    """One state machine: its ASL file (in :data:`PACKAGE`), its type, and what it logs to
+    CloudWatch Logs (``log_level``: which history events; ``log_execution_data``: with their
+    inputs, outputs, errors and causes).
+
+    Standard machines keep their whole history in Step Functions, where the console shows it
+    (90 days), so they log only failures (``ERROR``: a failed execution's cause is in the log
+    too). Express machines keep no history: the console shows an Express execution only from
+    its log, so the Steps machine logs every event (``ALL``; at ``ERROR`` a chunk that
+    succeeded would show nothing of its steps) with execution data (without it, no step's
+    input and output: which step, which weights version, its losses)."""
 
     file: str
     type: MachineType = "STANDARD"
+    log_level: LogLevel = "ERROR"
+    log_execution_data: bool = True
 
 
 # Their order here means nothing: machines are created in creation_order().
@@ -47,8 +59,9 @@ STATE_MACHINES: Final[Mapping[str, StateMachineSpec]] = {
     # one execution per epoch, <run_id>-epoch-NNN: plans, runs its steps in chunks, evaluates
     "Epoch": StateMachineSpec("epoch.asl.json"),
     # one chunk of an epoch's steps, <run_id>-epoch-NNN-part-MM: Express (billed per request
-    # and GB-second, not per transition), sized to stay far below its 5-minute limit
-    "Steps": StateMachineSpec("steps.asl.json", "EXPRESS"),
+    # and GB-second, not per transition), sized to stay far below its 5-minute limit; logged in
+    # full, which is how the console shows it
+    "Steps": StateMachineSpec("steps.asl.json", "EXPRESS", log_level="ALL"),
     # retrain a pipeline on an uploaded dataset (or on a schedule): one run at a time per
     # pipeline, each a Training execution (trainer.registry.retrain)
     "Retrain": StateMachineSpec("retrain.asl.json"),

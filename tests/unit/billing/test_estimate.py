@@ -166,9 +166,12 @@ def test_logs_and_traces_are_priced_from_the_history_events_and_invocations() ->
     standard = 2 + 5 + 8 + (4 + 7 + 5) + 2
     express = 12 * 11 + 45 * 9 + 6
     assert usage.history_events == standard + express + 8
-    # and the logs are priced per GB ingested, the traces per execution
+    assert usage.express_history_events == express
+    # and the logs are priced per GB ingested, the traces per execution: the Express chunk's
+    # events (level ALL), none of the Standard executions' (level ERROR, and nothing failed)
     telemetry = bills.TelemetryModel()
-    log_bytes = usage.history_events * telemetry.state_event_bytes + (
+    assert telemetry.logged_events(usage) == express
+    log_bytes = express * telemetry.state_event_bytes + (
         usage.invocations * telemetry.lambda_bytes_per_invocation
     )
     assert fused.standard.items["CloudWatch Logs"] == pytest.approx(log_bytes / 1e9 * 0.50)
