@@ -167,6 +167,8 @@ VARIANTS = [
     Variant("regression", "per_layer", threads=0),
     Variant("digits", "fused", threads=0),
     Variant("regression", "fused", threads=3),
+    Variant("digits", "per_step", threads=0),  # one task per step: no Map, nothing to thread
+    Variant("regression", "per_step", threads=0),
 ]
 
 
@@ -199,16 +201,19 @@ def test_the_pipeline_trains_the_reference_weights(
     print(f"{variant}: max |pipeline - reference| weight difference = {diff!r}")
     assert diff <= TOLERANCE, f"{variant}: max |pipeline - reference| weight difference = {diff!r}"
 
-    # and every step ran once per micro-batch in the mode's tasks
-    assert pipeline.calls["Update"] == version
+    # and every step ran once per micro-batch in the mode's tasks (per_step: one task a step)
     items = EPOCHS * reference.microbatches_per_epoch
-    if variant.mode == "per_layer":
-        assert pipeline.calls["Forward"] == pipeline.calls["Backward"] == 2 * items
-        assert pipeline.calls["Loss"] == items
-        assert pipeline.calls["Gradients"] == 0
+    tasks = {f: pipeline.calls[f] for f in ("Forward", "Loss", "Backward", "Gradients")}
+    steps = {f: pipeline.calls[f] for f in ("Update", "TrainStep")}
+    if variant.mode == "per_step":
+        assert steps == {"Update": 0, "TrainStep": version}
+        assert tasks == dict.fromkeys(tasks, 0)
+    elif variant.mode == "per_layer":
+        assert steps == {"Update": version, "TrainStep": 0}
+        assert tasks == {"Forward": 2 * items, "Loss": items, "Backward": 2 * items, "Gradients": 0}
     else:
-        assert pipeline.calls["Gradients"] == items
-        assert pipeline.calls["Forward"] == pipeline.calls["Loss"] == 0
+        assert steps == {"Update": version, "TrainStep": 0}
+        assert tasks == {"Forward": 0, "Loss": 0, "Backward": 0, "Gradients": items}
 
     # and the run moved epoch by epoch to done
     assert [p["epoch"] for p in pipeline.progress] == [1, 2, 3]
@@ -399,6 +404,40 @@ def test_a_retried_update_returns_the_same_cursor_and_leaves_the_weights(
         for name in (f"W{layer}", f"b{layer}"):
             np.testing.assert_array_equal(now[name], stored[name])
     assert not np.array_equal(weights[1, 1]["W1"], weights[0, 1]["W1"])  # the update did update
+
+
+def test_a_retried_whole_step_returns_the_same_cursor_and_leaves_the_weights(
+    handler_env: Any, regression_source: str
+) -> None:
+    # Given: the first step, trained in one task (mode per_step), once
+    cursor = first_step(regression_source)
+    step = {"cursor": cursor | {"mode": "per_step"}}
+    planned = tensor_items(handler_env)
+    first = invoke("TrainStep", step)
+    weights = bundle(keys.weights_key("reg-pipeline", 1))
+    optimizer = bundle(keys.optimizer_key("reg-pipeline", 1))
+    items = tensor_items(handler_env)
+
+    # When
+    again = invoke("TrainStep", step)
+
+    # Then the same cursor (its micro-batches' losses included), no new item, the same version
+    assert again == first
+    assert (first["step"], first["version"]) == (1, 1)
+    assert len(first["losses"]) == len(cursor["microbatches"])
+    assert tensor_items(handler_env) == items
+    for key, stored in (
+        (keys.weights_key("reg-pipeline", 1), weights),
+        (keys.optimizer_key("reg-pipeline", 1), optimizer),
+    ):
+        now = bundle(key)
+        assert sorted(now) == sorted(stored)
+        for name in stored:
+            np.testing.assert_array_equal(now[name], stored[name])
+    # and it wrote the two bundles of version 1 and nothing else: no gradient, no scratch
+    assert items == planned + 2
+    scanned = handler_env.dynamodb.scan(TableName=handler_env.tensors_table)["Items"]
+    assert not any("/scratch/" in str(item) for item in scanned)
 
 
 def test_a_weights_version_cannot_be_overwritten(handler_env: Any, regression_source: str) -> None:
