@@ -86,6 +86,15 @@ class Workflow(Construct):
             ),
             tracing_enabled=True,
         )
+        if STATE_MACHINES[logical].log_level != "ALL":
+            acknowledge(
+                machine,
+                "AwsSolutions-SF1",
+                reason="A Standard machine: Step Functions keeps every execution's whole history "
+                "and the console shows it, so it logs its failures only (ERROR, with execution "
+                "data); logging every event again would only add billed ingestion. The Express "
+                "Steps machine, which keeps no history, logs ALL.",
+            )
         acknowledge(
             machine.role,
             "AwsSolutions-IAM5[Resource::*]",
