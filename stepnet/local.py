@@ -88,6 +88,7 @@ def run_local(
     isolation: Isolation = "processes",
     shard_mb: int = DEFAULT_SHARD_MB,
     inject_faults: float = 0.0,
+    resume: bool = False,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -100,6 +101,8 @@ def run_local(
     model files
     (if the run succeeded), the executions' histories, ``usage.json``
     (:data:`LocalRun.usage`) and ``report.html`` (:mod:`stepnet.report`), whatever the outcome.
+    ``resume``: continue the stopped run ``config.run_id`` of the account's store from its last
+    complete weights version (``StepnetClient.resume``) instead of starting it.
     """
     with contextlib.ExitStack() as stack:
         if account is None:
@@ -117,18 +120,25 @@ def run_local(
         # while the dataset is uploaded
         account.runtime.prewarm(names.function_name(account.stack_name, "Initialize"))
         client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
-        config = client.upload_dataset(config, base, shard_mb)
+        if not resume:
+            config = client.upload_dataset(config, base, shard_mb)
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         recording = stack.enter_context(account.runtime.recording())
-        client.start(config)
+        if resume:
+            execution = client.resume(config.run_id)
+        else:
+            client.start(config)
+            execution = config.run_id
         stop = threading.Event()
         if on_step is not None:
             threading.Thread(
                 target=_report_steps, args=(updates, on_step, stop), daemon=True
             ).start()
         try:
-            description = client.watch(config.run_id, on_epoch=on_epoch, poll_seconds=0.5)
+            description = client.watch(
+                config.run_id, on_epoch=on_epoch, poll_seconds=0.5, execution=execution
+            )
         finally:
             stop.set()
         run = LocalRun(
