@@ -20,19 +20,15 @@ from trainer import dal
 from trainer.config import RunConfig
 from trainer.contract import names
 from trainer.data.shards import DEFAULT_SHARD_MB
-from trainer.executions import Executions, console_url, readable_cause
+from trainer.executions import Executions, ResumeError, console_url, readable_cause
 from trainer.registry import service
 from trainer.registry.records import Production
 from trainer.registry.service import PipelineView
 from trainer.store import RunNotFoundError, Store
 from trainer.training import exports
-from trainer.training.cursor import parse_epoch_name, training_attempt
+from trainer.training.cursor import parse_epoch_name, resume_name, training_attempt
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-
-
-class ResumeError(ValueError):
-    """A run that cannot be resumed: unknown, still running, or finished."""
 
 
 HistoryEvent = dict[str, Any]
@@ -184,8 +180,26 @@ class StepnetClient:
         base = self.resources.training_arn.replace(":stateMachine:", ":execution:")
         return f"{base}:{run_id}"
 
-    def describe(self, run_id: str) -> dict[str, Any]:
-        return dict(self.sfn.describe_execution(executionArn=self.execution_arn(run_id)))
+    def describe(self, run_id: str, execution: str | None = None) -> dict[str, Any]:
+        """The run's Training ``execution`` (by name), by default its latest
+        (:meth:`latest_execution`)."""
+        name = execution or self.latest_execution(run_id)
+        return dict(self.sfn.describe_execution(executionArn=self.execution_arn(name)))
+
+    def latest_execution(self, run_id: str) -> str:
+        """The name of the run's latest Training execution: its first, named ``run_id``, or
+        its latest resume — the one its status names, or the next, which starts before its
+        first state records it."""
+        try:
+            attempt = int(self.store.runs.get_status(run_id).get("attempt", 0))
+        except RunNotFoundError:
+            attempt = 0
+        following = resume_name(run_id, attempt + 1)
+        try:
+            self.sfn.describe_execution(executionArn=self.execution_arn(following))
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            return resume_name(run_id, attempt) if attempt else run_id
+        return following
 
     def epoch_executions(self, run_id: str) -> list[EpochExecution]:
         """The run's epoch executions (the Standard ones; their Express chunks have no history
@@ -224,7 +238,7 @@ class StepnetClient:
         seen = 0
         deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
         while True:
-            description = self.describe(execution or run_id)
+            description = self.describe(run_id, execution)
             rows = self.metrics(run_id)
             for row in rows[seen:]:
                 if on_epoch is not None:

@@ -23,9 +23,11 @@ from stepnet.report.record import (
     RunRecord,
     contract_memory,
 )
-from trainer.config import RunConfig
+from trainer.config import RunConfig, parse_config
 from trainer.contract import names
 from trainer.data.shards import DEFAULT_SHARD_MB
+from trainer.executions import ResumeError
+from trainer.store import RunNotFoundError
 from trainer.training.cursor import parse_epoch_name
 
 EpochCallback = Callable[[MetricsRow], None]
@@ -169,6 +171,21 @@ def run_local(
                 client.fetch(config.run_id, out_dir)
             run.report = write_report(_record(config.run_id, run), out_dir / REPORT_HTML)
         return run
+
+
+def stored_config(account: LocalAccount, run_id: str) -> RunConfig:
+    """The config of run ``run_id`` as the account's store recorded it (what ``stepnet resume``
+    continues); unknown there: :class:`~stepnet.client.ResumeError`, naming the run."""
+    if account.resources is None:
+        raise RuntimeError("stored_config needs an account that is entered")
+    client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
+    try:
+        return parse_config(client.store.runs.get_config_json(run_id))
+    except RunNotFoundError:
+        raise ResumeError(
+            f"run {run_id!r} is unknown to the local engine's store: check the run id "
+            "(stepnet runs lists them)"
+        ) from None
 
 
 def _record(run_id: str, run: LocalRun) -> RunRecord:

@@ -37,6 +37,10 @@ class ExecutionExistsError(Exception):
         )
 
 
+class ResumeError(ValueError):
+    """A run that cannot be resumed: unknown, not yet prepared, still running, or finished."""
+
+
 class PageTokenError(ValueError):
     """A list token Step Functions did not give, or one that expired."""
 

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from stepnet.client import ResumeError, StepnetClient
+from stepnet.client import StepnetClient
 from stepnet.engine import LocalAccount
 from stepnet.local import run_local
 from stepnet.reference import train
 from tests.engine.conftest import digits_config, load_weights, max_weight_difference
 from trainer.config import RunConfig, parse_config
 from trainer.contract.names import TENSORS_PK
+from trainer.executions import ResumeError
 from trainer.store import keys, runs
 from trainer.training.cursor import epoch_name, resume_name
 

@@ -2,6 +2,7 @@
 which epoch, step and version it continues from (``trainer.training.resume``)."""
 
 from trainer import dal
+from trainer.executions import ResumeError
 from trainer.handlers._edge import lambda_edge, logger
 from trainer.messages import ResumeRequest, RunProgress
 from trainer.store import Store
@@ -11,6 +12,11 @@ from trainer.training.schedule import step_layout
 
 
 def run(store: Store, request: ResumeRequest) -> RunProgress:
+    if store.runs.get_status(request.run_id)["status"] == "SUCCEEDED":
+        raise ResumeError(
+            f"run {request.run_id!r} has finished (SUCCEEDED): its model is exported and "
+            "registered; nothing to resume"
+        )
     config = dal.run_config(store, request.run_id)
     dataset = dal.load_dataset(store, request.run_id)
     split = dataset.split(config.dataset.validation_fraction, config.seed)
