@@ -153,9 +153,8 @@ class Executions:
     def resume(self, run_id: str, attempt: int) -> Execution:
         """Start the run's ``attempt``-th resume: a Training execution named
         :func:`~trainer.training.cursor.resume_name` that continues the run from its last
-        complete weights version. A redrive would not: the machine catches every error into its
-        failure path, so the state a failed execution ended in is that path's last, and a
-        redrive re-runs only it."""
+        complete weights version. Not a redrive, which continues "from the unsuccessful step":
+        the machine catches every error into its failure path, whose end is that step."""
         name = resume_name(run_id, attempt)
         document = {"resume": {"run_id": run_id, "attempt": attempt}}
         try:

@@ -306,10 +306,10 @@ def epoch_functions() -> tuple[str, ...]:
 
 def run_functions() -> tuple[str, ...]:
     """The functions a run invokes before and after its epochs: Initialize, CheckShards and
-    PrepareShards (once per group of shards), Start — or, resumed, Resume — then Finalize,
-    Register, Promote."""
-    return tuple(functions(run_start(1)) + functions(RESUMED_START) + functions(RUN_END))
+    PrepareShards (once per group of shards), Start, Finalize, Register, Promote."""
+    return tuple(functions(run_start(1)) + functions(RUN_END))
 
 
 EPOCH_FUNCTIONS: Final = epoch_functions()
 RUN_FUNCTIONS: Final = run_functions()
+RESUME_FUNCTIONS: Final = tuple(functions(RESUMED_START))  # a stopped run's resume: Resume

@@ -173,8 +173,7 @@ def test_the_run_level_handlers_run_once_on_the_real_dataset(digits_run: dryrun.
         for step in steps:
             functions.add(step.update.function)
             functions |= {i.function for mb in step.microbatches for i in mb.invocations}
-    resumed_only = set(workflow.functions(workflow.RESUMED_START))  # a stopped run's resume
-    assert functions == set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS) - resumed_only
+    assert functions == set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS)
     # Plan stored nothing (each micro-batch reads its rows from the shard); the one shard, a
     # single file, was converted (shuffled) into one object; Finalize exported 3 files
     assert digits_run.plan.store.ddb_writes == digits_run.plan.store.s3_puts == 0
