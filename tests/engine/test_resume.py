@@ -149,3 +149,27 @@ def test_a_finished_or_unknown_run_is_not_resumed(account: LocalAccount, tmp_pat
         client.resume(config.run_id)
     with pytest.raises(ResumeError, match="unknown here"):
         client.resume("never-was")
+
+
+def test_a_stopped_per_step_run_resumes_to_the_references_weights(
+    account: LocalAccount, tmp_path: Path
+) -> None:
+    # Given a digits run in mode per_step (one task per step, which keeps the epoch's loss so
+    # far in its optimizer bundle as Update does) that finished, rolled back to inside epoch 1
+    config = _config("resume-per-step", mode="per_step")
+    assert run_local(config, tmp_path / "first", account=account).succeeded
+    _stop_after(account, config, 3, 0)
+
+    # When it is resumed
+    run = run_local(config, tmp_path / "resumed", account=account, resume=True)
+
+    # Then its weights and losses are the reference's
+    assert run.succeeded, run.description
+    reference = train(config)
+    difference = max_weight_difference(
+        reference.params, load_weights(tmp_path / "resumed" / "model.npz")
+    )
+    assert difference == 0.0, f"max |resumed - reference| = {difference}"
+    assert [row["train_loss"] for row in run.metrics] == [
+        row["train_loss"] for row in reference.metrics
+    ]
