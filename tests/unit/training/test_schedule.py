@@ -242,7 +242,7 @@ def test_a_step_too_large_for_one_execution_is_refused(workers: int, layers: int
 # --- Express chunks: their assumed duration ------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["per_layer", "fused"])
+@pytest.mark.parametrize("mode", ["per_layer", "fused", "per_step"])
 @pytest.mark.parametrize(
     ("sizes", "batch_size", "workers"),
     [([64, 64, 10], 32, 4), ([784, 256, 128, 10], 128, 4), ([2048, 1024, 512, 10], 512, 8)],
@@ -265,6 +265,22 @@ def test_a_chunk_that_would_near_the_express_limit_is_split(
     assert (chunk + 1) * seconds > EXPRESS_CHUNK_SECONDS or chunk == steps_per_execution(
         workers=workers, layers=layers, mode=mode
     )
+
+
+def test_one_task_per_step_is_bounded_as_its_micro_batches_one_after_the_other() -> None:
+    # Given the MNIST-sized network, batch 128 × 4 workers
+    sizes, macs = [784, 256, 128, 10], 784 * 256 + 256 * 128 + 128 * 10
+
+    # When
+    fused = step_seconds_bound(sizes=sizes, batch_size=128, workers=4, mode="fused")
+    per_step = step_seconds_bound(sizes=sizes, batch_size=128, workers=4, mode="per_step")
+
+    # Then fused: its Gradients and Update tasks, one micro-batch's arithmetic (the Map runs
+    # them side by side) and the update's; per_step: its one task and the four micro-batches'
+    # arithmetic one after the other, and the same update's
+    update = (4 + 20) * macs / 1e9
+    assert fused == pytest.approx(2 * 1.0 + 6 * 128 * macs / 1e9 + update)
+    assert per_step == pytest.approx(1.0 + 4 * 6 * 128 * macs / 1e9 + update)
 
 
 def test_a_step_longer_than_the_chunk_target_still_runs_alone() -> None:
