@@ -32,8 +32,10 @@ from trainer.data.sources import (
 from trainer.messages import Cursor, EpochMetrics, EvaluationTask, MicroBatchTask
 from trainer.nn.params import LayerParams, flatten, unflatten
 from trainer.registry.records import Decision, ModelVersion, Production
-from trainer.store import ObjectNotFoundError, Store, keys, registry
+from trainer.store import ObjectNotFoundError, RunNotFoundError, Store, keys, registry
+from trainer.store.runs import FAILED, RUNNING, SUCCEEDED, trimmed_cause
 from trainer.training import exports
+from trainer.training.divergence import DIVERGENCE_ERROR, Divergence
 from trainer.training.schedule import microbatch_segments, step_layout
 from trainer.training.step import OptState, Params
 
@@ -217,11 +219,46 @@ def start_run(store: Store, config: RunConfig, dataset: Dataset, split: Split) -
     """Record the prepared dataset and its facts and mark the run RUNNING (idempotent)."""
     store.tensors.put(keys.dataset_key(config.run_id), dataset.as_bundle())
     store.runs.put_dataset_info(config.run_id, dataset.facts(split, config.model.layers[-1].units))
-    store.runs.set_status(config.run_id, "RUNNING")
+    store.runs.set_status(config.run_id, RUNNING)
 
 
-def finish_run(store: Store, run_id: str, model_uri: str) -> None:
-    store.runs.set_status(run_id, "SUCCEEDED", model_uri=model_uri)
+def finish_run(
+    store: Store, run_id: str, model_uri: str, diverged: Divergence | None = None
+) -> None:
+    """SUCCEEDED with the model's folder; a diverged run's last good model leaves it FAILED, with
+    the divergence (the same fields :func:`fail_run` wrote) and the model's folder."""
+    if diverged is None:
+        store.runs.set_status(run_id, SUCCEEDED, model_uri=model_uri)
+    else:
+        store.runs.set_status(run_id, FAILED, **divergence_fields(diverged), model_uri=model_uri)
+
+
+def divergence_fields(diverged: Divergence) -> dict[str, Any]:
+    """The status fields of a diverged run: the error Lambda reported, its readable cause and
+    where it diverged."""
+    return {
+        "error": DIVERGENCE_ERROR,
+        "cause": trimmed_cause(f"{DIVERGENCE_ERROR}: {diverged.message()}"),
+        "diverged": diverged.document(),
+    }
+
+
+def fail_run(
+    store: Store, run_id: str, error: str, cause: str, diverged: Divergence | None = None
+) -> bool:
+    """Mark a recorded run FAILED with ``error`` (the Step Functions error name) and ``cause``
+    (readable, trimmed to ``MAX_CAUSE_CHARS``), or with its divergence. A run refused before
+    anything of it was written (no config record) stays unwritten: returns whether it was
+    marked. Safe to run twice (the same record again)."""
+    try:
+        store.runs.get_config_json(run_id)
+    except RunNotFoundError:
+        return False
+    if diverged is not None:
+        store.runs.set_status(run_id, FAILED, **divergence_fields(diverged))
+    else:
+        store.runs.set_status(run_id, FAILED, error=error, cause=trimmed_cause(cause))
+    return True
 
 
 def load_activation(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:
@@ -286,8 +323,11 @@ def load_gradients(store: Store, cursor: Cursor, n_microbatches: int) -> list[li
     return [grads[m * cursor.layers : (m + 1) * cursor.layers] for m in range(n_microbatches)]
 
 
-def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, list[dict[str, Any]]]:
-    """Write model.npz, model.json and metrics.json under ``runs/<run_id>/model/``.
+def export_model(
+    store: Store, config: RunConfig, version: int, diverged: Divergence | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Write model.npz, model.json and metrics.json under ``runs/<run_id>/model/`` (a diverged
+    run's last good ``version``, marked in model.json).
 
     Returns the folder's s3:// URI and the per-epoch metrics.
     """
@@ -302,6 +342,7 @@ def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, li
         std=dataset.std.tolist(),
         classes=dataset.classes,
         version=version,
+        diverged=None if diverged is None else diverged.document(),
     )
     store.objects.put_bytes(prefix + exports.MODEL_JSON, exports.json_bytes(document))
     document = exports.metrics_document(config.run_id, metrics)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.config import Mode
 from trainer.data.shards import Schema
+from trainer.training.divergence import Divergence
 
 
 class _Message(BaseModel):
@@ -172,8 +173,37 @@ class EpochEnd(_Message):
 
 
 class FinalizeRequest(_Message):
+    """Input of ``Finalize``: the weights version to export; ``diverged`` when the divergence
+    guard stopped the run (``version`` is then its last good one, and the run stays FAILED)."""
+
     run_id: str
     version: int
+    diverged: Divergence | None = None
+
+
+class CaughtError(_Message):
+    """What a Catch puts at its ResultPath: the error's name and its cause (a Lambda error's
+    cause is its JSON error document; a failed child execution's, its description)."""
+
+    error: str = Field(alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+
+class FailRequest(_Message):
+    """Input of ``MarkFailed``: the run (the Training execution's name) and the caught error."""
+
+    run_id: str
+    error: CaughtError
+
+
+class RunFailure(_Message):
+    """Result of ``MarkFailed``: whether the run had a record to mark (a run refused before
+    anything was written has none), its readable cause, and where it diverged if it did."""
+
+    run_id: str
+    recorded: bool
+    cause: str
+    diverged: Divergence | None = None
 
 
 class EpochMetrics(_Message):
@@ -195,10 +225,11 @@ class EpochMetrics(_Message):
 
 
 class RunSummary(_Message):
-    """Result of ``Finalize`` and so of the Training execution."""
+    """Result of ``Finalize`` and so of the Training execution (``status`` a
+    ``trainer.store.runs`` status: SUCCEEDED, or FAILED for a diverged run's last good model)."""
 
     run_id: str
-    status: Literal["SUCCEEDED"]
+    status: str
     epochs: int
     version: int
     model_uri: str

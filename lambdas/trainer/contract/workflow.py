@@ -139,6 +139,13 @@ NOT_PROMOTED: Final = State("Not promoted", "Succeed")
 REGISTRY_PATH: Final = (REGISTER, PROMOTE, PROMOTED_CHOICE)
 OUTCOMES: Final = (PROMOTED, NOT_PROMOTED)  # one of them ends every run: the same count either way
 RUN_END: Final = (EXPORT, *REGISTRY_PATH, PROMOTED)
+# A failed run (any Catch of the Training machine): mark it FAILED, then, if the divergence guard
+# stopped it, export its last good weights; it ends in "Run diverged" or "Run failed" (Fail
+# states). Not on a successful run's path: the cost model counts none of it.
+MARK_FAILED: Final = State("Mark run failed", "Task", "MarkFailed")
+DIVERGED_CHOICE: Final = State("Diverged?", "Choice")
+EXPORT_LAST_GOOD: Final = State("Export last good model", "Task", "Finalize")
+FAILURE_PATH: Final = (MARK_FAILED, DIVERGED_CHOICE, EXPORT_LAST_GOOD)
 
 
 def run_start(groups: int) -> tuple[State, ...]:
@@ -297,8 +304,10 @@ def epoch_functions() -> tuple[str, ...]:
 
 def run_functions() -> tuple[str, ...]:
     """The functions a run invokes before and after its epochs: Initialize, CheckShards and
-    PrepareShards (once per group of shards), Start, Finalize, Register, Promote."""
-    return tuple(functions(run_start(1)) + functions(RUN_END))
+    PrepareShards (once per group of shards), Start, Finalize, Register, Promote; and, when it
+    fails, MarkFailed."""
+    found = functions(run_start(1)) + functions(RUN_END)
+    return tuple(found + [f for f in functions(FAILURE_PATH) if f not in found])
 
 
 EPOCH_FUNCTIONS: Final = epoch_functions()

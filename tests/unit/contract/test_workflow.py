@@ -217,6 +217,7 @@ def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
     )  # fmt: skip
     assert workflow.RUN_FUNCTIONS == (
         "Initialize", "CheckShards", "PrepareShards", "Start", "Finalize", "Register", "Promote",
+        "MarkFailed",
     )  # fmt: skip
 
 

@@ -1,0 +1,141 @@
+"""The divergence guard: a non-finite loss, gradient or updated weight stops the run at that step.
+
+Called where the values are made or meet: the micro-batch handlers check their loss before it
+travels through the workflow's state (JSON has no NaN), Update checks every micro-batch's
+gradients before the optimizer applies them and the new weights before they are written. A
+failed check raises :class:`DivergenceError`; Lambda reports it with ``errorType``
+``"DivergenceError"`` (the exception's class name), which the Steps machine catches by name
+(:data:`DIVERGENCE_ERROR`) and the Training machine turns into a failed run whose model is the
+last good weights version (``trainer.handlers.fail``, docs/workflow.md).
+
+The error's message names where it happened and the last good version, in one format written by
+:meth:`Divergence.message` and read back by :meth:`Divergence.from_cause` (the Training machine
+only sees the message, nested in its children's causes).
+
+Pure (numpy only).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from trainer.nn.params import LayerParams
+
+DIVERGENCE_ERROR: Final = "DivergenceError"  # the errorType Lambda reports: the class's name
+UPDATE: Final = "the update"  # where a non-finite weight is found: the step, no micro-batch
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a run diverged: ``epoch`` (from 1), ``step`` within the epoch and ``microbatch``
+    (the worker's index), both from 0 as the cursor and the scratch keys count them (None when the optimizer's new weights are the first
+    non-finite values), what was not finite, and ``last_good_version``, the weights version the
+    step started from (finite: every version written passed the check)."""
+
+    epoch: int
+    step: int
+    microbatch: int | None
+    what: str
+    last_good_version: int
+
+    def message(self) -> str:
+        """The error's message, e.g. ``training diverged at epoch 3, step 12, micro-batch 5:
+        loss is nan; weights version 46 is the last good one``."""
+        where = UPDATE if self.microbatch is None else f"micro-batch {self.microbatch}"
+        return (
+            f"training diverged at epoch {self.epoch}, step {self.step}, {where}: {self.what}; "
+            f"weights version {self.last_good_version} is the last good one"
+        )
+
+    def document(self) -> dict[str, Any]:
+        """As ``model.json``'s ``diverged`` and the run's status record hold it."""
+        return asdict(self)
+
+    @classmethod
+    def from_cause(cls, cause: str) -> Divergence | None:
+        """The divergence a readable cause (``DivergenceError: training diverged at …``) tells,
+        or None if the cause is another error's."""
+        found = _MESSAGE.search(cause)
+        if found is None or not cause.startswith(f"{DIVERGENCE_ERROR}: "):
+            return None
+        microbatch = found["microbatch"]
+        return cls(
+            epoch=int(found["epoch"]),
+            step=int(found["step"]),
+            microbatch=None if microbatch is None else int(microbatch),
+            what=found["what"],
+            last_good_version=int(found["version"]),
+        )
+
+
+_MESSAGE: Final = re.compile(
+    r"training diverged at epoch (?P<epoch>\d+), step (?P<step>\d+), "
+    rf"(?:micro-batch (?P<microbatch>\d+)|{UPDATE}): (?P<what>.*); "
+    r"weights version (?P<version>\d+) is the last good one",
+    flags=re.DOTALL,
+)
+
+
+class DivergenceError(Exception):
+    """A loss, gradient or weight of the run is NaN or infinite (:class:`Divergence` says where).
+    Not transient: the workflow does not retry it."""
+
+    def __init__(self, divergence: Divergence) -> None:
+        super().__init__(divergence.message())
+        self.divergence = divergence
+
+
+def _not_finite(name: str, values: np.ndarray) -> str | None:
+    """``"dW2 has 3 non-finite values (first: nan)"`` or None if every value is finite."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return None
+    first = values[bad].flat[0]
+    return f"{name} has {int(bad.sum())} non-finite values (first: {float(first)})"
+
+
+def check_finite(
+    loss: float | None,
+    gradients: Sequence[LayerParams],
+    *,
+    epoch: int,
+    step: int,
+    microbatch: int,
+    version: int,
+) -> None:
+    """Raise :class:`DivergenceError` if one micro-batch's ``loss`` (a scalar; None: not known
+    here) or any of its ``gradients`` is NaN or ±inf.
+
+    ``gradients[l-1] = (dW_l, db_l)``, shapes ``(n_{l-1}, n_l)`` and ``(n_l,)``, layers from 1
+    (any shapes are accepted; an empty sequence checks the loss alone). ``version`` is the
+    weights version the step started from: the last good one named in the error. The loss is
+    checked first, then the layers in order; the first non-finite one is named.
+    """
+    found: str | None = None
+    if loss is not None and not math.isfinite(loss):
+        found = f"loss is {loss}"
+    for layer, (dW, db) in enumerate(gradients, start=1):
+        if found is not None:
+            break
+        found = _not_finite(f"dW{layer}", np.asarray(dW)) or _not_finite(
+            f"db{layer}", np.asarray(db)
+        )
+    if found is not None:
+        raise DivergenceError(Divergence(epoch, step, microbatch, found, version))
+
+
+def check_weights(params: Sequence[LayerParams], *, epoch: int, step: int, version: int) -> None:
+    """Raise :class:`DivergenceError` if the weights an update made from finite gradients
+    overflowed: ``params[l-1] = (W_l, b_l)``, shapes ``(n_{l-1}, n_l)`` and ``(n_l,)``.
+    ``version`` is the version the update started from (the last good one); the error names
+    the step and no micro-batch (:data:`UPDATE`)."""
+    for layer, (W, b) in enumerate(params, start=1):
+        found = _not_finite(f"W{layer}", np.asarray(W)) or _not_finite(f"b{layer}", np.asarray(b))
+        if found is not None:
+            raise DivergenceError(Divergence(epoch, step, None, f"updated {found}", version))
