@@ -209,6 +209,11 @@ def cmd_local(args: argparse.Namespace) -> int:
 
         cause = readable_cause(run.description)
         console.print(f"[red]run {config.run_id} {run.description['status']}:[/] {cause}")
+        if run.diverged:
+            console.print(
+                f"  the last good weights are the model: {out / 'model.npz'} (model.json says "
+                "where it diverged); a smaller learning rate may train"
+            )
         for error_type, flag in _LIMITS.items():
             if cause.startswith(error_type):
                 console.print(

@@ -130,10 +130,10 @@ class Cursor(_Message):
 
 class StepEnd(_Message):
     """Input of ``Update``: the cursor of the step just trained and the loss of each of its
-    micro-batches, in worker order (the Map's results)."""
+    micro-batches, in worker order (the Map's results; null: not finite)."""
 
     cursor: Cursor
-    losses: list[float]
+    losses: list[float | None]
 
 
 class MicroBatchTask(_Message):
@@ -150,7 +150,11 @@ class MicroBatchTask(_Message):
     layers: int
     mode: Mode
     key: str | None = None
-    loss: float | None = Field(default=None, description="the micro-batch's loss, set by Loss")
+    loss: float | None = Field(
+        default=None,
+        description="the micro-batch's loss, set by Loss (Gradients fused); null if it is not "
+        "finite (trainer.training.divergence.travelling_loss)",
+    )
 
 
 class EvaluationTask(_Message):

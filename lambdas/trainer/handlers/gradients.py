@@ -6,7 +6,7 @@ from trainer.handlers._edge import lambda_edge
 from trainer.messages import MicroBatchTask
 from trainer.nn import microbatch_gradients
 from trainer.store import Store
-from trainer.training.divergence import check_finite
+from trainer.training.divergence import travelling_loss
 from trainer.training.step import activations
 
 
@@ -15,14 +15,8 @@ def run(store: Store, task: MicroBatchTask) -> MicroBatchTask:
     X, Y = dal.load_microbatch(store, config, dal.load_dataset(store, task.run_id), task)
     params = dal.load_params(store, task.run_id, task.version, task.layers)
     loss, grads = microbatch_gradients(params, activations(config), config.loss, X, Y)
-    # a non-finite loss stops here: it cannot travel in the workflow's JSON state (Update checks
-    # the gradients of every micro-batch, where they meet)
-    check_finite(
-        loss, [], epoch=task.epoch, step=task.step, microbatch=task.microbatch,
-        version=task.version,
-    )  # fmt: skip
     key = dal.save_network_gradients(store, task, grads)
-    return task.model_copy(update={"layer": 0, "key": key, "loss": loss})
+    return task.model_copy(update={"layer": 0, "key": key, "loss": travelling_loss(loss)})
 
 
 handler = lambda_edge(run, MicroBatchTask)

@@ -1,8 +1,8 @@
 """Apply one step: aggregate the micro-batch gradients, run the optimizer, write version v+1.
 
 The divergence guard first (``trainer.training.divergence``): every micro-batch's loss and
-gradients, then the new weights, must be finite, or the step raises ``DivergenceError`` and
-writes nothing (version v stays the last one)."""
+gradients (in worker order), then the new weights, must be finite, or the step raises
+``DivergenceError`` and writes nothing (version v stays the last one)."""
 
 from trainer import dal
 from trainer.handlers._edge import lambda_edge
@@ -29,13 +29,14 @@ def run(store: Store, end: StepEnd) -> Cursor:
             loss, gradients, epoch=cursor.epoch, step=cursor.step, microbatch=microbatch,
             version=cursor.version,
         )  # fmt: skip
+    losses = [loss for loss in end.losses if loss is not None]  # all of them, once checked
     params, optimizer = apply_step(config, params, optimizer, grads, sizes, cursor.version)
     check_weights(params, epoch=cursor.epoch, step=cursor.step, version=cursor.version)
     dal.save_params(store, cursor.run_id, cursor.version + 1, params)
     dal.save_optimizer(store, cursor.run_id, cursor.version + 1, optimizer)
     schedule = layout_sizes(layout, config.workers)
-    loss_sum = step_loss_sum(cursor.loss_sum, end.losses, sizes)
-    return next_cursor(cursor, schedule, loss_sum, end.losses)
+    loss_sum = step_loss_sum(cursor.loss_sum, losses, sizes)
+    return next_cursor(cursor, schedule, loss_sum, losses)
 
 
 handler = lambda_edge(run, StepEnd)

@@ -1,9 +1,10 @@
 """The divergence guard: a non-finite loss, gradient or updated weight stops the run at that step.
 
-Called where the values are made or meet: the micro-batch handlers check their loss before it
-travels through the workflow's state (JSON has no NaN), Update checks every micro-batch's
-gradients before the optimizer applies them and the new weights before they are written. A
-failed check raises :class:`DivergenceError`; Lambda reports it with ``errorType``
+Called where the values meet, in one order whatever the mode: Update checks each micro-batch's
+loss and gradients, in worker order, before the optimizer applies them, then the new weights
+before they are written (the micro-batch handlers only send a non-finite loss as null, since JSON
+has no NaN: :func:`travelling_loss`). So the micro-batch named is the first non-finite one in
+worker order, the same one ``stepnet reference`` names. A failed check raises :class:`DivergenceError`; Lambda reports it with ``errorType``
 ``"DivergenceError"`` (the exception's class name), which the Steps machine catches by name
 (:data:`DIVERGENCE_ERROR`) and the Training machine turns into a failed run whose model is the
 last good weights version (``trainer.handlers.fail``, docs/workflow.md).
@@ -28,6 +29,7 @@ import numpy as np
 from trainer.nn.params import LayerParams
 
 DIVERGENCE_ERROR: Final = "DivergenceError"  # the errorType Lambda reports: the class's name
+DIVERGED: Final = "stepnet.Diverged"  # the Error of the Fail states a divergence ends in (ASL)
 UPDATE: Final = "the update"  # where a non-finite weight is found: the step, no micro-batch
 
 
@@ -100,6 +102,12 @@ def _not_finite(name: str, values: np.ndarray) -> str | None:
     return f"{name} has {int(bad.sum())} non-finite values (first: {float(first)})"
 
 
+def travelling_loss(loss: float) -> float | None:
+    """A micro-batch's loss as it travels in the workflow's JSON state: None (``null``) when it
+    is NaN or infinite, which JSON cannot hold; :func:`check_finite` reads None as not finite."""
+    return loss if math.isfinite(loss) else None
+
+
 def check_finite(
     loss: float | None,
     gradients: Sequence[LayerParams],
@@ -109,17 +117,17 @@ def check_finite(
     microbatch: int,
     version: int,
 ) -> None:
-    """Raise :class:`DivergenceError` if one micro-batch's ``loss`` (a scalar; None: not known
-    here) or any of its ``gradients`` is NaN or ±inf.
+    """Raise :class:`DivergenceError` if one micro-batch's ``loss`` (a scalar; None: a loss that
+    travelled as null, :func:`travelling_loss`) or any of its ``gradients`` is NaN or ±inf.
 
     ``gradients[l-1] = (dW_l, db_l)``, shapes ``(n_{l-1}, n_l)`` and ``(n_l,)``, layers from 1
-    (any shapes are accepted; an empty sequence checks the loss alone). ``version`` is the
+    (any shapes are accepted). ``version`` is the
     weights version the step started from: the last good one named in the error. The loss is
     checked first, then the layers in order; the first non-finite one is named.
     """
     found: str | None = None
-    if loss is not None and not math.isfinite(loss):
-        found = f"loss is {loss}"
+    if loss is None or not math.isfinite(loss):
+        found = "loss is not finite"
     for layer, (dW, db) in enumerate(gradients, start=1):
         if found is not None:
             break

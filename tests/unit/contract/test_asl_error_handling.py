@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from trainer.contract.statemachines import STATE_MACHINES, definition_text
+from trainer.training.divergence import DIVERGED, DIVERGENCE_ERROR, DivergenceError
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 START_EXECUTION = "arn:aws:states:::states:startExecution"
@@ -152,15 +153,17 @@ def test_the_training_machine_marks_every_failure_and_exports_a_diverged_runs_la
     export = states["Export last good model"]["Parameters"]["Payload"]
     assert export["version.$"] == "$.failure.diverged.last_good_version"
     assert export["diverged.$"] == "$.failure.diverged"
-    assert states["Run diverged"]["Error"] == "stepnet.Diverged"
+    assert states["Run diverged"]["Error"] == DIVERGED
 
 
 def test_the_steps_machine_tells_a_divergence_from_other_failures() -> None:
-    # Given the Steps machine's states where gradients and losses are made and meet
+    # Given the Steps machine's Update, where the micro-batches' losses and gradients meet
     states = json.loads(definition_text("Steps"))["States"]
 
-    # Then the divergence guard's error is caught by name first, into its own Fail
-    for name in ("Train step", "Update weights"):
-        first = states[name]["Catch"][0]
-        assert first["ErrorEquals"] == ["DivergenceError"]
-        assert states[first["Next"]]["Error"] == "stepnet.Diverged"
+    # When
+    first = states["Update weights"]["Catch"][0]
+
+    # Then the divergence guard's error (its class name, Lambda's errorType) is caught by name
+    # first, into its own Fail
+    assert first["ErrorEquals"] == [DivergenceError.__name__] == [DIVERGENCE_ERROR]
+    assert states[first["Next"]]["Error"] == DIVERGED
