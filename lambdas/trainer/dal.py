@@ -9,12 +9,13 @@ whole (docs/data.md).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
 from inference.pointer import pointer_key
-from trainer.config import RunConfig, parse_config
+from trainer.config import ConfigError, RunConfig, parse_config
 from trainer.contract.names import S3_RUNS_PREFIX
 from trainer.data.blocks import Split
 from trainer.data.dataset import Dataset, PreparedShard
@@ -33,7 +34,7 @@ from trainer.messages import Cursor, EpochMetrics, EvaluationTask, MicroBatchTas
 from trainer.nn.params import LayerParams, flatten, unflatten
 from trainer.registry.records import Decision, ModelVersion, Production
 from trainer.store import ObjectNotFoundError, RunNotFoundError, Store, keys, registry
-from trainer.store.runs import FAILED, RUNNING, SUCCEEDED, trimmed_cause
+from trainer.store.runs import FAILED, RUNNING, SUCCEEDED, canonical_json, trimmed_cause
 from trainer.training import exports
 from trainer.training.divergence import DIVERGENCE_ERROR, Divergence
 from trainer.training.schedule import microbatch_segments, step_layout
@@ -244,15 +245,32 @@ def divergence_fields(diverged: Divergence) -> dict[str, Any]:
 
 
 def fail_run(
-    store: Store, run_id: str, error: str, cause: str, diverged: Divergence | None = None
+    store: Store,
+    run_id: str,
+    document: object,
+    error: str,
+    cause: str,
+    diverged: Divergence | None = None,
 ) -> bool:
-    """Mark a recorded run FAILED with ``error`` (the Step Functions error name) and ``cause``
-    (readable, trimmed to ``MAX_CAUSE_CHARS``), or with its divergence. A run refused before
-    anything of it was written (no config record) stays unwritten: returns whether it was
-    marked. Safe to run twice (the same record again)."""
+    """Mark the run FAILED with ``error`` (the Step Functions error name) and ``cause``
+    (readable, trimmed to ``MAX_CAUSE_CHARS``), or with its divergence; returns whether it did.
+
+    Only a run this execution recorded: its config record must be the one ``document`` (the
+    execution's input) makes, as PrepareShards would have written it. A run refused before
+    anything of it was written has no record, and another run of the same id (a different
+    config, which PrepareShards refuses) keeps its own: neither is written. Safe to run twice
+    (the same record again)."""
     try:
-        store.runs.get_config_json(run_id)
+        stored = store.runs.get_config_json(run_id)
     except RunNotFoundError:
+        return False
+    if not isinstance(document, dict):
+        return False
+    try:
+        config = parse_config({"run_id": run_id} | document)
+    except ConfigError:
+        return False
+    if canonical_json(json.loads(stored)) != canonical_json(json.loads(config.to_json())):
         return False
     if diverged is not None:
         store.runs.set_status(run_id, FAILED, **divergence_fields(diverged))

@@ -194,9 +194,12 @@ class CaughtError(_Message):
 
 
 class FailRequest(_Message):
-    """Input of ``MarkFailed``: the run (the Training execution's name) and the caught error."""
+    """Input of ``MarkFailed``: the run (the Training execution's name), the execution's input
+    (the run config as given: whether the run's record is this execution's) and the caught
+    error."""
 
     run_id: str
+    config: Any
     error: CaughtError
 
 

@@ -304,11 +304,16 @@ def epoch_functions() -> tuple[str, ...]:
 
 def run_functions() -> tuple[str, ...]:
     """The functions a run invokes before and after its epochs: Initialize, CheckShards and
-    PrepareShards (once per group of shards), Start, Finalize, Register, Promote; and, when it
-    fails, MarkFailed."""
-    found = functions(run_start(1)) + functions(RUN_END)
-    return tuple(found + [f for f in functions(FAILURE_PATH) if f not in found])
+    PrepareShards (once per group of shards), Start, Finalize, Register, Promote."""
+    return tuple(functions(run_start(1)) + functions(RUN_END))
+
+
+def failure_functions() -> tuple[str, ...]:
+    """The functions only a failed run invokes: MarkFailed (Finalize, for a diverged run's last
+    good model, is a run function already)."""
+    return tuple(f for f in functions(FAILURE_PATH) if f not in run_functions())
 
 
 EPOCH_FUNCTIONS: Final = epoch_functions()
 RUN_FUNCTIONS: Final = run_functions()
+FAILURE_FUNCTIONS: Final = failure_functions()

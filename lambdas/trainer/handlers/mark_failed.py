@@ -5,7 +5,8 @@ The caught error's readable cause (``trainer.executions.readable_cause``: the in
 error of nested epoch and chunk failures) is recorded in the run's status record, trimmed; a
 ``DivergenceError`` cause is read back into where the run diverged (the Training machine then
 exports the last good weights) and counted in the ``Diverged`` metric. A run refused before
-anything of it was written has no record and gets none. Safe to run twice: the same record again
+anything of it was written has no record and gets none; a run of the same id but another config
+(refused by PrepareShards) is not this execution's and is left as it is (``dal.fail_run``). Safe to run twice: the same record again
 (and at most one more ``Diverged`` data point).
 """
 
@@ -22,7 +23,7 @@ def run(store: Store, request: FailRequest) -> RunFailure:
     caught = request.error
     cause = readable_cause({"error": caught.error, "cause": caught.cause})
     diverged = Divergence.from_cause(cause)
-    recorded = dal.fail_run(store, request.run_id, caught.error, cause, diverged)
+    recorded = dal.fail_run(store, request.run_id, request.config, caught.error, cause, diverged)
     logger.info("run failed", run_id=request.run_id, error=caught.error, recorded=recorded)
     target = settings.metrics_target()
     if diverged is not None and recorded and target is not None:
