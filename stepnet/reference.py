@@ -43,7 +43,13 @@ from trainer.data.shards import (
 )
 from trainer.nn import microbatch_gradients
 from trainer.training import exports
-from trainer.training.divergence import Divergence, DivergenceError, check_finite, check_weights
+from trainer.training.divergence import (
+    Divergence,
+    DivergenceError,
+    check_evaluation,
+    check_finite,
+    check_weights,
+)
 from trainer.training.schedule import microbatch_segments, step_layout
 from trainer.training.step import (
     Params,
@@ -198,6 +204,7 @@ def train(
     try:
         for epoch in range(1, (epochs or config.epochs) + 1):
             loss_sum = 0.0
+            evaluated, evaluated_version = params, version  # the previous epoch's
             for step, slices in enumerate(layout.steps):
                 per_worker, sizes, losses = [], [], []
                 for microbatch, (start, stop) in enumerate(slices):
@@ -226,6 +233,14 @@ def train(
             train_loss, val_loss, val_accuracy = epoch_evaluation(
                 config, evaluations, split, loss_sum
             )
+            try:
+                check_evaluation(
+                    train_loss, val_loss, epoch=epoch, steps=version - evaluated_version,
+                    version=evaluated_version,
+                )  # fmt: skip
+            except DivergenceError:  # the model is the version the previous epoch evaluated
+                params, version = evaluated, evaluated_version
+                raise
             row = exports.epoch_metrics(epoch, train_loss, val_loss, val_accuracy)
             metrics.append(row)
             if on_epoch is not None:

@@ -194,7 +194,7 @@ def test_a_divergence_is_marked_counted_and_its_last_good_model_exported(
     # Then MarkFailed read where it diverged and counted it in the Diverged metric
     assert diverged == {
         "epoch": 1, "step": 0, "microbatch": 0, "what": "loss is not finite",
-        "last_good_version": 0,
+        "last_good_version": 0, "stage": "micro-batch",
     }  # fmt: skip
     (line,) = [x for x in capsys.readouterr().out.splitlines() if '"_aws"' in x]
     assert emf.problems(line) == []
@@ -212,3 +212,35 @@ def test_a_divergence_is_marked_counted_and_its_last_good_model_exported(
     assert status["cause"] == f"{DIVERGENCE_ERROR}: {raised.value}"
     assert status["diverged"] == diverged
     assert status["model_uri"] == summary["model_uri"]
+
+
+def test_an_evaluation_that_is_not_finite_stops_the_run_before_recording_the_epoch(
+    handler_env: Any,
+) -> None:
+    # Given a first epoch trained and evaluated per group, one group's validation sum infinite
+    pipeline = Pipeline()
+    pipeline.initialize(tiny(), RUN)
+    cursor = pipeline.task("Plan", {"run_id": RUN, "epoch": 1, "version": 0})
+    while not cursor["done"]:
+        cursor = pipeline.train_step(cursor)
+    for group in cursor["groups"]:
+        invoke("EvaluateShards", {"run_id": RUN, "epoch": 1, "version": cursor["version"],
+                                  "group": group})  # fmt: skip
+    store = settings.store()
+    key = keys.evaluation_key(RUN, 1, 0)
+    bundle = {name: np.array(array) for name, array in store.tensors.get(key).items()}
+    bundle["val_loss"][0] = np.inf
+    store.tensors.put(key, bundle, immutable=False)
+    end = {"run_id": RUN, "epoch": 1, "version": cursor["version"],
+           "loss_sum": cursor["loss_sum"]}  # fmt: skip
+
+    # When
+    with pytest.raises(DivergenceError) as raised:
+        invoke("Evaluate", end)
+
+    # Then it names the epoch's evaluation and keeps version 0 (no epoch evaluated before)
+    assert str(raised.value) == (
+        f"training diverged at epoch 1, step {cursor['version']}, the evaluation: validation "
+        "loss not finite; weights version 0 is the last good one"
+    )
+    assert store.runs.get_epoch_metrics(RUN, 1) is None

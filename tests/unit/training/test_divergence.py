@@ -18,6 +18,8 @@ from trainer.training.divergence import (
     DIVERGENCE_ERROR,
     Divergence,
     DivergenceError,
+    Stage,
+    check_evaluation,
     check_finite,
     check_weights,
     travelling_loss,
@@ -116,18 +118,45 @@ def test_weights_an_update_overflowed_name_the_step_and_no_micro_batch() -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("train_loss", "val_loss", "what"),
+    [
+        (0.5, math.inf, "validation loss not finite"),
+        (math.nan, 0.5, "train loss not finite"),
+        (math.nan, -math.inf, "train and validation loss not finite"),
+    ],
+)
+def test_an_evaluation_that_is_not_finite_keeps_the_previous_epochs_version(
+    train_loss: float, val_loss: float, what: str
+) -> None:
+    # Given / When
+    with pytest.raises(DivergenceError) as raised:
+        check_evaluation(train_loss, val_loss, epoch=4, steps=12, version=36)
+
+    # Then
+    assert raised.value.divergence == Divergence(4, 12, None, what, 36, stage="evaluation")
+    assert str(raised.value) == (
+        f"training diverged at epoch 4, step 12, the evaluation: {what}; weights version 36 is "
+        "the last good one"
+    )
+    check_evaluation(0.5, 0.25, epoch=4, steps=12, version=36)  # finite: nothing raised
+
+
 @given(
     epoch=st.integers(1, 9_999),
     step=st.integers(0, 10**6),
-    microbatch=st.none() | st.integers(0, 40),
+    where=st.integers(0, 40) | st.sampled_from(["update", "evaluation"]),
     version=st.integers(0, 10**9),
     what=st.text(min_size=1, max_size=80),
 )
 def test_a_divergence_reads_back_from_its_readable_cause(
-    epoch: int, step: int, microbatch: int | None, version: int, what: str
+    epoch: int, step: int, where: int | Stage, version: int, what: str
 ) -> None:
     # Given a divergence, as the Training machine sees it (Lambda's errorType: the class name)
-    divergence = Divergence(epoch, step, microbatch, what, version)
+    if isinstance(where, int):
+        divergence = Divergence(epoch, step, where, what, version)
+    else:
+        divergence = Divergence(epoch, step, None, what, version, stage=where)
     cause = f"{DivergenceError.__name__}: {DivergenceError(divergence)}"
 
     # When / Then
