@@ -35,24 +35,34 @@ def _store(account: LocalAccount) -> Store:
     )  # fmt: skip
 
 
-def _overflowing(regression_npz: Path, run_id: str, mode: str) -> dict[str, Any]:
-    """A regression whose plain SGD at learning rate 3 overflows in epoch 2's first step."""
+def _overflowing(regression_npz: Path, run_id: str, mode: str, rate: float) -> dict[str, Any]:
+    """A regression whose plain SGD overflows: at learning rate 1.5 the gradients of epoch 2's
+    fourth step (its loss still finite); at 3 the first epoch's evaluation."""
     document = regression_config(regression_npz, run_id=run_id, epochs=3, mode=mode)
-    document["optimizer"] = {"name": "sgd", "learning_rate": 3.0}
+    document["optimizer"] = {"name": "sgd", "learning_rate": rate}
     return document
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-@pytest.mark.parametrize("mode", ["per_layer", "fused"])
+@pytest.mark.parametrize(
+    ("mode", "rate", "stage"),
+    [
+        ("per_layer", 1.5, "micro-batch"),
+        ("fused", 1.5, "micro-batch"),
+        ("fused", 3.0, "evaluation"),
+    ],
+)
 def test_a_run_that_overflows_stops_at_that_step_and_exports_its_last_good_weights(
-    account: LocalAccount, regression_npz: Path, tmp_path: Path, mode: str
+    account: LocalAccount, regression_npz: Path, tmp_path: Path, mode: str, rate: float, stage: str
 ) -> None:
     # Given a config whose learning rate overflows, and where the reference stops on it
-    config = parse_config(_overflowing(regression_npz, f"overflow-{mode}", mode))
+    run_id = f"overflow-{mode.replace('_', '-')}-{stage}"
+    config = parse_config(_overflowing(regression_npz, run_id, mode, rate))
     reference = train(config)
     assert reference.diverged is not None
     where = reference.diverged
+    assert where.stage == stage
 
     # When it runs on the local engine
     run = run_local(config, tmp_path, account=account)
@@ -63,7 +73,8 @@ def test_a_run_that_overflows_stops_at_that_step_and_exports_its_last_good_weigh
     assert run.diverged
     cause = readable_cause(run.description)
     assert cause == f"DivergenceError: {where.message()}"
-    assert f"epoch {where.epoch}, step {where.step}, micro-batch {where.microbatch}" in cause
+    named = f"micro-batch {where.microbatch}" if stage == "micro-batch" else "the evaluation"
+    assert f"epoch {where.epoch}, step {where.step}, {named}:" in cause
     # and the exported model is the last good version, equal to the reference's, marked so
     model = json.loads((tmp_path / "model.json").read_text())
     assert model["diverged"] == where.document()
@@ -77,8 +88,11 @@ def test_a_run_that_overflows_stops_at_that_step_and_exports_its_last_good_weigh
         np.testing.assert_allclose(exported[f"W{layer}"], W, rtol=0, atol=1e-6)
         np.testing.assert_allclose(exported[f"b{layer}"], b, rtol=0, atol=1e-6)
     # and nothing after it was applied: no newer weights version, no metrics of the epoch
+    # (an evaluation finds the epoch's versions written already: the newest is its last step's)
+    newest = where.last_good_version + (where.step if stage == "evaluation" else 0)
+    store.tensors.get(keys.weights_key(config.run_id, newest))
     with pytest.raises(TensorNotFoundError):
-        store.tensors.get(keys.weights_key(config.run_id, where.last_good_version + 1))
+        store.tensors.get(keys.weights_key(config.run_id, newest + 1))
     assert [row["epoch"] for row in run.metrics] == list(range(1, where.epoch))
     # and the run's record says FAILED, with the cause, where and the exported model
     status = store.runs.get_status(config.run_id)
