@@ -23,9 +23,11 @@ from stepnet.report.record import (
     RunRecord,
     contract_memory,
 )
-from trainer.config import RunConfig
+from trainer.config import RunConfig, parse_config
 from trainer.contract import names
 from trainer.data.shards import DEFAULT_SHARD_MB
+from trainer.executions import ResumeError
+from trainer.store import RunNotFoundError
 from trainer.training.cursor import parse_epoch_name
 from trainer.training.divergence import DIVERGED
 
@@ -94,6 +96,7 @@ def run_local(
     isolation: Isolation = "processes",
     shard_mb: int = DEFAULT_SHARD_MB,
     inject_faults: float = 0.0,
+    resume: bool = False,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -107,6 +110,8 @@ def run_local(
     (if the run succeeded, or diverged: then the last good weights, marked in model.json), the
     executions' histories, ``usage.json``
     (:data:`LocalRun.usage`) and ``report.html`` (:mod:`stepnet.report`), whatever the outcome.
+    ``resume``: continue the stopped run ``config.run_id`` of the account's store from its last
+    complete weights version (``StepnetClient.resume``) instead of starting it.
     """
     with contextlib.ExitStack() as stack:
         if account is None:
@@ -124,18 +129,25 @@ def run_local(
         # while the dataset is uploaded
         account.runtime.prewarm(names.function_name(account.stack_name, "Initialize"))
         client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
-        config = client.upload_dataset(config, base, shard_mb)
+        if not resume:
+            config = client.upload_dataset(config, base, shard_mb)
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         recording = stack.enter_context(account.runtime.recording())
-        client.start(config)
+        if resume:
+            execution = client.resume(config.run_id)
+        else:
+            client.start(config)
+            execution = config.run_id
         stop = threading.Event()
         if on_step is not None:
             threading.Thread(
                 target=_report_steps, args=(updates, on_step, stop), daemon=True
             ).start()
         try:
-            description = client.watch(config.run_id, on_epoch=on_epoch, poll_seconds=0.5)
+            description = client.watch(
+                config.run_id, on_epoch=on_epoch, poll_seconds=0.5, execution=execution
+            )
         finally:
             stop.set()
         run = LocalRun(
@@ -166,6 +178,21 @@ def run_local(
                 client.fetch(config.run_id, out_dir)
             run.report = write_report(_record(config.run_id, run), out_dir / REPORT_HTML)
         return run
+
+
+def stored_config(account: LocalAccount, run_id: str) -> RunConfig:
+    """The config of run ``run_id`` as the account's store recorded it (what ``stepnet resume``
+    continues); unknown there: :class:`~stepnet.client.ResumeError`, naming the run."""
+    if account.resources is None:
+        raise RuntimeError("stored_config needs an account that is entered")
+    client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
+    try:
+        return parse_config(client.store.runs.get_config_json(run_id))
+    except RunNotFoundError:
+        raise ResumeError(
+            f"run {run_id!r} is unknown to the local engine's store: check the run id "
+            "(stepnet runs lists them)"
+        ) from None
 
 
 def _record(run_id: str, run: LocalRun) -> RunRecord:

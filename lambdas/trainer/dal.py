@@ -33,13 +33,22 @@ from trainer.data.sources import (
 from trainer.messages import Cursor, EpochMetrics, EvaluationTask, MicroBatchTask
 from trainer.nn.params import LayerParams, flatten, unflatten
 from trainer.registry.records import Decision, ModelVersion, Production
-from trainer.store import ObjectNotFoundError, RunNotFoundError, Store, keys, registry
+from trainer.store import (
+    ObjectNotFoundError,
+    RunNotFoundError,
+    Store,
+    TensorNotFoundError,
+    keys,
+    registry,
+)
 from trainer.store.runs import FAILED, RUNNING, SUCCEEDED, canonical_json, trimmed_cause
 from trainer.training import exports
+from trainer.training.cursor import training_attempt
 from trainer.training.divergence import DIVERGENCE_ERROR, Divergence
 from trainer.training.schedule import microbatch_segments, step_layout
 from trainer.training.step import OptState, Params
 
+LOSS_SUM = "loss_sum"  # in an optimizer bundle, beside the layers' l<k>_ arrays
 GRADIENT_PREFIX = "d"  # gradient bundles name their arrays dW, db (fused: dW1, db1, …)
 
 
@@ -85,15 +94,35 @@ def load_optimizer(store: Store, run_id: str, version: int, layers: int) -> list
     return states
 
 
-def save_optimizer(store: Store, run_id: str, version: int, moments: list[OptState]) -> None:
+def save_optimizer(
+    store: Store, run_id: str, version: int, moments: list[OptState], loss_sum: float = 0.0
+) -> None:
     """Every layer's optimizer state in one bundle (an optimizer without state, sgd, still
-    gets one, so every version is complete): one write per version."""
+    gets one, so every version is complete): one write per version, the last of a step's. It
+    also keeps ``loss_sum``, the epoch's ``Σ loss × examples`` up to this version, from which a
+    resumed run continues the epoch (:func:`load_loss_sum`)."""
     bundle = {
         f"{_layer_prefix(layer)}{name}": array
         for layer, moment in enumerate(moments, start=1)
         for name, array in moment.items()
     }
+    bundle[LOSS_SUM] = np.asarray(loss_sum, dtype=np.float64)
     store.tensors.put(keys.optimizer_key(run_id, version), bundle)
+
+
+def load_loss_sum(store: Store, run_id: str, version: int) -> float:
+    """The epoch's ``Σ loss × examples`` when weights ``version`` was written."""
+    return float(store.tensors.get(keys.optimizer_key(run_id, version))[LOSS_SUM])
+
+
+def has_version(store: Store, run_id: str, version: int) -> bool:
+    """Whether weights ``version`` is complete: its optimizer bundle, written after the
+    weights, is stored."""
+    try:
+        store.tensors.get(keys.optimizer_key(run_id, version))
+    except TensorNotFoundError:
+        return False
+    return True
 
 
 # --- the dataset: its source, its shards, the prepared dataset -----------------------------------
@@ -223,6 +252,11 @@ def start_run(store: Store, config: RunConfig, dataset: Dataset, split: Split) -
     store.runs.set_status(config.run_id, RUNNING)
 
 
+def resume_run(store: Store, run_id: str, attempt: int, version: int) -> None:
+    """Mark the run RUNNING again: its ``attempt``-th resume, from weights ``version``."""
+    store.runs.set_status(run_id, RUNNING, attempt=attempt, resumed_from=version)
+
+
 def finish_run(
     store: Store, run_id: str, model_uri: str, diverged: Divergence | None = None
 ) -> None:
@@ -231,7 +265,8 @@ def finish_run(
     if diverged is None:
         store.runs.set_status(run_id, SUCCEEDED, model_uri=model_uri)
     else:
-        store.runs.set_status(run_id, FAILED, **divergence_fields(diverged), model_uri=model_uri)
+        fields = _resume_fields(store, run_id) | divergence_fields(diverged)
+        store.runs.set_status(run_id, FAILED, **fields, model_uri=model_uri)
 
 
 def divergence_fields(diverged: Divergence) -> dict[str, Any]:
@@ -244,39 +279,58 @@ def divergence_fields(diverged: Divergence) -> dict[str, Any]:
     }
 
 
-def fail_run(
-    store: Store,
-    run_id: str,
-    document: object,
-    error: str,
-    cause: str,
-    diverged: Divergence | None = None,
-) -> bool:
-    """Mark the run FAILED with ``error`` (the Step Functions error name) and ``cause``
-    (readable, trimmed to ``MAX_CAUSE_CHARS``), or with its divergence; returns whether it did.
+# The status fields a resume wrote (resume_run) that a failure keeps: which execution is the
+# run's latest (stepnet.client.latest_execution reads ``attempt``).
+RESUME_FIELDS = ("attempt", "resumed_from")
 
-    Only a run this execution recorded: its config record must be the one ``document`` (the
-    execution's input) makes, as PrepareShards would have written it. A run refused before
-    anything of it was written has no record, and another run of the same id (a different
-    config, which PrepareShards refuses) keeps its own: neither is written. Safe to run twice
-    (the same record again)."""
+
+def _resume_fields(store: Store, run_id: str) -> dict[str, Any]:
+    try:
+        status = store.runs.get_status(run_id)
+    except RunNotFoundError:
+        return {}
+    return {name: status[name] for name in RESUME_FIELDS if name in status}
+
+
+def failed_run(store: Store, execution_name: str, execution_input: object) -> str | None:
+    """The run a failed Training execution trained, if it recorded one: a resume's run
+    (``{"resume": {"run_id", "attempt"}}``, an execution named by ``resume_name``), or the run
+    the execution is named after whose config record is the one its input (the run config)
+    makes, as PrepareShards would have written it. None for a run refused before anything of
+    it was written, and for another run of the same id (a different config, which
+    PrepareShards refuses): neither is this execution's."""
+    document = execution_input if isinstance(execution_input, dict) else {}
+    resume = document.get("resume")
+    run_id = resume.get("run_id") if isinstance(resume, dict) else execution_name
+    if not isinstance(run_id, str) or training_attempt(run_id, execution_name) is None:
+        return None
     try:
         stored = store.runs.get_config_json(run_id)
     except RunNotFoundError:
-        return False
-    if not isinstance(document, dict):
-        return False
+        return None
+    if resume is not None:
+        return run_id
     try:
         config = parse_config({"run_id": run_id} | document)
     except ConfigError:
-        return False
+        return None
     if canonical_json(json.loads(stored)) != canonical_json(json.loads(config.to_json())):
-        return False
+        return None
+    return run_id
+
+
+def fail_run(
+    store: Store, run_id: str, error: str, cause: str, diverged: Divergence | None = None
+) -> None:
+    """Mark the run FAILED with ``error`` (the Step Functions error name) and ``cause``
+    (readable, trimmed to ``MAX_CAUSE_CHARS``), or with its divergence, keeping the fields of
+    its latest resume. Safe to run twice (the same record again)."""
+    fields = _resume_fields(store, run_id)
     if diverged is not None:
-        store.runs.set_status(run_id, FAILED, **divergence_fields(diverged))
+        fields |= divergence_fields(diverged)
     else:
-        store.runs.set_status(run_id, FAILED, error=error, cause=trimmed_cause(cause))
-    return True
+        fields |= {"error": error, "cause": trimmed_cause(cause)}
+    store.runs.set_status(run_id, FAILED, **fields)
 
 
 def load_activation(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:

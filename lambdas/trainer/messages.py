@@ -75,6 +75,14 @@ class StartRequest(_Message):
     checks: list[ShardCheck]
 
 
+class ResumeRequest(_Message):
+    """Input of ``Resume``: continue run ``run_id`` from its last complete weights version, as
+    its ``attempt``-th resume (which names the epoch execution it starts)."""
+
+    run_id: str
+    attempt: int = Field(ge=1)
+
+
 class RunProgress(_Message):
     """Result of ``Start`` and ``Evaluate``: where the run stands before the next epoch."""
 
@@ -85,6 +93,7 @@ class RunProgress(_Message):
     version: int = Field(description="the weights version the next epoch starts from")
     done: bool = False
     metrics: dict[str, float | int] | None = None
+    attempt: int = Field(default=0, description="the resume that continues this epoch (0: none)")
 
 
 class EpochStart(_Message):
@@ -93,6 +102,7 @@ class EpochStart(_Message):
     run_id: str
     epoch: int
     version: int
+    attempt: int = 0  # a resumed run's epoch: it may start after its first step
 
 
 class Cursor(_Message):
@@ -126,6 +136,7 @@ class Cursor(_Message):
     loss_sum: float = 0.0
     losses: list[float] = Field(default_factory=list)
     groups: list[int] = Field(default_factory=list)
+    attempt: int = 0  # the resume that runs this epoch (its executions' names)
 
 
 class StepEnd(_Message):
@@ -174,6 +185,7 @@ class EpochEnd(_Message):
     epoch: int
     version: int
     loss_sum: float = 0.0
+    attempt: int = 0  # the resume that trains the run (the next epoch's execution name)
 
 
 class FinalizeRequest(_Message):
@@ -194,21 +206,21 @@ class CaughtError(_Message):
 
 
 class FailRequest(_Message):
-    """Input of ``MarkFailed``: the run (the Training execution's name), the execution's input
-    (the run config as given: whether the run's record is this execution's) and the caught
-    error."""
+    """Input of ``MarkFailed``: the failed Training execution's name and input (a run config, or
+    a resume's ``{"resume": {"run_id", "attempt"}}``: which run it trained,
+    ``trainer.dal.failed_run``) and the caught error."""
 
-    run_id: str
-    config: Any
+    execution_name: str
+    execution_input: Any
     error: CaughtError
 
 
 class RunFailure(_Message):
-    """Result of ``MarkFailed``: whether the run had a record to mark (a run refused before
-    anything was written has none), its readable cause, and where it diverged if it did."""
+    """Result of ``MarkFailed``: the run it marked FAILED (None: the execution recorded no run,
+    e.g. refused before anything was written), its readable cause, and where it diverged if it
+    did."""
 
-    run_id: str
-    recorded: bool
+    run_id: str | None
     cause: str
     diverged: Divergence | None = None
 

@@ -47,7 +47,7 @@ from trainer.data.shards import encode_shard
 from trainer.handlers import api as api_handler
 from trainer.handlers import mark_failed as mark_failed_handler
 from trainer.handlers import retrain as retrain_handler
-from trainer.store import Store
+from trainer.store import RunStore, Store
 
 pytestmark = [pytest.mark.engine, pytest.mark.infra, pytest.mark.slow]
 
@@ -560,6 +560,11 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
                 "mode": mode,
             }
             pipeline_driver.Pipeline(retry=True).train(config, config["run_id"])
+        # `stepnet resume` of the last run, as if it had failed (its status set unrecorded)
+        RunStore(account.client("dynamodb"), table=account.resources.runs_table).set_status(
+            config["run_id"], "FAILED"
+        )
+        pipeline_driver.invoke("Resume", {"run_id": config["run_id"], "attempt": 1})
         _outside_the_workflow(account, config, running, record)
         yield observed
     finally:
@@ -647,9 +652,10 @@ def _outside_the_workflow(
     settings.store().runs.clear_cache()  # a cold container
     caught = {"Error": "States.TaskFailed", "Cause": "RuntimeError: contract"}
     failure = mark_failed_handler.handler(
-        {"run_id": run_id, "config": config, "error": caught}, LambdaContext("stepnet-MarkFailed")
+        {"execution_name": run_id, "execution_input": config, "error": caught},
+        LambdaContext("stepnet-MarkFailed"),
     )
-    assert failure["recorded"], failure
+    assert failure["run_id"] == run_id, failure
 
 
 Allowed = tuple[str, str, str]  # (IAM action, table or bucket name, key prefix; "*" for the bucket)

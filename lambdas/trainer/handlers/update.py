@@ -32,10 +32,10 @@ def run(store: Store, end: StepEnd) -> Cursor:
     losses = [loss for loss in end.losses if loss is not None]  # all of them, once checked
     params, optimizer = apply_step(config, params, optimizer, grads, sizes, cursor.version)
     check_weights(params, epoch=cursor.epoch, step=cursor.step, version=cursor.version)
-    dal.save_params(store, cursor.run_id, cursor.version + 1, params)
-    dal.save_optimizer(store, cursor.run_id, cursor.version + 1, optimizer)
-    schedule = layout_sizes(layout, config.workers)
     loss_sum = step_loss_sum(cursor.loss_sum, losses, sizes)
+    dal.save_params(store, cursor.run_id, cursor.version + 1, params)
+    dal.save_optimizer(store, cursor.run_id, cursor.version + 1, optimizer, loss_sum)
+    schedule = layout_sizes(layout, config.workers)
     return next_cursor(cursor, schedule, loss_sum, losses)
 
 

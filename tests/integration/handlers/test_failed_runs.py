@@ -102,7 +102,7 @@ def test_mark_failed_records_the_readable_cause_once_and_again(handler_env: Any)
     lambda_error = json.dumps({"errorType": "ValueError", "errorMessage": "shapes not aligned"})
     chunk = json.dumps({"status": "FAILED", "error": "stepnet.ChunkFailed", "cause": lambda_error})
     caught = {"Error": "States.TaskFailed", "Cause": chunk}
-    request = {"run_id": RUN, "config": config, "error": caught}
+    request = {"execution_name": RUN, "execution_input": config, "error": caught}
 
     # When it is marked, twice (a retried task)
     first = invoke("MarkFailed", request)
@@ -111,8 +111,7 @@ def test_mark_failed_records_the_readable_cause_once_and_again(handler_env: Any)
 
     # Then the record says FAILED with the innermost cause, the same both times
     assert first == again == {
-        "run_id": RUN, "recorded": True, "cause": "ValueError: shapes not aligned",
-        "diverged": None,
+        "run_id": RUN, "cause": "ValueError: shapes not aligned", "diverged": None,
     }  # fmt: skip
     again_status = settings.store().runs.get_status(RUN)
     assert status["status"] == again_status["status"] == FAILED
@@ -132,7 +131,7 @@ def test_a_long_cause_is_trimmed_to_fit_the_record(handler_env: Any) -> None:
     caught = {"Error": "States.Runtime", "Cause": "x" * 30_000}
 
     # When
-    invoke("MarkFailed", {"run_id": RUN, "config": config, "error": caught})
+    invoke("MarkFailed", {"execution_name": RUN, "execution_input": config, "error": caught})
 
     # Then
     cause = settings.store().runs.get_status(RUN)["cause"]
@@ -147,10 +146,11 @@ def test_mark_failed_writes_nothing_for_a_run_refused_before_it_was_recorded(
     caught = {"Error": "ConfigError", "Cause": '{"errorMessage": "invalid run config"}'}
 
     # When
-    result = invoke("MarkFailed", {"run_id": RUN, "config": {"epochs": "x"}, "error": caught})
+    request = {"execution_name": RUN, "execution_input": {"epochs": "x"}, "error": caught}
+    result = invoke("MarkFailed", request)
 
     # Then
-    assert result["recorded"] is False
+    assert result["run_id"] is None
     assert handler_env.dynamodb.scan(TableName=handler_env.runs_table)["Count"] == 0
 
 
@@ -162,11 +162,36 @@ def test_mark_failed_leaves_another_run_of_the_same_id_as_it_is(handler_env: Any
     caught = {"Error": "RunExistsError", "Cause": '{"errorMessage": "run exists"}'}
 
     # When the second execution's failure is marked
-    result = invoke("MarkFailed", {"run_id": RUN, "config": other, "error": caught})
+    request = {"execution_name": RUN, "execution_input": other, "error": caught}
+    result = invoke("MarkFailed", request)
 
     # Then the first run's record is untouched
-    assert result["recorded"] is False
+    assert result["run_id"] is None
     assert settings.store().runs.get_status(RUN)["status"] == RUNNING
+
+
+def test_a_resumed_runs_failure_marks_the_run_it_resumed_keeping_the_attempt(
+    handler_env: Any,
+) -> None:
+    # Given a recorded run resumed a second time (its status names the attempt)
+    Pipeline().initialize(tiny(), RUN)
+    invoke("Resume", {"run_id": RUN, "attempt": 2})
+    caught = {"Error": "States.TaskFailed", "Cause": '{"errorMessage": "x", "errorType": "E"}'}
+
+    # When that execution fails
+    request = {
+        "execution_name": f"{RUN}-resume-2",
+        "execution_input": {"resume": {"run_id": RUN, "attempt": 2}},
+        "error": caught,
+    }
+    result = invoke("MarkFailed", request)
+
+    # Then the run is FAILED, still its second resume's (another run's name marks nothing)
+    assert result["run_id"] == RUN
+    status = settings.store().runs.get_status(RUN)
+    assert (status["status"], status["cause"], status["attempt"]) == (FAILED, "E: x", 2)
+    request["execution_name"] = "another-run-resume-2"
+    assert invoke("MarkFailed", request)["run_id"] is None
 
 
 def test_a_divergence_is_marked_counted_and_its_last_good_model_exported(
@@ -183,7 +208,8 @@ def test_a_divergence_is_marked_counted_and_its_last_good_model_exported(
 
     # When the Training machine's failure path runs: mark, then export the last good version
     failure = invoke(
-        "MarkFailed", {"run_id": RUN, "config": config, "error": _lambda_error(raised.value)}
+        "MarkFailed",
+        {"execution_name": RUN, "execution_input": config, "error": _lambda_error(raised.value)},
     )
     diverged = failure["diverged"]
     summary = invoke(
