@@ -29,6 +29,7 @@ from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.executions import ResumeError
 from trainer.store import RunNotFoundError
 from trainer.training.cursor import parse_epoch_name
+from trainer.training.divergence import DIVERGED
 
 EpochCallback = Callable[[MetricsRow], None]
 """Called with each evaluated epoch's metrics row (``epoch``, ``train_loss``, ``val_loss``…)."""
@@ -76,6 +77,11 @@ class LocalRun:
     def succeeded(self) -> bool:
         return bool(self.description["status"] == "SUCCEEDED")
 
+    @property
+    def diverged(self) -> bool:
+        """The divergence guard stopped it: it failed, and exported its last good weights."""
+        return bool(self.description.get("error") == DIVERGED)
+
 
 def run_local(
     config: RunConfig,
@@ -101,7 +107,8 @@ def run_local(
     to be made here. ``inject_faults``: the share of invocations that fail at random with a
     transient error the workflow retries (``LambdaRuntime.inject_faults``). ``out_dir`` gets the
     model files
-    (if the run succeeded), the executions' histories, ``usage.json``
+    (if the run succeeded, or diverged: then the last good weights, marked in model.json), the
+    executions' histories, ``usage.json``
     (:data:`LocalRun.usage`) and ``report.html`` (:mod:`stepnet.report`), whatever the outcome.
     ``resume``: continue the stopped run ``config.run_id`` of the account's store from its last
     complete weights version (``StepnetClient.resume``) instead of starting it.
@@ -167,7 +174,7 @@ def run_local(
             _write_histories(out_dir / EXECUTIONS_DIR, run.histories)
             _write_histories(out_dir / EXECUTIONS_DIR / EXPRESS_DIR, run.express_histories)
             write_usage(out_dir / USAGE_JSON, run.usage)
-            if run.succeeded:
+            if run.succeeded or run.diverged:
                 client.fetch(config.run_id, out_dir)
             run.report = write_report(_record(config.run_id, run), out_dir / REPORT_HTML)
         return run
