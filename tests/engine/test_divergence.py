@@ -50,6 +50,7 @@ def _overflowing(regression_npz: Path, run_id: str, mode: str, rate: float) -> d
     [
         ("per_layer", 1.5, "micro-batch"),
         ("fused", 1.5, "micro-batch"),
+        ("per_step", 1.5, "micro-batch"),  # one task checks as Update does: the same step
         ("fused", 3.0, "evaluation"),
     ],
 )
