@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -12,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypedDict
 
-from stepnet.client import HistoryEvent, MetricsRow, StepnetClient, epoch_counts
+from stepnet.client import HistoryEvent, MetricsRow, epoch_counts
 from stepnet.engine import LocalAccount
 from stepnet.engine.runtime import Isolation, UsageReport
+from stepnet.home.lifecycle import check_new_run, record_failure
 from stepnet.report.page import write as write_report
 from stepnet.report.record import (
     EXECUTIONS_DIR,
@@ -88,6 +91,7 @@ def run_local(
     isolation: Isolation = "processes",
     shard_mb: int = DEFAULT_SHARD_MB,
     inject_faults: float = 0.0,
+    home: Path | None = None,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -100,14 +104,20 @@ def run_local(
     model files
     (if the run succeeded), the executions' histories, ``usage.json``
     (:data:`LocalRun.usage`) and ``report.html`` (:mod:`stepnet.report`), whatever the outcome.
+    ``home``: keep the run in that folder (:mod:`stepnet.home`) rather than in the emulated
+    account's memory (an account made here; a given account has its own, ``LocalAccount.home``);
+    the run id must be new there (:func:`check_new_run`). This process is recorded as the run's
+    owner, and a failed run's status is FAILED with its cause.
     """
     with contextlib.ExitStack() as stack:
         if account is None:
             account = stack.enter_context(
-                LocalAccount(memory_mb=memory_mb, timeout_s=timeout_s, isolation=isolation)
+                LocalAccount(
+                    memory_mb=memory_mb, timeout_s=timeout_s, isolation=isolation, home=home
+                )
             )
-        elif memory_mb or timeout_s:
-            raise ValueError("size the functions of a given account when making it")
+        elif memory_mb or timeout_s or home:
+            raise ValueError("size the functions (and give the home) of an account when making it")
         if account.resources is None:
             raise RuntimeError("run_local needs an account that is entered (with LocalAccount())")
         if inject_faults:
@@ -116,12 +126,18 @@ def run_local(
         # a run starts with Initialize: its sandbox (and the template it is forked from) starts
         # while the dataset is uploaded
         account.runtime.prewarm(names.function_name(account.stack_name, "Initialize"))
-        client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
+        client = account.stepnet_client()
+        home_store = account.home_store
+        if home_store is not None:
+            check_new_run(home_store, config.run_id)
+            home_store.sweep()
         config = client.upload_dataset(config, base, shard_mb)
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         recording = stack.enter_context(account.runtime.recording())
         client.start(config)
+        if home_store is not None:
+            home_store.runs.set_owner(config.run_id, os.getpid(), socket.gethostname())
         stop = threading.Event()
         if on_step is not None:
             threading.Thread(
@@ -131,6 +147,8 @@ def run_local(
             description = client.watch(config.run_id, on_epoch=on_epoch, poll_seconds=0.5)
         finally:
             stop.set()
+        if home_store is not None and description["status"] != "SUCCEEDED":
+            record_failure(home_store, config.run_id, description)
         run = LocalRun(
             description=description,
             metrics=client.metrics(config.run_id),
