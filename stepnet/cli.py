@@ -248,7 +248,7 @@ def _finished_or_replaced(home: Path, run_id: str, out: Path, *, replace: bool) 
     finished, report it and write its outputs to ``out`` again (True: nothing to train).
     Anything else is for ``run_local`` to refuse."""
     from stepnet.home import open_home
-    from stepnet.home.lifecycle import run_state
+    from stepnet.home.lifecycle import check_new_run, run_state
 
     found = open_home(home)
     if run_id not in found.runs.list_runs():
@@ -260,7 +260,7 @@ def _finished_or_replaced(home: Path, run_id: str, out: Path, *, replace: bool) 
         console.print(f"replacing run {run_id} (its records and tensors in {home} are gone)")
         return False
     if run_state(found, run_id) != "SUCCEEDED":
-        return False
+        check_new_run(found, run_id)  # refused, naming its state and the way out
     _print_run(found, run_id)
     written = _copy_model(found, run_id, out)
     console.print(
