@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 DATABASE_FILE: Final = "home.sqlite"
 BUSY_TIMEOUT_MS: Final = 60_000
@@ -92,7 +92,7 @@ class Database:
         with _immediate(connection):
             yield connection
 
-    def read(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def read(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """The rows of one query (a consistent snapshot)."""
         return self.connection().execute(sql, parameters).fetchall()
 

@@ -158,7 +158,7 @@ class HomeTensors:
                 f"SELECT key, digest, nbytes, path, expires_at FROM tensors WHERE key IN ({marks})",
                 tuple(chunk),
             ):
-                rows[str(key)] = (str(digest), int(nbytes), str(path), expires_at)  # type: ignore[call-overload, arg-type]
+                rows[str(key)] = (str(digest), int(nbytes), str(path), expires_at)
         return rows
 
     def _load(self, key: str, row: Row) -> dict[str, np.ndarray]:
