@@ -26,7 +26,12 @@ from typing import Any, Final
 from stepnet.home.database import Database
 from trainer.contract.names import RUNS_PK, RUNS_SK
 from trainer.store import claims, registry
-from trainer.store.errors import RecordConflictError, RunExistsError, RunNotFoundError
+from trainer.store.errors import (
+    RecordConflictError,
+    RunExistsError,
+    RunNotFoundError,
+    StoreError,
+)
 from trainer.store.runs import (
     CONFIG,
     CONFIG_RECORD,
@@ -52,6 +57,9 @@ from trainer.store.runs import (
 )
 
 _LAST: Final = "\U0010ffff"  # sorts after every sort key that starts with a prefix
+# DynamoDB's item limit, which the runs table's records live under on AWS: a record too large
+# there is refused here too (attribute names and values, UTF-8; numbers counted as their text)
+ITEM_LIMIT_BYTES: Final = 400 * 1024
 
 
 class HomeRuns:
@@ -287,7 +295,20 @@ def _item(text: object) -> Item:
     return item
 
 
+def item_size(item: Item) -> int:
+    """An item's size as DynamoDB counts it, closely enough (names and string/number values)."""
+    return sum(
+        len(name.encode()) + sum(len(str(v).encode()) for v in value.values())
+        for name, value in item.items()
+    )
+
+
 def _replace(db: sqlite3.Connection, item: Item) -> None:
+    if item_size(item) > ITEM_LIMIT_BYTES:
+        raise StoreError(
+            f"the {item[RUNS_SK]['S']!r} record of run {item[RUNS_PK]['S']!r} is larger than "
+            "DynamoDB's 400 KB item limit"
+        )
     db.execute(
         "INSERT OR REPLACE INTO records (pk, sk, item) VALUES (?, ?, ?)",
         (item[RUNS_PK]["S"], item[RUNS_SK]["S"], json.dumps(item, separators=(",", ":"))),
