@@ -95,3 +95,23 @@ def test_the_emulated_store_keeps_nothing(tmp_path: Path) -> None:
     assert main(["local", str(config), "--out", str(tmp_path / "out"), "--store", "emulated"]) == 0
     # Then the home holds nothing of it
     assert not home_dir().exists() or "gone" not in open_home(home_dir()).runs.list_runs()
+
+
+def test_a_sandbox_opens_the_home_itself_and_loads_nothing_of_moto(tmp_path: Path) -> None:
+    # Given an account whose store is a home, and a function configured as the stack's are
+    from stepnet.engine import LocalAccount
+    from trainer.contract import names
+
+    with LocalAccount(home=tmp_path / "home") as account:
+        forward = account.runtime.configuration(names.function_name(account.stack_name, "Forward"))
+        account.runtime.register(
+            "probe", "tests.engine.sandbox_handlers.store_of", memory_mb=512, timeout_s=30,
+            environment=forward.environment,
+        )  # fmt: skip
+
+        # When it runs in a sandbox
+        payload, error = account.runtime.invoke("probe", {})
+
+    # Then its store is the home, opened in the sandbox, and moto was never imported there
+    assert error is None, payload
+    assert payload == {"store": "stepnet.home.Home", "moto_loaded": []}
