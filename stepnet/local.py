@@ -135,9 +135,9 @@ def run_local(
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         recording = stack.enter_context(account.runtime.recording())
-        client.start(config)
-        if home_store is not None:
+        if home_store is not None:  # before the start: a kill from now on leaves it INTERRUPTED
             home_store.runs.set_owner(config.run_id, os.getpid(), socket.gethostname())
+        client.start(config)
         stop = threading.Event()
         if on_step is not None:
             threading.Thread(
