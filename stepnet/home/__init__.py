@@ -29,8 +29,9 @@ from stepnet.home.files import sweep_temporaries
 from stepnet.home.objects import HomeObjects
 from stepnet.home.runs import HomeRuns
 from stepnet.home.tensors import HomeTensors
-from trainer.store import DEFAULT_CACHE_BYTES, DEFAULT_SCRATCH_TTL_SECONDS, Store
+from trainer.store import DEFAULT_CACHE_BYTES, DEFAULT_SCRATCH_TTL_SECONDS, Store, keys
 
+VERSION_ZERO: Final = "000000"  # how keys.weights_key spells version 0's number
 HOME_VARIABLE: Final = "STEPNET_HOME"  # the user's: where the home is
 DEFAULT_HOME: Final = Path(".stepnet")
 
@@ -64,13 +65,28 @@ class Home(Store):
     def path(self) -> Path:
         return self.objects.root.parent
 
-    def latest_weights_version(self, run_id: str) -> int | None:
-        """The highest weights version of the run written whole (``trainer.store.keys.
-        weights_key``), or None before its first: where a resume continues from."""
-        from trainer.store import keys
+    def weights_versions(self, run_id: str) -> list[int]:
+        """Every weights version of the run written whole (``trainer.store.keys.weights_key``:
+        an index row exists only for a bundle whose file is complete), ascending."""
+        return self._versions(keys.weights_key(run_id, 0))
 
-        versions = self.tensors.versions(keys.weights_key(run_id, 0).removesuffix("v000000"))
-        return int(versions[-1].rpartition("/v")[2]) if versions else None
+    def latest_weights_version(self, run_id: str) -> int | None:
+        """The highest weights version of the run, or None before its first."""
+        versions = self.weights_versions(run_id)
+        return versions[-1] if versions else None
+
+    def latest_complete_version(self, run_id: str) -> int | None:
+        """The highest version whose weights *and* optimizer state (``keys.optimizer_key``) are
+        both written — Update writes the weights first, so a kill between the two leaves the
+        newest weights without their optimizer state: where a resume continues from."""
+        complete = set(self.weights_versions(run_id)) & set(
+            self._versions(keys.optimizer_key(run_id, 0))
+        )
+        return max(complete) if complete else None
+
+    def _versions(self, first_key: str) -> list[int]:
+        prefix = first_key.removesuffix(VERSION_ZERO)
+        return sorted(int(key.removeprefix(prefix)) for key in self.tensors.versions(prefix))
 
     def sweep(self) -> int:
         """Remove expired scratch bundles and killed writers' temporary files; returns how many."""

@@ -94,8 +94,12 @@ def test_latest_weights_version_is_the_highest_written(tmp_path: Path) -> None:
         home.tensors.put(keys.weights_key("r", version), _bundle(version, 2))
     home.tensors.put(keys.weights_key("r2", 40), _bundle(40, 2))
     home.tensors.put(keys.optimizer_key("r", 13), _bundle(13, 2))
-    # Then the run's latest is 12
+    # Then the run's latest is 12, and the latest with its optimizer state too is 1
+    home.tensors.put(keys.optimizer_key("r", 1), _bundle(1, 2))
     assert home.latest_weights_version("r") == 12
+    assert home.weights_versions("r") == [0, 1, 12]
+    assert home.latest_complete_version("r") == 1
+    assert home.latest_complete_version("r2") is None
 
 
 def test_a_run_whose_process_is_gone_is_interrupted_and_not_started_again(tmp_path: Path) -> None:
