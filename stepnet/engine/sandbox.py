@@ -196,9 +196,15 @@ def resolve_handler(path: str) -> Callable[[Any, Any], Any]:
 
 def install_home_store(environ: Mapping[str, str]) -> None:
     """With :data:`HOME_VARIABLE` set, make the home the handlers' store (``trainer.settings``),
-    built from the function's environment (bucket, scratch TTL, cache size)."""
+    built from the function's environment (bucket, scratch TTL, cache size). Only a function
+    configured with the store's tables (every ``trainer`` function) has a store: the prediction
+    functions (``inference``, the bucket only) keep their own S3 reads."""
     home = environ.get(HOME_VARIABLE)
-    if home:
+    if not home:
+        return
+    from trainer.contract.environment import VARIABLES
+
+    if VARIABLES["runs_table"] in environ:
         from pathlib import Path
 
         from stepnet.home import store_for_function
@@ -248,8 +254,8 @@ class _Runtime:
 
     def init(self) -> None:
         try:
+            install_home_store(os.environ)  # before the handler: it never runs on another store
             self.handler = resolve_handler(self.handler_path)
-            install_home_store(os.environ)
         except Exception as exc:  # Lambda reports it on every invocation of this sandbox
             self.init_error = exc
 
