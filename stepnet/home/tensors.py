@@ -21,6 +21,7 @@ may write at once (SQLite serialises the index rows; :mod:`stepnet.home.database
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
@@ -46,6 +47,12 @@ _READ_ATTEMPTS: Final = 3  # a scratch row may be replaced between reading it an
 
 Row = tuple[str, int, str, float | None]  # digest, nbytes, path, expires_at
 
+# One decode at a time per process: np.load parses each array's header with ast.literal_eval,
+# and CPython 3.11's AST construction is not safe in concurrent threads (python/cpython#106905:
+# "SystemError: AST constructor recursion depth mismatch"), which the engine's threads
+# isolation reaches. Decoding is microseconds; the sandboxes decode in one thread anyway.
+_DECODING: Final = threading.Lock()
+
 
 class HomeTensors:
     """Tensor bundles in a home (module docstring). Thread-safe; one per process."""
@@ -65,6 +72,8 @@ class HomeTensors:
         self.scratch_ttl_seconds = scratch_ttl_seconds
         self._clock = clock
         self._cache = _LruCache(cache_bytes)
+        self._scratch_expiry: dict[str, float] = {}  # scratch keys in the cache: when they expire
+        self._scratch_lock = threading.Lock()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -108,10 +117,13 @@ class HomeTensors:
             )
         if replaced is not None:  # the scratch bundle it replaced (a reader may retry)
             inside(self.root, replaced).unlink(missing_ok=True)
-        # write-through, as TensorStore: a process reads back what it wrote without a file read
-        if immutable:
-            copies = _freeze({name: np.array(array, copy=True) for name, array in bundle.items()})
-            self._cache.put(key, copies)
+        # Write-through, as TensorStore: a process reads back what it wrote without a file read
+        # (a key never changes content: immutable by rule, scratch as one deterministic result).
+        copies = _freeze({name: np.array(array, copy=True) for name, array in bundle.items()})
+        if expires_at is not None:
+            with self._scratch_lock:
+                self._scratch_expiry[key] = expires_at
+        self._cache.put(key, copies, replace=not immutable)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -123,10 +135,13 @@ class HomeTensors:
         """The bundles stored under ``keys``, in the same order (duplicates allowed)."""
         keys = [check_key(key) for key in keys]
         found: dict[str, dict[str, np.ndarray]] = {}
+        cached_scratch: set[str] = set()
         for key in dict.fromkeys(keys):
-            cached = self._cache.get(key)
+            cached, scratch_copy = self._cached(key)
             if cached is not None:
                 found[key] = cached
+                if scratch_copy:
+                    cached_scratch.add(key)
         todo = [key for key in dict.fromkeys(keys) if key not in found]
         rows = self._rows(todo)
         now = self._clock()
@@ -136,7 +151,7 @@ class HomeTensors:
             if not missing[1:] and missing[0] in rows:
                 detail = "the scratch bundle has expired"
             raise TensorNotFoundError(missing[0], detail)
-        scratch = {key for key in todo if rows[key][3] is not None}
+        scratch = {key for key in todo if rows[key][3] is not None} | cached_scratch
         for key in todo:
             found[key] = self._load(key, rows[key])
         result: list[dict[str, np.ndarray]] = []
@@ -148,6 +163,20 @@ class HomeTensors:
             handed_out.add(key)
             result.append(dict(bundle))
         return result
+
+    def _cached(self, key: str) -> tuple[dict[str, np.ndarray] | None, bool]:
+        """A cached bundle (immutable ones shared read-only, scratch ones as fresh copies) and
+        whether it is scratch."""
+        cached = self._cache.get(key)
+        if cached is None:
+            return None, False
+        with self._scratch_lock:
+            expiry = self._scratch_expiry.get(key)
+        if expiry is None:
+            return dict(cached), False
+        if expiry <= self._clock():
+            return None, False
+        return {name: array.copy() for name, array in cached.items()}, True
 
     def _rows(self, keys: Sequence[str]) -> dict[str, Row]:
         rows: dict[str, Row] = {}
@@ -169,7 +198,8 @@ class HomeTensors:
             except FileNotFoundError:
                 data = None
             if data is not None and codec.digest(data) == digest:
-                bundle = codec.decode(data)
+                with _DECODING:
+                    bundle = codec.decode(data)
                 if expires_at is not None:
                     return bundle
                 frozen = _freeze(bundle)
@@ -189,6 +219,8 @@ class HomeTensors:
     def clear_cache(self) -> None:
         """Drop every cached bundle (tests; memory pressure)."""
         self._cache.clear()
+        with self._scratch_lock:
+            self._scratch_expiry.clear()
 
     def versions(self, prefix: str) -> list[str]:
         """Every immutable key under ``prefix`` (e.g. ``<run_id>/weights/``), sorted."""
@@ -226,7 +258,7 @@ class HomeTensors:
             )
         for _key, path in rows:
             inside(self.root, str(path)).unlink(missing_ok=True)
-        self._cache.clear()
+        self.clear_cache()
         return len(rows)
 
 
