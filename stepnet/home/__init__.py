@@ -18,6 +18,7 @@ docs/storage.md (the home) says what a killed process leaves.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -94,7 +95,10 @@ class Home(Store):
 
     def delete_run(self, run_id: str) -> None:
         """Forget a run: its records and its tensors (its exported files stay until replaced)."""
+        keys.dataset_key(run_id)  # a run id keys accept: no "/", not empty
         self.tensors.delete_prefix(f"{run_id}/")
+        # and the bundle files killed writers left unindexed: every key of the run is under it
+        shutil.rmtree(self.tensors.root / run_id, ignore_errors=True)
         self.runs.delete_run(run_id)
 
 

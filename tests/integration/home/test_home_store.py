@@ -128,10 +128,13 @@ def test_deleting_a_run_forgets_its_records_and_tensors_only(tmp_path: Path) -> 
     for run in ("a", "b"):
         home.runs.create_run(run, "{}")
         home.tensors.put(keys.weights_key(run, 1), _bundle(1, 2))
+    orphan = tmp_path / "tensors" / "a" / "weights" / "v000002.0123"  # a killed writer's
+    orphan.write_bytes(b"left behind")
     # When one is deleted
     home.delete_run("a")
     # Then the other is whole and the first can be written again with other content
     assert home.runs.list_runs() == ["b"]
+    assert not orphan.exists()
     home.tensors.get(keys.weights_key("b", 1))
     home.tensors.put(keys.weights_key("a", 1), _bundle(2, 2))
 
