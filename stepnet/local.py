@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -17,7 +15,7 @@ from typing import Any, Final, TypedDict
 from stepnet.client import HistoryEvent, MetricsRow, epoch_counts
 from stepnet.engine import LocalAccount
 from stepnet.engine.runtime import Isolation, UsageReport
-from stepnet.home.lifecycle import check_new_run, record_failure
+from stepnet.home.lifecycle import check_new_run, claim, record_failure
 from stepnet.report.page import write as write_report
 from stepnet.report.record import (
     EXECUTIONS_DIR,
@@ -136,7 +134,7 @@ def run_local(
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         recording = stack.enter_context(account.runtime.recording())
         if home_store is not None:  # before the start: a kill from now on leaves it INTERRUPTED
-            home_store.runs.set_owner(config.run_id, os.getpid(), socket.gethostname())
+            claim(home_store, config.run_id)
         client.start(config)
         stop = threading.Event()
         if on_step is not None:

@@ -15,9 +15,11 @@ Tables::
                                  the tensor index: one row per bundle, the bundle in a file
                                  (``path``, relative to the home); ``expires_at`` (epoch seconds)
                                  for scratch, NULL for immutable
-    owners(run_id, pid, host, started_at)
+    owners(run_id, pid, host, started_at, process_start)
                                  the process that runs a local run (``stepnet local``): a run
                                  whose status is RUNNING but whose owner is gone was killed
+                                 (``process_start``: the kernel's start time of that pid, so a
+                                 pid used again by another process is not taken for it)
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ CREATE TABLE IF NOT EXISTS tensors (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tensors_expiry ON tensors (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS owners (
-    run_id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started_at TEXT NOT NULL
+    run_id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started_at TEXT NOT NULL,
+    process_start TEXT
 ) WITHOUT ROWID;
 """
 

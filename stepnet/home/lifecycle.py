@@ -58,19 +58,40 @@ def run_state(home: Home, run_id: str) -> str:
         status = "CREATED"
     if status in ("RUNNING", "CREATED"):
         owner = home.runs.owner(run_id)
-        if owner is not None and owner["host"] == socket.gethostname() and not _alive(owner["pid"]):
+        if owner is not None and owner["host"] == socket.gethostname() and not alive(owner):
             return INTERRUPTED
     return status
 
 
-def _alive(pid: int) -> bool:
+def claim(home: Home, run_id: str) -> None:
+    """Record this process as the run's owner (``HomeRuns.set_owner``)."""
+    pid = os.getpid()
+    home.runs.set_owner(run_id, pid, socket.gethostname(), process_start(pid))
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/PID/stat``, field 22),
+    or None where there is no /proc or no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return stat.rpartition(b")")[2].split()[19].decode()  # fields 3… follow the command name
+
+
+def alive(owner: Mapping[str, Any]) -> bool:
+    """Whether the owner process (on this host) still runs: its pid exists and, where the start
+    time was recorded, started then (a pid is reused once its process is gone)."""
+    pid = int(owner["pid"])
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    recorded = owner.get("process_start")
+    return recorded is None or process_start(pid) in (None, recorded)
 
 
 def record_failure(home: Home, run_id: str, description: Mapping[str, Any]) -> None:

@@ -218,21 +218,26 @@ class HomeRuns:
             raise RunNotFoundError(run_id)
         return str(item[CREATED_AT]["S"])
 
-    def set_owner(self, run_id: str, pid: int, host: str) -> None:
-        """Record the process that runs ``run_id`` now (``stepnet local``, a resume)."""
+    def set_owner(self, run_id: str, pid: int, host: str, process_start: str | None = None) -> None:
+        """Record the process that runs ``run_id`` now (``stepnet local``, a resume);
+        ``process_start``: its start time as the kernel has it (``lifecycle.process_start``)."""
         with self._db.write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO owners (run_id, pid, host, started_at) VALUES (?, ?, ?, ?)",
-                (run_id, pid, host, self._now()),
+                "INSERT OR REPLACE INTO owners (run_id, pid, host, started_at, process_start) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, pid, host, self._now(), process_start),
             )
 
     def owner(self, run_id: str) -> dict[str, Any] | None:
-        """``{"pid", "host", "started_at"}`` of the process that last ran the run, if any."""
-        rows = self._db.read("SELECT pid, host, started_at FROM owners WHERE run_id = ?", (run_id,))
+        """``{"pid", "host", "started_at", "process_start"}`` of the process that last ran the
+        run, if any."""
+        rows = self._db.read(
+            "SELECT pid, host, started_at, process_start FROM owners WHERE run_id = ?", (run_id,)
+        )
         if not rows:
             return None
-        pid, host, started_at = rows[0]
-        return {"pid": pid, "host": host, "started_at": started_at}
+        pid, host, started_at, process_start = rows[0]
+        return {"pid": pid, "host": host, "started_at": started_at, "process_start": process_start}
 
     def delete_run(self, run_id: str) -> None:
         """Forget the run's records (config, dataset, status, epochs) and its owner."""

@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 from stepnet.home import Home, open_home
-from stepnet.home.lifecycle import INTERRUPTED, RunInHomeError, check_new_run, run_state
+from stepnet.home.lifecycle import (
+    INTERRUPTED,
+    RunInHomeError,
+    check_new_run,
+    claim,
+    run_state,
+)
 from trainer.store import ImmutableTensorError, TensorIntegrityError, TensorNotFoundError, keys
 
 BUCKET = "stepnet-data-test"
@@ -115,11 +121,15 @@ def test_a_run_whose_process_is_gone_is_interrupted_and_not_started_again(tmp_pa
     assert run_state(home, "r") == INTERRUPTED
     with pytest.raises(RunInHomeError, match="--replace"):
         check_new_run(home, "r")
-    # And a run owned by a live process is RUNNING and refused as such
-    home.runs.set_owner("r", os.getpid(), os.uname().nodename)
+    # And a run owned by this live process is RUNNING and refused as such
+    claim(home, "r")
     assert run_state(home, "r") == "RUNNING"
     with pytest.raises(RunInHomeError, match="is running"):
         check_new_run(home, "r")
+    # But not if its pid now belongs to a process started at another time (a pid reused)
+    owner = home.runs.owner("r") or {}
+    home.runs.set_owner("r", owner["pid"], owner["host"], process_start="1")
+    assert run_state(home, "r") == INTERRUPTED
 
 
 def test_deleting_a_run_forgets_its_records_and_tensors_only(tmp_path: Path) -> None:
