@@ -1,7 +1,8 @@
 # The documented commands. Each target sets up what it needs, idempotently.
 #   make demo   set up, then train the digits network on the local engine
 #   make test   set up, then lint, type-check and run every test
-#   make bench  set up, then measure time and cost per epoch, and data larger than any Lambda
+#   make bench  set up, then measure time and cost per epoch, data larger than any Lambda,
+#               runs through random faults and killed runs resumed
 #               (docs/benchmarks.md)
 #   make synth  set up, then `cdk synth` the stack (cdk-nag checks included)
 
@@ -65,6 +66,7 @@ bench: $(FULL)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.large
 	$(BIN)/python -m bench.faults
+	$(BIN)/python -m bench.kills
 
 synth: $(FULL) $(NODE_STAMP)
 	npx cdk synth --quiet

@@ -28,6 +28,7 @@ from trainer.training.memory import MemoryFitError
 
 if TYPE_CHECKING:  # the commands import these when they run: moto is slow to import
     from stepnet.client import MetricsRow, StepnetClient
+    from stepnet.engine import LocalAccount
     from stepnet.home import Home
     from stepnet.local import LocalRun
     from trainer.contract.functions import Size
@@ -172,16 +173,52 @@ def _size_overrides(flag: str, size: Size, values: list[str]) -> dict[str, int]:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    return _train_locally(config, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``stepnet resume RUN``: continue a stopped run from its last complete weights version
+    (``StepnetClient.resume``): on the local engine by default, on a stack with ``--stack``."""
+    if args.stack is not None or args.endpoint_url is not None:
+        client = _client(args)
+        name = client.resume(args.run_id)
+        arn = client.execution_arn(name)
+        console.print(f"resumed run [bold]{args.run_id}[/] in execution {name}")
+        console.print(f"console:   {client.resources.console_url(arn)}")
+        console.print(f"follow it: stepnet watch {args.run_id}")
+        return 0
+    from stepnet.engine import LocalAccount
+    from stepnet.local import stored_config
+
+    memory_mb = _size_overrides("--function-memory", "memory", args.function_memory)
+    timeout_s = _size_overrides("--function-timeout", "timeout", args.function_timeout)
+    home = _local_home(args.store)
+    with LocalAccount(
+        memory_mb=memory_mb, timeout_s=timeout_s, isolation=args.isolation, home=home
+    ) as local:
+        config = stored_config(local, args.run_id)
+        return _train_locally(config, args, account=local)
+
+
+def _train_locally(
+    config: RunConfig, args: argparse.Namespace, *, account: LocalAccount | None = None
+) -> int:
+    """Train ``config`` on the local engine with a live view and print the outcome; given an
+    ``account`` (sized by ``args`` already), resume the stopped run of its store."""
     from stepnet.local import run_local
     from stepnet.report.record import USAGE_JSON
 
     memory_mb = _size_overrides("--function-memory", "memory", args.function_memory)
     timeout_s = _size_overrides("--function-timeout", "timeout", args.function_timeout)
-    config = _load_config(args.config)
     out = Path(args.out) if args.out else Path("out") / config.run_id
     _check_memory(config, args.shard_mb, memory_mb)
     home = _local_home(args.store)
-    if home is not None and _finished_or_replaced(home, config.run_id, out, replace=args.replace):
+    if (
+        account is None  # a new run (given an account, the stopped run of its store resumes)
+        and home is not None
+        and _finished_or_replaced(home, config.run_id, out, replace=args.replace)
+    ):
         return 0
     steps = _steps_per_epoch(config, args.shard_mb)
     with _progress() as progress:
@@ -197,12 +234,14 @@ def cmd_local(args: argparse.Namespace) -> int:
             out,
             on_epoch=on_epoch,
             on_step=on_step,
-            memory_mb=memory_mb,
-            timeout_s=timeout_s,
+            account=account,
+            memory_mb=None if account else memory_mb,
+            timeout_s=None if account else timeout_s,
             isolation=args.isolation,
             shard_mb=args.shard_mb,
             inject_faults=args.inject_faults,
-            home=home,
+            home=None if account else home,
+            resume=account is not None,
         )
     _usage_table(run)
     if args.inject_faults:
@@ -748,6 +787,34 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    """The local engine's options (``stepnet local``, ``stepnet resume``)."""
+    parser.add_argument(
+        "--function-memory", action="append", default=[], metavar="NAME=MB",
+        help="size a function's memory for this run, like the stack's memory context (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--function-timeout", action="append", default=[], metavar="NAME=S",
+        help="size a function's timeout for this run, like the stack's timeout context (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--isolation", choices=("processes", "threads"), default="processes",
+        help="processes (default): each function in worker processes held to its memory and "
+        "timeout, as on Lambda; threads: the handlers in this process, faster, nothing enforced",
+    )  # fmt: skip
+    parser.add_argument(
+        "--inject-faults", type=_fault_rate, default=0.0, metavar="RATE",
+        help="fail this share of Lambda invocations at random with transient errors (Lambda "
+        "service errors, lost responses) that the workflow must retry: the weights stay the same",
+    )  # fmt: skip
+    parser.add_argument(
+        "--store", choices=STORES, default=None,
+        help=f"home (default; or ${STORE_VARIABLE}): runs kept in ./.stepnet/ ($STEPNET_HOME), "
+        "to inspect (stepnet runs, stepnet show) and resume after; emulated: in the emulated "
+        "account's DynamoDB and S3, gone when the command ends",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stepnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -762,30 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--out", help="output folder (default out/<run_id>)")
     _shard_option(p)
-    p.add_argument(
-        "--function-memory", action="append", default=[], metavar="NAME=MB",
-        help="size a function's memory for this run, like the stack's memory context (repeatable)",
-    )  # fmt: skip
-    p.add_argument(
-        "--function-timeout", action="append", default=[], metavar="NAME=S",
-        help="size a function's timeout for this run, like the stack's timeout context (repeatable)",
-    )  # fmt: skip
-    p.add_argument(
-        "--isolation", choices=("processes", "threads"), default="processes",
-        help="processes (default): each function in worker processes held to its memory and "
-        "timeout, as on Lambda; threads: the handlers in this process, faster, nothing enforced",
-    )  # fmt: skip
-    p.add_argument(
-        "--inject-faults", type=_fault_rate, default=0.0, metavar="RATE",
-        help="fail this share of Lambda invocations at random with transient errors (Lambda "
-        "service errors, lost responses) that the workflow must retry: the weights stay the same",
-    )  # fmt: skip
-    p.add_argument(
-        "--store", choices=STORES, default=None,
-        help=f"home (default; or ${STORE_VARIABLE}): keep the run in ./.stepnet/ ($STEPNET_HOME), "
-        "to inspect after (stepnet runs, stepnet show); emulated: in the emulated account's "
-        "DynamoDB and S3, gone when the command ends",
-    )  # fmt: skip
+    _engine_options(p)
     p.add_argument(
         "--replace", action="store_true",
         help="a run id the home holds already: forget that run and train it again",
@@ -798,6 +842,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="one local run of the home: config, status, epochs, model")
     p.add_argument("run_id")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "resume", help="continue a stopped run from its last complete step (local, or a stack)"
+    )
+    p.add_argument("run_id")
+    p.add_argument("--out", help="output folder, as stepnet local's (default out/<run_id>)")
+    _shard_option(p)
+    _engine_options(p)
+    p.add_argument("--stack", default=None, help="resume a run of this deployed stack instead")
+    p.add_argument("--region", default=None, help="AWS region (default: your profile's)")
+    p.add_argument(
+        "--endpoint-url", default=None, help="e.g. http://127.0.0.1:5000 (stepnet serve)"
+    )
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("cost", help="what an epoch and a run would cost on AWS, before deploying")
     p.add_argument("config")
@@ -871,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     from inference.errors import InputError, ModelError
     from stepnet.home.lifecycle import RunInHomeError
     from trainer.contract.functions import SizeOverrideError
-    from trainer.executions import ExecutionExistsError
+    from trainer.executions import ExecutionExistsError, ResumeError
     from trainer.registry.records import RegistryError
     from trainer.store import RunNotFoundError
 
@@ -879,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
     # there: its module costs 40 ms to import, which no other command should pay)
     refusals = (
         DatasetError, ConfigError, MemoryFitError, SizeOverrideError, ExecutionExistsError,
-        InputError, ModelError, RegistryError, RunNotFoundError, RunInHomeError,
+        InputError, ModelError, RegistryError, RunNotFoundError, ResumeError, RunInHomeError,
     )  # fmt: skip
     args = build_parser().parse_args(argv)
     try:

@@ -20,15 +20,16 @@ from trainer import dal
 from trainer.config import RunConfig
 from trainer.contract import names
 from trainer.data.shards import DEFAULT_SHARD_MB
-from trainer.executions import Executions, console_url, readable_cause
+from trainer.executions import Executions, ResumeError, console_url, readable_cause
 from trainer.registry import service
 from trainer.registry.records import Production
 from trainer.registry.service import PipelineView
-from trainer.store import Store
+from trainer.store import RunNotFoundError, Store
 from trainer.training import exports
-from trainer.training.cursor import parse_epoch_name
+from trainer.training.cursor import parse_epoch_name, resume_name, training_attempt
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
 
 HistoryEvent = dict[str, Any]
 """One event of ``get_execution_history`` as boto3 returns it (``type``, ``timestamp``, …)."""
@@ -149,6 +150,37 @@ class StepnetClient:
         executions = Executions(self.sfn, training_arn=self.resources.training_arn)
         return executions.start(config.run_id, config.to_json(), retry_of_running=False).arn
 
+    def resume(self, run_id: str) -> str:
+        """Continue a stopped run (failed, or whose process died) from its last complete
+        weights version, in a new Training execution (``Executions.resume``); returns that
+        execution's name. Refused, naming why, for a run that is unknown, has not finished
+        its preparation (start it again: every step of it is safe to repeat), still runs, or
+        succeeded."""
+        try:
+            status = self.store.runs.get_status(run_id)
+            self.store.runs.get_dataset_info(run_id)
+        except RunNotFoundError:
+            raise ResumeError(
+                f"run {run_id!r} has no status: it is unknown here, or it stopped before its "
+                "dataset was prepared; start it again with the same config (what it wrote is "
+                "reused)"
+            ) from None
+        if status["status"] == "SUCCEEDED":
+            raise ResumeError(
+                f"run {run_id!r} has finished (SUCCEEDED): nothing to resume; its model is at "
+                f"{status.get('model_uri', '?')}"
+            )
+        executions = Executions(self.sfn, training_arn=self.resources.training_arn)
+        attempts = executions.attempts(run_id)
+        running = [e.run_id for _, e in attempts if e.status == "RUNNING"]
+        if running:
+            raise ResumeError(
+                f"run {run_id!r} is running (execution {running[-1]}): follow it with "
+                f"stepnet watch {run_id}, or stop that execution before resuming"
+            )
+        attempt = 1 + max([int(status.get("attempt", 0)), *(a for a, _ in attempts)])
+        return executions.resume(run_id, attempt).run_id
+
     # --- follow ----------------------------------------------------------------------------
 
     def execution_arn(self, run_id: str) -> str:
@@ -156,8 +188,26 @@ class StepnetClient:
         base = self.resources.training_arn.replace(":stateMachine:", ":execution:")
         return f"{base}:{run_id}"
 
-    def describe(self, run_id: str) -> dict[str, Any]:
-        return dict(self.sfn.describe_execution(executionArn=self.execution_arn(run_id)))
+    def describe(self, run_id: str, execution: str | None = None) -> dict[str, Any]:
+        """The run's Training ``execution`` (by name), by default its latest
+        (:meth:`latest_execution`)."""
+        name = execution or self.latest_execution(run_id)
+        return dict(self.sfn.describe_execution(executionArn=self.execution_arn(name)))
+
+    def latest_execution(self, run_id: str) -> str:
+        """The name of the run's latest Training execution: its first, named ``run_id``, or
+        its latest resume — the one its status names, or the next, which starts before its
+        first state records it."""
+        try:
+            attempt = int(self.store.runs.get_status(run_id).get("attempt", 0))
+        except RunNotFoundError:
+            attempt = 0
+        following = resume_name(run_id, attempt + 1)
+        try:
+            self.sfn.describe_execution(executionArn=self.execution_arn(following))
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            return resume_name(run_id, attempt) if attempt else run_id
+        return following
 
     def epoch_executions(self, run_id: str) -> list[EpochExecution]:
         """The run's epoch executions (the Standard ones; their Express chunks have no history
@@ -186,15 +236,17 @@ class StepnetClient:
         on_epoch: Callable[[MetricsRow], None] | None = None,
         poll_seconds: float = 1.0,
         timeout_seconds: float | None = None,
+        execution: str | None = None,
     ) -> dict[str, Any]:
         """Wait for the run to end, calling ``on_epoch`` once per evaluated epoch, in order.
 
-        Returns the Training execution's final description.
+        Returns the final description of its Training ``execution`` (by name; the run's first,
+        named ``run_id``, by default).
         """
         seen = 0
         deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
         while True:
-            description = self.describe(run_id)
+            description = self.describe(run_id, execution)
             rows = self.metrics(run_id)
             for row in rows[seen:]:
                 if on_epoch is not None:
@@ -268,8 +320,14 @@ class StepnetClient:
         return sizes
 
     def run_executions(self, run_id: str) -> Iterator[tuple[str, str]]:
-        """(name, arn) of the Training execution and every epoch execution of the run."""
-        yield run_id, self.execution_arn(run_id)
+        """(name, arn) of the run's Training executions (its first and its resumes) and every
+        epoch execution of the run."""
+        for page in self.sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.resources.training_arn
+        ):
+            for execution in page["executions"]:
+                if training_attempt(run_id, execution["name"]) is not None:
+                    yield execution["name"], execution["executionArn"]
         for epoch in self.epoch_executions(run_id):
             yield epoch.name, epoch.arn
 

@@ -15,7 +15,7 @@ from typing import Any, Final, TypedDict
 from stepnet.client import HistoryEvent, MetricsRow, epoch_counts
 from stepnet.engine import LocalAccount
 from stepnet.engine.runtime import Isolation, UsageReport
-from stepnet.home.lifecycle import check_new_run, claim, record_failure
+from stepnet.home.lifecycle import check_new_run, check_resumable, claim, record_failure
 from stepnet.report.page import write as write_report
 from stepnet.report.record import (
     EXECUTIONS_DIR,
@@ -24,9 +24,11 @@ from stepnet.report.record import (
     RunRecord,
     contract_memory,
 )
-from trainer.config import RunConfig
+from trainer.config import RunConfig, parse_config
 from trainer.contract import names
 from trainer.data.shards import DEFAULT_SHARD_MB
+from trainer.executions import ResumeError
+from trainer.store import RunNotFoundError
 from trainer.training.cursor import parse_epoch_name
 
 EpochCallback = Callable[[MetricsRow], None]
@@ -90,6 +92,7 @@ def run_local(
     shard_mb: int = DEFAULT_SHARD_MB,
     inject_faults: float = 0.0,
     home: Path | None = None,
+    resume: bool = False,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -106,6 +109,9 @@ def run_local(
     account's memory (an account made here; a given account has its own, ``LocalAccount.home``);
     the run id must be new there (:func:`check_new_run`). This process is recorded as the run's
     owner, and a failed run's status is FAILED with its cause.
+    ``resume``: continue the stopped run ``config.run_id`` of the account's store (with a
+    home, a run no live process owns: :func:`check_resumable`) from its last
+    complete weights version (``StepnetClient.resume``) instead of starting it.
     """
     with contextlib.ExitStack() as stack:
         if account is None:
@@ -127,22 +133,32 @@ def run_local(
         client = account.stepnet_client()
         home_store = account.home_store
         if home_store is not None:
-            check_new_run(home_store, config.run_id)
+            if resume:
+                check_resumable(home_store, config.run_id)
+            else:
+                check_new_run(home_store, config.run_id)
             home_store.sweep()
-        config = client.upload_dataset(config, base, shard_mb)
+        if not resume:
+            config = client.upload_dataset(config, base, shard_mb)
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         recording = stack.enter_context(account.runtime.recording())
         if home_store is not None:  # before the start: a kill from now on leaves it INTERRUPTED
             claim(home_store, config.run_id)
-        client.start(config)
+        if resume:
+            execution = client.resume(config.run_id)
+        else:
+            client.start(config)
+            execution = config.run_id
         stop = threading.Event()
         if on_step is not None:
             threading.Thread(
                 target=_report_steps, args=(updates, on_step, stop), daemon=True
             ).start()
         try:
-            description = client.watch(config.run_id, on_epoch=on_epoch, poll_seconds=0.5)
+            description = client.watch(
+                config.run_id, on_epoch=on_epoch, poll_seconds=0.5, execution=execution
+            )
         finally:
             stop.set()
         if home_store is not None and description["status"] != "SUCCEEDED":
@@ -175,6 +191,21 @@ def run_local(
                 client.fetch(config.run_id, out_dir)
             run.report = write_report(_record(config.run_id, run), out_dir / REPORT_HTML)
         return run
+
+
+def stored_config(account: LocalAccount, run_id: str) -> RunConfig:
+    """The config of run ``run_id`` as the account's store recorded it (what ``stepnet resume``
+    continues); unknown there: :class:`~stepnet.client.ResumeError`, naming the run."""
+    if account.resources is None:
+        raise RuntimeError("stored_config needs an account that is entered")
+    client = account.stepnet_client()
+    try:
+        return parse_config(client.store.runs.get_config_json(run_id))
+    except RunNotFoundError:
+        raise ResumeError(
+            f"run {run_id!r} is unknown to the local engine's store: check the run id "
+            "(stepnet runs lists them)"
+        ) from None
 
 
 def _record(run_id: str, run: LocalRun) -> RunRecord:

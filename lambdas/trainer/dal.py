@@ -32,11 +32,12 @@ from trainer.data.sources import (
 from trainer.messages import Cursor, EpochMetrics, EvaluationTask, MicroBatchTask
 from trainer.nn.params import LayerParams, flatten, unflatten
 from trainer.registry.records import Decision, ModelVersion, Production
-from trainer.store import ObjectNotFoundError, Store, keys, registry
+from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, keys, registry
 from trainer.training import exports
 from trainer.training.schedule import microbatch_segments, step_layout
 from trainer.training.step import OptState, Params
 
+LOSS_SUM = "loss_sum"  # in an optimizer bundle, beside the layers' l<k>_ arrays
 GRADIENT_PREFIX = "d"  # gradient bundles name their arrays dW, db (fused: dW1, db1, …)
 
 
@@ -82,15 +83,35 @@ def load_optimizer(store: Store, run_id: str, version: int, layers: int) -> list
     return states
 
 
-def save_optimizer(store: Store, run_id: str, version: int, moments: list[OptState]) -> None:
+def save_optimizer(
+    store: Store, run_id: str, version: int, moments: list[OptState], loss_sum: float = 0.0
+) -> None:
     """Every layer's optimizer state in one bundle (an optimizer without state, sgd, still
-    gets one, so every version is complete): one write per version."""
+    gets one, so every version is complete): one write per version, the last of a step's. It
+    also keeps ``loss_sum``, the epoch's ``Σ loss × examples`` up to this version, from which a
+    resumed run continues the epoch (:func:`load_loss_sum`)."""
     bundle = {
         f"{_layer_prefix(layer)}{name}": array
         for layer, moment in enumerate(moments, start=1)
         for name, array in moment.items()
     }
+    bundle[LOSS_SUM] = np.asarray(loss_sum, dtype=np.float64)
     store.tensors.put(keys.optimizer_key(run_id, version), bundle)
+
+
+def load_loss_sum(store: Store, run_id: str, version: int) -> float:
+    """The epoch's ``Σ loss × examples`` when weights ``version`` was written."""
+    return float(store.tensors.get(keys.optimizer_key(run_id, version))[LOSS_SUM])
+
+
+def has_version(store: Store, run_id: str, version: int) -> bool:
+    """Whether weights ``version`` is complete: its optimizer bundle, written after the
+    weights, is stored."""
+    try:
+        store.tensors.get(keys.optimizer_key(run_id, version))
+    except TensorNotFoundError:
+        return False
+    return True
 
 
 # --- the dataset: its source, its shards, the prepared dataset -----------------------------------
@@ -218,6 +239,11 @@ def start_run(store: Store, config: RunConfig, dataset: Dataset, split: Split) -
     store.tensors.put(keys.dataset_key(config.run_id), dataset.as_bundle())
     store.runs.put_dataset_info(config.run_id, dataset.facts(split, config.model.layers[-1].units))
     store.runs.set_status(config.run_id, "RUNNING")
+
+
+def resume_run(store: Store, run_id: str, attempt: int, version: int) -> None:
+    """Mark the run RUNNING again: its ``attempt``-th resume, from weights ``version``."""
+    store.runs.set_status(run_id, "RUNNING", attempt=attempt, resumed_from=version)
 
 
 def finish_run(store: Store, run_id: str, model_uri: str) -> None:

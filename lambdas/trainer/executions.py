@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from trainer.contract.names import state_machine_name
-from trainer.training.cursor import epoch_name
+from trainer.training.cursor import epoch_name, resume_name, training_attempt
 
 TERMINAL: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 STATUSES: Final = frozenset({"RUNNING", "PENDING_REDRIVE", *TERMINAL})
@@ -35,6 +35,10 @@ class ExecutionExistsError(Exception):
             "left as it is. Choose another run_id (execution names are unique for 90 days), or "
             f"follow it: stepnet watch {run_id}"
         )
+
+
+class ResumeError(ValueError):
+    """A run that cannot be resumed: unknown, not yet prepared, still running, or finished."""
 
 
 class PageTokenError(ValueError):
@@ -146,8 +150,42 @@ class Executions:
             run_id, str(response["executionArn"]), "RUNNING", _time(response.get("startDate")), None
         )
 
+    def resume(self, run_id: str, attempt: int) -> Execution:
+        """Start the run's ``attempt``-th resume: a Training execution named
+        :func:`~trainer.training.cursor.resume_name` that continues the run from its last
+        complete weights version. Not a redrive, which continues "from the unsuccessful step":
+        the machine catches every error into its failure path, whose end is that step."""
+        name = resume_name(run_id, attempt)
+        document = {"resume": {"run_id": run_id, "attempt": attempt}}
+        try:
+            response = self.sfn.start_execution(
+                stateMachineArn=self.training_arn, name=name, input=json.dumps(document)
+            )
+        except self.sfn.exceptions.ExecutionAlreadyExists:
+            raise ExecutionExistsError(name) from None
+        return Execution(
+            name, str(response["executionArn"]), "RUNNING", _time(response.get("startDate")), None
+        )
+
+    def attempts(self, run_id: str) -> list[tuple[int, Execution]]:
+        """The run's Training executions (its first, then each resume) with their attempt
+        numbers, in attempt order."""
+        found: list[tuple[int, Execution]] = []
+        paginator = self.sfn.get_paginator("list_executions")
+        for page in paginator.paginate(stateMachineArn=self.training_arn):
+            for e in page.get("executions", []):
+                attempt = training_attempt(run_id, str(e["name"]))
+                if attempt is not None:
+                    found.append((attempt, Execution(
+                        run_id=str(e["name"]), arn=str(e["executionArn"]),
+                        status=str(e["status"]), started_at=_time(e.get("startDate")),
+                        stopped_at=_time(e.get("stopDate")),
+                    )))  # fmt: skip
+        return sorted(found, key=lambda pair: pair[0])
+
     def describe(self, run_id: str) -> Execution | None:
-        """The run's execution, or None if there is none of that name."""
+        """The run's execution (or any Training execution, by name), or None if there is none
+        of that name."""
         try:
             found = self.sfn.describe_execution(
                 executionArn=execution_arn(self.training_arn, run_id)

@@ -74,6 +74,14 @@ class StartRequest(_Message):
     checks: list[ShardCheck]
 
 
+class ResumeRequest(_Message):
+    """Input of ``Resume``: continue run ``run_id`` from its last complete weights version, as
+    its ``attempt``-th resume (which names the epoch execution it starts)."""
+
+    run_id: str
+    attempt: int = Field(ge=1)
+
+
 class RunProgress(_Message):
     """Result of ``Start`` and ``Evaluate``: where the run stands before the next epoch."""
 
@@ -84,6 +92,7 @@ class RunProgress(_Message):
     version: int = Field(description="the weights version the next epoch starts from")
     done: bool = False
     metrics: dict[str, float | int] | None = None
+    attempt: int = Field(default=0, description="the resume that continues this epoch (0: none)")
 
 
 class EpochStart(_Message):
@@ -92,6 +101,7 @@ class EpochStart(_Message):
     run_id: str
     epoch: int
     version: int
+    attempt: int = 0  # a resumed run's epoch: it may start after its first step
 
 
 class Cursor(_Message):
@@ -125,6 +135,7 @@ class Cursor(_Message):
     loss_sum: float = 0.0
     losses: list[float] = Field(default_factory=list)
     groups: list[int] = Field(default_factory=list)
+    attempt: int = 0  # the resume that runs this epoch (its executions' names)
 
 
 class StepEnd(_Message):
@@ -169,6 +180,7 @@ class EpochEnd(_Message):
     epoch: int
     version: int
     loss_sum: float = 0.0
+    attempt: int = 0  # the resume that trains the run (the next epoch's execution name)
 
 
 class FinalizeRequest(_Message):

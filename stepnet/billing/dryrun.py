@@ -271,6 +271,9 @@ class ShapeRuns:
     def set_status(self, run_id: str, status: str, /, **fields: Any) -> None:
         self._put(runs.status_item(run_id, status, fields, runs.timestamp(self._clock())))
 
+    def get_status(self, run_id: str) -> dict[str, Any]:
+        raise EstimateError(f"the dry run does not read run {run_id!r}'s status")
+
     def put_epoch_metrics(
         self, run_id: str, epoch: int, metrics: Mapping[str, float | int | None]
     ) -> None:

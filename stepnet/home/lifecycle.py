@@ -48,6 +48,19 @@ def check_new_run(home: Home, run_id: str) -> None:
     )
 
 
+def check_resumable(home: Home, run_id: str) -> None:
+    """Refuse to resume a run that a live process runs (another ``stepnet local`` or
+    ``stepnet resume``); the rest is the client's to judge (``StepnetClient.resume``)."""
+    if run_id in home.runs.list_runs() and run_state(home, run_id) == "RUNNING":
+        owner = home.runs.owner(run_id)
+        if owner is not None:
+            raise RunInHomeError(
+                run_id,
+                f"run {run_id!r} is running (process {owner['pid']} on {owner['host']}); "
+                "wait for it, or stop that process before resuming",
+            )
+
+
 def run_state(home: Home, run_id: str) -> str:
     """The run's status as recorded (``RUNNING``, ``SUCCEEDED``, ``FAILED``…; ``CREATED``
     before its dataset is prepared), and ``INTERRUPTED`` for a run recorded RUNNING whose owning

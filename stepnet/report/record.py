@@ -29,7 +29,7 @@ from trainer.contract.functions import FUNCTIONS
 from trainer.executions import readable_cause
 from trainer.messages import RunProgress
 from trainer.training import exports
-from trainer.training.cursor import parse_epoch_name
+from trainer.training.cursor import parse_epoch_name, training_attempt
 
 if TYPE_CHECKING:
     from stepnet.client import MetricsRow, StepnetClient
@@ -144,9 +144,11 @@ def from_client(client: StepnetClient, run_id: str) -> RunRecord:
     try:
         histories = {name: client.history(arn) for name, arn in client.run_executions(run_id)}
     except client.sfn.exceptions.ExecutionDoesNotExist:
+        histories = {}
+    if not any(training_attempt(run_id, name) is not None for name in histories):
         raise ReportError(
             f"run {run_id} has no Training execution on stack {client.resources.stack_name}"
-        ) from None
+        )
     return RunRecord(
         run_id,
         histories,

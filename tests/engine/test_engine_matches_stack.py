@@ -46,7 +46,7 @@ from trainer.contract.statemachines import STATE_MACHINES, function_placeholder,
 from trainer.data.shards import encode_shard
 from trainer.handlers import api as api_handler
 from trainer.handlers import retrain as retrain_handler
-from trainer.store import Store
+from trainer.store import RunStore, Store
 
 pytestmark = [pytest.mark.engine, pytest.mark.infra, pytest.mark.slow]
 
@@ -559,6 +559,11 @@ def calls(account: LocalAccount) -> Iterator[dict[str, set[Call]]]:
                 "mode": mode,
             }
             pipeline_driver.Pipeline(retry=True).train(config, config["run_id"])
+        # `stepnet resume` of the last run, as if it had failed (its status set unrecorded)
+        RunStore(account.client("dynamodb"), table=account.resources.runs_table).set_status(
+            config["run_id"], "FAILED"
+        )
+        pipeline_driver.invoke("Resume", {"run_id": config["run_id"], "attempt": 1})
         _outside_the_workflow(account, config, running, record)
         yield observed
     finally:

@@ -247,6 +247,18 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
             objects={TENSORS: _objects(GET_OBJECT, PUT_OBJECT)},
         ),
     ),
+    "Resume": FunctionSpec(
+        handler="trainer.handlers.resume.handler",
+        memory_mb=1024,  # reads optimizer bundles (the model's size) to find the last version
+        timeout_s=120,
+        scope=RUN,
+        grants=Grants(
+            # reads the config, the dataset, the epochs' metrics and optimizer bundles (a binary
+            # search for the last complete version); writes the status
+            tables={"runs": _table(GET_ITEM, PUT_ITEM, QUERY), "tensors": _table(GET_ITEM)},
+            objects={TENSORS: _objects(GET_OBJECT)},
+        ),
+    ),
     "Plan": FunctionSpec(
         handler="trainer.handlers.plan.handler",
         memory_mb=256,  # the dataset's bundle and its block table: O(blocks), never the rows

@@ -24,9 +24,10 @@ The paths, for ``L`` layers:
   "Evaluate shards" with one Task per group of shards, the Evaluate Task and the Succeed
   (``1 + 2P + G + 2`` states for ``P`` chunks and ``G`` groups);
 * per epoch in the Training execution: Train epoch, More epochs? (2 states); per run:
-  Initialize run, the Maps "Check shards" and "Prepare shards" (one Task per group each),
-  Start run, Export model, Register model, Promote if better, Promoted? and one of Promoted /
-  Not promoted (``2G + 9`` states).
+  the Choice "New or resumed?", Initialize run, the Maps "Check shards" and "Prepare shards"
+  (one Task per group each), Start run, Export model, Register model, Promote if better,
+  Promoted? and one of Promoted / Not promoted (``2G + 10`` states). A resumed run takes
+  "Resume run" instead of everything from Initialize run to Start run.
 
 History events per state (no retries): a Lambda Task 5 (entered, scheduled, started, succeeded,
 exited), a Choice or Succeed 2 (entered, exited), the Map 4 (entered, started, succeeded,
@@ -123,7 +124,9 @@ def execution_end(groups: int) -> tuple[State, ...]:
 
 
 # --- training.asl.json ---------------------------------------------------------------------------
+NEW_OR_RESUMED: Final = State("New or resumed?", "Choice")
 INITIALIZE: Final = State("Initialize run", "Task", "Initialize")
+RESUME: Final = State("Resume run", "Task", "Resume")  # instead of the run's start: stepnet resume
 START: Final = State("Start run", "Task", "Start")
 EPOCH_PATH: Final = (
     State("Train epoch", "Task"),  # starts the Epoch execution, which evaluates too (no Lambda)
@@ -141,9 +144,15 @@ OUTCOMES: Final = (PROMOTED, NOT_PROMOTED)  # one of them ends every run: the sa
 RUN_END: Final = (EXPORT, *REGISTRY_PATH, PROMOTED)
 
 
+RESUMED_START: Final = (NEW_OR_RESUMED, RESUME)  # a resumed run, before its next epoch
+
+
 def run_start(groups: int) -> tuple[State, ...]:
     """The states a run enters before its first epoch, for ``groups`` groups of shards."""
-    return (INITIALIZE, *CHECK_SHARDS.path(groups), *PREPARE_SHARDS.path(groups), START)
+    return (
+        NEW_OR_RESUMED, INITIALIZE, *CHECK_SHARDS.path(groups), *PREPARE_SHARDS.path(groups),
+        START,
+    )  # fmt: skip
 
 
 # --- history events (no retries) ----------------------------------------------------------------
@@ -155,7 +164,7 @@ TRAINING_TRANSITIONS_PER_EPOCH: Final = len(EPOCH_PATH)
 
 
 def training_transitions_per_run(groups: int) -> int:
-    """``StateEntered`` events of a run's fixed part in the Training execution: ``2G + 9``."""
+    """``StateEntered`` events of a run's fixed part in the Training execution: ``2G + 10``."""
     return len(run_start(groups)) + len(RUN_END)
 
 
@@ -303,3 +312,4 @@ def run_functions() -> tuple[str, ...]:
 
 EPOCH_FUNCTIONS: Final = epoch_functions()
 RUN_FUNCTIONS: Final = run_functions()
+RESUME_FUNCTIONS: Final = tuple(functions(RESUMED_START))  # a stopped run's resume: Resume

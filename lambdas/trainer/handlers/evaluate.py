@@ -41,8 +41,9 @@ def run(store: Store, end: EpochEnd) -> RunProgress:
     logger.info("epoch evaluated", extra={"run_id": end.run_id, **metrics.row()})
     report_epoch(config.pipeline_name, end, metrics, split.n_train, previous, since)
     return run_progress(
-        config, next_epoch=end.epoch + 1, version=end.version, metrics=metrics.row()
-    )
+        config, next_epoch=end.epoch + 1, version=end.version, metrics=metrics.row(),
+        attempt=end.attempt,
+    )  # fmt: skip
 
 
 def report_epoch(

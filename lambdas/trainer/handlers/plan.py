@@ -1,4 +1,5 @@
-"""Plan an epoch: how many steps, which micro-batches each has. Nothing is copied or stored:
+"""Plan an epoch: how many steps, which micro-batches each has, from which step (a resumed run
+continues where it stopped). Nothing is copied or stored:
 every micro-batch task recomputes its own rows from the seed and the epoch (docs/data.md)."""
 
 from trainer import dal, settings
@@ -15,12 +16,18 @@ def run(store: Store, start: EpochStart) -> Cursor:
     dataset = dal.load_dataset(store, start.run_id)
     split = dataset.split(config.dataset.validation_fraction, config.seed)
     layout = step_layout(split.n_train, config.batch_size, config.workers)
-    logger.info("epoch planned", run_id=start.run_id, epoch=start.epoch, steps=layout.n_steps)
+    # a resumed run may continue the epoch after its first step, with the loss so far
+    step = start.version - (start.epoch - 1) * layout.n_steps
+    loss_sum = dal.load_loss_sum(store, start.run_id, start.version) if step else 0.0
+    logger.info(
+        "epoch planned", run_id=start.run_id, epoch=start.epoch, steps=layout.n_steps, step=step
+    )
     return first_cursor(
         config, start.epoch, start.version, layout_sizes(layout, config.workers),
         groups=shard_groups(len(dataset.shards)),
         budget=settings.limits().history_event_budget,
         step_seconds=step_seconds(config, dataset.n_features),
+        step=step, loss_sum=loss_sum, attempt=start.attempt,
     )  # fmt: skip
 
 

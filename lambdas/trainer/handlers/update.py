@@ -20,10 +20,10 @@ def run(store: Store, end: StepEnd) -> Cursor:
     optimizer = dal.load_optimizer(store, cursor.run_id, cursor.version, cursor.layers)
     grads = dal.load_gradients(store, cursor, len(sizes))
     params, optimizer = apply_step(config, params, optimizer, grads, sizes, cursor.version)
-    dal.save_params(store, cursor.run_id, cursor.version + 1, params)
-    dal.save_optimizer(store, cursor.run_id, cursor.version + 1, optimizer)
-    schedule = layout_sizes(layout, config.workers)
     loss_sum = step_loss_sum(cursor.loss_sum, end.losses, sizes)
+    dal.save_params(store, cursor.run_id, cursor.version + 1, params)
+    dal.save_optimizer(store, cursor.run_id, cursor.version + 1, optimizer, loss_sum)
+    schedule = layout_sizes(layout, config.workers)
     return next_cursor(cursor, schedule, loss_sum, end.losses)
 
 

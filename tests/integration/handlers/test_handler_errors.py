@@ -290,7 +290,7 @@ def test_initialize_retried_with_the_same_config_is_idempotent(handler_env: Any)
     assert again == first
     assert first == {
         "run_id": RUN, "epochs": 1, "epoch": 1, "epoch_name": f"{RUN}-epoch-001",
-        "version": 0, "done": False, "metrics": None,
+        "version": 0, "done": False, "metrics": None, "attempt": 0,
     }  # fmt: skip
     store.tensors.clear_cache()
     np.testing.assert_array_equal(store.tensors.get(keys.weights_key(RUN, 0))["W2"], weights)

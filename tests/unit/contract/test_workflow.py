@@ -172,10 +172,18 @@ def test_the_training_execution_is_initialize_shards_epochs_export_and_the_regis
     export, register, promote, promoted_choice, promoted = workflow.RUN_END
     train, more = workflow.EPOCH_PATH
 
-    # Then the run starts with Initialize, checks and prepares the shards, starts, loops over
-    # the epoch states and ends with Export
-    assert machine["StartAt"] == initialize.name
-    for state in (initialize, start, *workflow.EPOCH_PATH, *workflow.RUN_END, *workflow.OUTCOMES):
+    # Then a new run starts with Initialize, checks and prepares the shards, starts, loops over
+    # the epoch states and ends with Export; a resumed one goes from Resume to the epochs' loop
+    choice, resume = workflow.RESUMED_START
+    assert machine["StartAt"] == choice.name
+    assert states[choice.name]["Default"] == initialize.name
+    assert [c["Next"] for c in states[choice.name]["Choices"]] == [resume.name]
+    assert states[resume.name]["Next"] == more.name
+    assert workflow.run_start(3)[:2] == (choice, initialize)
+    for state in (
+        choice, initialize, start, resume, *workflow.EPOCH_PATH, *workflow.RUN_END,
+        *workflow.OUTCOMES,
+    ):  # fmt: skip
         assert _state(state.name, states[state.name]) == state
     check = _shard_map(states, workflow.CHECK_SHARDS)
     prepare = _shard_map(states, workflow.PREPARE_SHARDS)
@@ -195,7 +203,7 @@ def test_the_training_execution_is_initialize_shards_epochs_export_and_the_regis
     assert (promoted, workflow.NOT_PROMOTED) == workflow.OUTCOMES
     assert all(states[s.name]["Type"] == "Succeed" for s in workflow.OUTCOMES)
     assert workflow.TRAINING_TRANSITIONS_PER_EPOCH == 2
-    assert workflow.training_transitions_per_run(3) == 2 * 3 + 9
+    assert workflow.training_transitions_per_run(3) == 2 * 3 + 10
 
 
 def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
@@ -210,7 +218,10 @@ def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
                     tasks.add(state.function)
 
     # Then the workflow's functions are exactly those, per epoch and per run
-    assert set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS) == tasks
+    assert (
+        set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS) | set(workflow.RESUME_FUNCTIONS)
+        == tasks
+    )
     assert workflow.EPOCH_FUNCTIONS == (
         "Plan", "Forward", "Loss", "Backward", "Gradients", "Update", "EvaluateShards",
         "Evaluate",
@@ -218,6 +229,7 @@ def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
     assert workflow.RUN_FUNCTIONS == (
         "Initialize", "CheckShards", "PrepareShards", "Start", "Finalize", "Register", "Promote",
     )  # fmt: skip
+    assert workflow.RESUME_FUNCTIONS == ("Resume",)
 
 
 def test_the_paths_agree_with_each_functions_scope() -> None:
@@ -229,7 +241,7 @@ def test_the_paths_agree_with_each_functions_scope() -> None:
     for mode in workflow.MODES:
         assert set(workflow.microbatch_functions(mode, 3)) == set(functions_in("microbatch", mode))
     assert set(workflow.functions(per_epoch)) == set(functions_in("epoch"))
-    assert set(workflow.RUN_FUNCTIONS) == set(functions_in("run"))
+    assert set(workflow.RUN_FUNCTIONS) | set(workflow.RESUME_FUNCTIONS) == set(functions_in("run"))
 
 
 @pytest.mark.parametrize(("layers", "workers"), [(1, 1), (2, 4), (9, 3)])
