@@ -118,9 +118,10 @@ def record_failure(home: Home, run_id: str, description: Mapping[str, Any]) -> N
         current = {}
     if current.get("status") not in (None, "RUNNING"):
         return
+    kept = {k: v for k, v in current.items() if k not in ("status", "updated_at")}  # attempt…
     with contextlib.suppress(RunNotFoundError):
         home.runs.get_config_json(run_id)
         home.runs.set_status(
-            run_id, "FAILED", cause=readable_cause(dict(description)),
-            execution_status=str(description["status"]),
+            run_id, "FAILED", **kept | {"cause": readable_cause(dict(description)),
+            "execution_status": str(description["status"])},
         )  # fmt: skip
