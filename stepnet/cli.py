@@ -138,6 +138,12 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
         trained = train(config, data, on_epoch=on_epoch)
     write_outputs(Path(args.out), trained, config.run_id)
+    if trained.diverged is not None:  # as the workflow: the last good weights, and a failure
+        console.print(
+            f"[red]run {config.run_id} FAILED:[/] DivergenceError: {trained.diverged.message()}"
+        )
+        console.print(f"  the last good weights are the model: {args.out} (model.json says where)")
+        return 1
     console.print(f"[green]model written to {args.out}[/]")
     return 0
 
@@ -253,6 +259,11 @@ def _train_locally(
 
         cause = readable_cause(run.description)
         console.print(f"[red]run {config.run_id} {run.description['status']}:[/] {cause}")
+        if run.diverged:
+            console.print(
+                f"  the last good weights are the model: {out / 'model.npz'} (model.json says "
+                "where it diverged); a smaller learning rate may train"
+            )
         for error_type, flag in _LIMITS.items():
             if cause.startswith(error_type):
                 console.print(

@@ -30,6 +30,7 @@ from trainer.data.shards import DEFAULT_SHARD_MB
 from trainer.executions import ResumeError
 from trainer.store import RunNotFoundError
 from trainer.training.cursor import parse_epoch_name
+from trainer.training.divergence import DIVERGED
 
 EpochCallback = Callable[[MetricsRow], None]
 """Called with each evaluated epoch's metrics row (``epoch``, ``train_loss``, ``val_loss``…)."""
@@ -77,6 +78,11 @@ class LocalRun:
     def succeeded(self) -> bool:
         return bool(self.description["status"] == "SUCCEEDED")
 
+    @property
+    def diverged(self) -> bool:
+        """The divergence guard stopped it: it failed, and exported its last good weights."""
+        return bool(self.description.get("error") == DIVERGED)
+
 
 def run_local(
     config: RunConfig,
@@ -103,7 +109,8 @@ def run_local(
     to be made here. ``inject_faults``: the share of invocations that fail at random with a
     transient error the workflow retries (``LambdaRuntime.inject_faults``). ``out_dir`` gets the
     model files
-    (if the run succeeded), the executions' histories, ``usage.json``
+    (if the run succeeded, or diverged: then the last good weights, marked in model.json), the
+    executions' histories, ``usage.json``
     (:data:`LocalRun.usage`) and ``report.html`` (:mod:`stepnet.report`), whatever the outcome.
     ``home``: keep the run in that folder (:mod:`stepnet.home`) rather than in the emulated
     account's memory (an account made here; a given account has its own, ``LocalAccount.home``);
@@ -187,7 +194,7 @@ def run_local(
             _write_histories(out_dir / EXECUTIONS_DIR, run.histories)
             _write_histories(out_dir / EXECUTIONS_DIR / EXPRESS_DIR, run.express_histories)
             write_usage(out_dir / USAGE_JSON, run.usage)
-            if run.succeeded:
+            if run.succeeded or run.diverged:
                 client.fetch(config.run_id, out_dir)
             run.report = write_report(_record(config.run_id, run), out_dir / REPORT_HTML)
         return run

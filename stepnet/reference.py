@@ -43,6 +43,13 @@ from trainer.data.shards import (
 )
 from trainer.nn import microbatch_gradients
 from trainer.training import exports
+from trainer.training.divergence import (
+    Divergence,
+    DivergenceError,
+    check_evaluation,
+    check_finite,
+    check_weights,
+)
 from trainer.training.schedule import microbatch_segments, step_layout
 from trainer.training.step import (
     Params,
@@ -59,12 +66,15 @@ EpochCallback = Callable[[dict[str, Any]], None]
 
 @dataclass
 class TrainedModel:
-    """What a training produced: final weights, the model document and per-epoch metrics."""
+    """What a training produced: final weights, the model document and per-epoch metrics;
+    ``diverged`` when the divergence guard stopped it (the weights are then the last good ones,
+    ``version`` theirs, as the workflow exports them)."""
 
     params: Params
     model: dict[str, Any]
     metrics: list[dict[str, Any]]
     version: int
+    diverged: Divergence | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,36 +200,64 @@ def train(
     layout = step_layout(split.n_train, config.batch_size, config.workers)
     version = 0
     metrics: list[dict[str, Any]] = []
-    for epoch in range(1, (epochs or config.epochs) + 1):
-        loss_sum = 0.0
-        for step, slices in enumerate(layout.steps):
-            per_worker, sizes, losses = [], [], []
-            for microbatch, (start, stop) in enumerate(slices):
-                segments = microbatch_segments(split, config.seed, epoch, layout, step, microbatch)
-                X, Y = dataset.batch(*read_segments(shards, segments), n_outputs)
-                loss, grads = microbatch_gradients(params, acts, config.loss, X, Y)
-                per_worker.append(grads)
-                sizes.append(stop - start)
-                losses.append(loss)
-            params, states = apply_step(config, params, states, per_worker, sizes, version)
-            loss_sum = step_loss_sum(loss_sum, losses, sizes)
-            version += 1
-        evaluations = [
-            evaluate_shard(config, dataset, shards[s], split, s, params) for s in range(len(shards))
-        ]
-        train_loss, val_loss, val_accuracy = epoch_evaluation(config, evaluations, split, loss_sum)
-        row = exports.epoch_metrics(epoch, train_loss, val_loss, val_accuracy)
-        metrics.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
+    diverged: Divergence | None = None
+    try:
+        for epoch in range(1, (epochs or config.epochs) + 1):
+            loss_sum = 0.0
+            evaluated, evaluated_version = params, version  # the previous epoch's
+            for step, slices in enumerate(layout.steps):
+                per_worker, sizes, losses = [], [], []
+                for microbatch, (start, stop) in enumerate(slices):
+                    segments = microbatch_segments(
+                        split, config.seed, epoch, layout, step, microbatch
+                    )
+                    X, Y = dataset.batch(*read_segments(shards, segments), n_outputs)
+                    loss, grads = microbatch_gradients(params, acts, config.loss, X, Y)
+                    # the divergence guard, in Update's order: each micro-batch's loss and
+                    # gradients in worker order, then the updated weights
+                    check_finite(
+                        loss, grads, epoch=epoch, step=step, microbatch=microbatch, version=version
+                    )
+                    per_worker.append(grads)
+                    sizes.append(stop - start)
+                    losses.append(loss)
+                updated, states = apply_step(config, params, states, per_worker, sizes, version)
+                check_weights(updated, epoch=epoch, step=step, version=version)
+                params = updated
+                loss_sum = step_loss_sum(loss_sum, losses, sizes)
+                version += 1
+            evaluations = [
+                evaluate_shard(config, dataset, shards[s], split, s, params)
+                for s in range(len(shards))
+            ]
+            train_loss, val_loss, val_accuracy = epoch_evaluation(
+                config, evaluations, split, loss_sum
+            )
+            try:
+                check_evaluation(
+                    train_loss, val_loss, epoch=epoch, steps=version - evaluated_version,
+                    version=evaluated_version,
+                )  # fmt: skip
+            except DivergenceError:  # the model is the version the previous epoch evaluated
+                params, version = evaluated, evaluated_version
+                raise
+            row = exports.epoch_metrics(epoch, train_loss, val_loss, val_accuracy)
+            metrics.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+    except DivergenceError as error:  # stop there: the last good weights are the model
+        diverged = error.divergence
     model = exports.model_document(
         config,
         mean=dataset.mean.tolist(),  # (d,) float64 as Python floats: the same JSON numbers
         std=dataset.std.tolist(),
         classes=dataset.classes,
         version=version,
+        diverged=None if diverged is None else diverged.document(),
     )
-    return TrainedModel(params=params, model=model, metrics=metrics, version=version)
+    return TrainedModel(
+        params=params, model=model, metrics=metrics, version=version, diverged=diverged
+    )
 
 
 def write_outputs(out_dir: Path, trained: TrainedModel, run_id: str) -> None:

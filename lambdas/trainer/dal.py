@@ -9,12 +9,13 @@ whole (docs/data.md).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
 from inference.pointer import pointer_key
-from trainer.config import RunConfig, parse_config
+from trainer.config import ConfigError, RunConfig, parse_config
 from trainer.contract.names import S3_RUNS_PREFIX
 from trainer.data.blocks import Split
 from trainer.data.dataset import Dataset, PreparedShard
@@ -32,8 +33,18 @@ from trainer.data.sources import (
 from trainer.messages import Cursor, EpochMetrics, EvaluationTask, MicroBatchTask
 from trainer.nn.params import LayerParams, flatten, unflatten
 from trainer.registry.records import Decision, ModelVersion, Production
-from trainer.store import ObjectNotFoundError, Store, TensorNotFoundError, keys, registry
+from trainer.store import (
+    ObjectNotFoundError,
+    RunNotFoundError,
+    Store,
+    TensorNotFoundError,
+    keys,
+    registry,
+)
+from trainer.store.runs import FAILED, RUNNING, SUCCEEDED, canonical_json, trimmed_cause
 from trainer.training import exports
+from trainer.training.cursor import training_attempt
+from trainer.training.divergence import DIVERGENCE_ERROR, Divergence
 from trainer.training.schedule import microbatch_segments, step_layout
 from trainer.training.step import OptState, Params
 
@@ -238,16 +249,88 @@ def start_run(store: Store, config: RunConfig, dataset: Dataset, split: Split) -
     """Record the prepared dataset and its facts and mark the run RUNNING (idempotent)."""
     store.tensors.put(keys.dataset_key(config.run_id), dataset.as_bundle())
     store.runs.put_dataset_info(config.run_id, dataset.facts(split, config.model.layers[-1].units))
-    store.runs.set_status(config.run_id, "RUNNING")
+    store.runs.set_status(config.run_id, RUNNING)
 
 
 def resume_run(store: Store, run_id: str, attempt: int, version: int) -> None:
     """Mark the run RUNNING again: its ``attempt``-th resume, from weights ``version``."""
-    store.runs.set_status(run_id, "RUNNING", attempt=attempt, resumed_from=version)
+    store.runs.set_status(run_id, RUNNING, attempt=attempt, resumed_from=version)
 
 
-def finish_run(store: Store, run_id: str, model_uri: str) -> None:
-    store.runs.set_status(run_id, "SUCCEEDED", model_uri=model_uri)
+def finish_run(
+    store: Store, run_id: str, model_uri: str, diverged: Divergence | None = None
+) -> None:
+    """SUCCEEDED with the model's folder; a diverged run's last good model leaves it FAILED, with
+    the divergence (the same fields :func:`fail_run` wrote) and the model's folder."""
+    if diverged is None:
+        store.runs.set_status(run_id, SUCCEEDED, model_uri=model_uri)
+    else:
+        fields = _resume_fields(store, run_id) | divergence_fields(diverged)
+        store.runs.set_status(run_id, FAILED, **fields, model_uri=model_uri)
+
+
+def divergence_fields(diverged: Divergence) -> dict[str, Any]:
+    """The status fields of a diverged run: the error Lambda reported, its readable cause and
+    where it diverged."""
+    return {
+        "error": DIVERGENCE_ERROR,
+        "cause": trimmed_cause(f"{DIVERGENCE_ERROR}: {diverged.message()}"),
+        "diverged": diverged.document(),
+    }
+
+
+# The status fields a resume wrote (resume_run) that a failure keeps: which execution is the
+# run's latest (stepnet.client.latest_execution reads ``attempt``).
+RESUME_FIELDS = ("attempt", "resumed_from")
+
+
+def _resume_fields(store: Store, run_id: str) -> dict[str, Any]:
+    try:
+        status = store.runs.get_status(run_id)
+    except RunNotFoundError:
+        return {}
+    return {name: status[name] for name in RESUME_FIELDS if name in status}
+
+
+def failed_run(store: Store, execution_name: str, execution_input: object) -> str | None:
+    """The run a failed Training execution trained, if it recorded one: a resume's run
+    (``{"resume": {"run_id", "attempt"}}``, an execution named by ``resume_name``), or the run
+    the execution is named after whose config record is the one its input (the run config)
+    makes, as PrepareShards would have written it. None for a run refused before anything of
+    it was written, and for another run of the same id (a different config, which
+    PrepareShards refuses): neither is this execution's."""
+    document = execution_input if isinstance(execution_input, dict) else {}
+    resume = document.get("resume")
+    run_id = resume.get("run_id") if isinstance(resume, dict) else execution_name
+    if not isinstance(run_id, str) or training_attempt(run_id, execution_name) is None:
+        return None
+    try:
+        stored = store.runs.get_config_json(run_id)
+    except RunNotFoundError:
+        return None
+    if resume is not None:
+        return run_id
+    try:
+        config = parse_config({"run_id": run_id} | document)
+    except ConfigError:
+        return None
+    if canonical_json(json.loads(stored)) != canonical_json(json.loads(config.to_json())):
+        return None
+    return run_id
+
+
+def fail_run(
+    store: Store, run_id: str, error: str, cause: str, diverged: Divergence | None = None
+) -> None:
+    """Mark the run FAILED with ``error`` (the Step Functions error name) and ``cause``
+    (readable, trimmed to ``MAX_CAUSE_CHARS``), or with its divergence, keeping the fields of
+    its latest resume. Safe to run twice (the same record again)."""
+    fields = _resume_fields(store, run_id)
+    if diverged is not None:
+        fields |= divergence_fields(diverged)
+    else:
+        fields |= {"error": error, "cause": trimmed_cause(cause)}
+    store.runs.set_status(run_id, FAILED, **fields)
 
 
 def load_activation(store: Store, task: MicroBatchTask, layer: int) -> np.ndarray:
@@ -312,8 +395,11 @@ def load_gradients(store: Store, cursor: Cursor, n_microbatches: int) -> list[li
     return [grads[m * cursor.layers : (m + 1) * cursor.layers] for m in range(n_microbatches)]
 
 
-def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, list[dict[str, Any]]]:
-    """Write model.npz, model.json and metrics.json under ``runs/<run_id>/model/``.
+def export_model(
+    store: Store, config: RunConfig, version: int, diverged: Divergence | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Write model.npz, model.json and metrics.json under ``runs/<run_id>/model/`` (a diverged
+    run's last good ``version``, marked in model.json).
 
     Returns the folder's s3:// URI and the per-epoch metrics.
     """
@@ -328,6 +414,7 @@ def export_model(store: Store, config: RunConfig, version: int) -> tuple[str, li
         std=dataset.std.tolist(),
         classes=dataset.classes,
         version=version,
+        diverged=None if diverged is None else diverged.document(),
     )
     store.objects.put_bytes(prefix + exports.MODEL_JSON, exports.json_bytes(document))
     document = exports.metrics_document(config.run_id, metrics)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.config import Mode
 from trainer.data.shards import Schema
+from trainer.training.divergence import Divergence
 
 
 class _Message(BaseModel):
@@ -140,10 +141,10 @@ class Cursor(_Message):
 
 class StepEnd(_Message):
     """Input of ``Update``: the cursor of the step just trained and the loss of each of its
-    micro-batches, in worker order (the Map's results)."""
+    micro-batches, in worker order (the Map's results; null: not finite)."""
 
     cursor: Cursor
-    losses: list[float]
+    losses: list[float | None]
 
 
 class MicroBatchTask(_Message):
@@ -160,7 +161,11 @@ class MicroBatchTask(_Message):
     layers: int
     mode: Mode
     key: str | None = None
-    loss: float | None = Field(default=None, description="the micro-batch's loss, set by Loss")
+    loss: float | None = Field(
+        default=None,
+        description="the micro-batch's loss, set by Loss (Gradients fused); null if it is not "
+        "finite (trainer.training.divergence.travelling_loss)",
+    )
 
 
 class EvaluationTask(_Message):
@@ -184,8 +189,40 @@ class EpochEnd(_Message):
 
 
 class FinalizeRequest(_Message):
+    """Input of ``Finalize``: the weights version to export; ``diverged`` when the divergence
+    guard stopped the run (``version`` is then its last good one, and the run stays FAILED)."""
+
     run_id: str
     version: int
+    diverged: Divergence | None = None
+
+
+class CaughtError(_Message):
+    """What a Catch puts at its ResultPath: the error's name and its cause (a Lambda error's
+    cause is its JSON error document; a failed child execution's, its description)."""
+
+    error: str = Field(alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+
+class FailRequest(_Message):
+    """Input of ``MarkFailed``: the failed Training execution's name and input (a run config, or
+    a resume's ``{"resume": {"run_id", "attempt"}}``: which run it trained,
+    ``trainer.dal.failed_run``) and the caught error."""
+
+    execution_name: str
+    execution_input: Any
+    error: CaughtError
+
+
+class RunFailure(_Message):
+    """Result of ``MarkFailed``: the run it marked FAILED (None: the execution recorded no run,
+    e.g. refused before anything was written), its readable cause, and where it diverged if it
+    did."""
+
+    run_id: str | None
+    cause: str
+    diverged: Divergence | None = None
 
 
 class EpochMetrics(_Message):
@@ -207,10 +244,11 @@ class EpochMetrics(_Message):
 
 
 class RunSummary(_Message):
-    """Result of ``Finalize`` and so of the Training execution."""
+    """Result of ``Finalize`` and so of the Training execution (``status`` a
+    ``trainer.store.runs`` status: SUCCEEDED, or FAILED for a diverged run's last good model)."""
 
     run_id: str
-    status: Literal["SUCCEEDED"]
+    status: str
     epochs: int
     version: int
     model_uri: str

@@ -25,6 +25,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from trainer.contract import monitoring
 from trainer.contract.monitoring import MetricSpec
+from trainer.training.divergence import Divergence
 
 
 @dataclass(frozen=True)
@@ -86,16 +87,38 @@ def emit_epoch(report: EpochReport, *, namespace: str, service: str) -> dict[str
     metrics = EphemeralMetrics(namespace=namespace, service=service)
     for spec, value in epoch_values(report).items():
         metrics.add_metric(name=spec.name, unit=spec.unit, value=value)
-    labels = {monitoring.PIPELINE: report.pipeline, monitoring.RUN: report.run_id}
-    for dimension_set in monitoring.EPOCH_DIMENSION_SETS:
-        if dimension_set:  # the first set, [service], is Powertools' own
-            metrics.add_dimensions(service=service, **{d: labels[d] for d in dimension_set})
+    _add_dimensions(metrics, service, pipeline=report.pipeline, run_id=report.run_id)
     for key, value in (
         ("epoch", report.epoch),
         ("version", report.version),
         ("steps", report.steps),
     ):
         metrics.add_metadata(key=key, value=value)
+    document: dict[str, Any] = dict(metrics.serialize_metric_set())
+    metrics.flush_metrics()
+    return document
+
+
+def _add_dimensions(metrics: EphemeralMetrics, service: str, *, pipeline: str, run_id: str) -> None:
+    labels = {monitoring.PIPELINE: pipeline, monitoring.RUN: run_id}
+    for dimension_set in monitoring.EPOCH_DIMENSION_SETS:
+        if dimension_set:  # the first set, [service], is Powertools' own
+            metrics.add_dimensions(service=service, **{d: labels[d] for d in dimension_set})
+
+
+def emit_divergence(
+    pipeline: str, run_id: str, divergence: Divergence, *, namespace: str, service: str
+) -> dict[str, Any]:
+    """``Diverged`` = 1 for a run the divergence guard stopped mid-epoch (its epoch is never
+    evaluated, so the epoch document never tells it), with the epoch's dimension sets and where
+    it diverged as properties; written to stdout (Powertools' flush) and returned."""
+    metrics = EphemeralMetrics(namespace=namespace, service=service)
+    spec = monitoring.DIVERGED
+    metrics.add_metric(name=spec.name, unit=spec.unit, value=1.0)
+    _add_dimensions(metrics, service, pipeline=pipeline, run_id=run_id)
+    for key, value in divergence.document().items():
+        if value is not None:
+            metrics.add_metadata(key=key, value=value)
     document: dict[str, Any] = dict(metrics.serialize_metric_set())
     metrics.flush_metrics()
     return document

@@ -45,6 +45,7 @@ from trainer.contract.functions import FUNCTIONS, MODES, key_matches
 from trainer.contract.statemachines import STATE_MACHINES, function_placeholder, machine_placeholder
 from trainer.data.shards import encode_shard
 from trainer.handlers import api as api_handler
+from trainer.handlers import mark_failed as mark_failed_handler
 from trainer.handlers import retrain as retrain_handler
 from trainer.store import RunStore, Store
 
@@ -594,6 +595,11 @@ def _outside_the_workflow(
     account.runtime.inject_fault(
         names.function_name(account.stack_name, "Initialize"), "Contract.NotStarted"
     )
+    # (and so does the marking of its failure: the run the API started is the one trained here,
+    # which the marking would replace; MarkFailed's calls are recorded last)
+    account.runtime.inject_fault(
+        names.function_name(account.stack_name, "MarkFailed"), "Contract.NotStarted"
+    )
     requests = [
         ("POST", "/runs", None, json.dumps(config)),
         ("GET", "/runs", None, None),
@@ -640,6 +646,16 @@ def _outside_the_workflow(
     release = {"action": "release", "execution_name": "contract", "pipeline": run_id}
     done = retrain_handler.handler(release | {"run_id": claim["run_id"]}, context)
     assert done["action"] == "done", done
+
+    # MarkFailed, as the Training machine's failure path calls it, on the run trained here
+    running[0] = "MarkFailed"
+    settings.store().runs.clear_cache()  # a cold container
+    caught = {"Error": "States.TaskFailed", "Cause": "RuntimeError: contract"}
+    failure = mark_failed_handler.handler(
+        {"execution_name": run_id, "execution_input": config, "error": caught},
+        LambdaContext("stepnet-MarkFailed"),
+    )
+    assert failure["run_id"] == run_id, failure
 
 
 Allowed = tuple[str, str, str]  # (IAM action, table or bucket name, key prefix; "*" for the bucket)

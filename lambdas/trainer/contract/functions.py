@@ -392,6 +392,17 @@ FUNCTIONS: Final[Mapping[str, FunctionSpec]] = {
             objects={MODELS: _objects(PUT_OBJECT)},
         ),
     ),
+    # The Training machine's failure paths (trainer.handlers.mark_failed): before its Fail state.
+    "MarkFailed": FunctionSpec(
+        handler="trainer.handlers.mark_failed.handler",
+        memory_mb=256,  # the caught error (at most Step Functions' 32,768-character cause)
+        timeout_s=30,
+        scope=RUN,
+        grants=Grants(
+            # reads whether the run is recorded (its config); replaces its status record
+            tables={"runs": _table(GET_ITEM, PUT_ITEM)},
+        ),
+    ),
     # Retraining (trainer.registry.retrain): the Retrain machine's claim and release steps.
     "Retrain": FunctionSpec(
         handler="trainer.handlers.retrain.handler",

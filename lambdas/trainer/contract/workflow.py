@@ -142,6 +142,13 @@ NOT_PROMOTED: Final = State("Not promoted", "Succeed")
 REGISTRY_PATH: Final = (REGISTER, PROMOTE, PROMOTED_CHOICE)
 OUTCOMES: Final = (PROMOTED, NOT_PROMOTED)  # one of them ends every run: the same count either way
 RUN_END: Final = (EXPORT, *REGISTRY_PATH, PROMOTED)
+# A failed run (any Catch of the Training machine): mark it FAILED, then, if the divergence guard
+# stopped it, export its last good weights; it ends in "Run diverged" or "Run failed" (Fail
+# states). Not on a successful run's path: the cost model counts none of it.
+MARK_FAILED: Final = State("Mark run failed", "Task", "MarkFailed")
+DIVERGED_CHOICE: Final = State("Diverged?", "Choice")
+EXPORT_LAST_GOOD: Final = State("Export last good model", "Task", "Finalize")
+FAILURE_PATH: Final = (MARK_FAILED, DIVERGED_CHOICE, EXPORT_LAST_GOOD)
 
 
 RESUMED_START: Final = (NEW_OR_RESUMED, RESUME)  # a resumed run, before its next epoch
@@ -310,6 +317,13 @@ def run_functions() -> tuple[str, ...]:
     return tuple(functions(run_start(1)) + functions(RUN_END))
 
 
+def failure_functions() -> tuple[str, ...]:
+    """The functions only a failed run invokes: MarkFailed (Finalize, for a diverged run's last
+    good model, is a run function already)."""
+    return tuple(f for f in functions(FAILURE_PATH) if f not in run_functions())
+
+
 EPOCH_FUNCTIONS: Final = epoch_functions()
 RUN_FUNCTIONS: Final = run_functions()
+FAILURE_FUNCTIONS: Final = failure_functions()
 RESUME_FUNCTIONS: Final = tuple(functions(RESUMED_START))  # a stopped run's resume: Resume

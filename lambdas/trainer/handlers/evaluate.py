@@ -1,5 +1,6 @@
 """Evaluate an epoch: merge the evaluation groups' per-shard sums into its metrics (exact sums,
-so the same numbers as the reference), record them, say what comes next."""
+so the same numbers as the reference), record them, say what comes next. A loss that is not
+finite stops the run instead (``DivergenceError``, ``trainer.training.divergence``)."""
 
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from trainer.metrics import EpochReport, emit_epoch, seconds_between
 from trainer.store import Store
 from trainer.store.runs import timestamp
 from trainer.training.cursor import run_progress
+from trainer.training.divergence import check_evaluation
 from trainer.training.step import ShardEvaluation, epoch_evaluation
 
 
@@ -37,6 +39,12 @@ def run(store: Store, end: EpochEnd) -> RunProgress:
     # GetItem per epoch, whichever it is: the cost model's epoch is every epoch)
     previous = store.runs.get_epoch_metrics(end.run_id, end.epoch - 1) if end.epoch > 1 else None
     since = previous["created_at"] if previous else store.runs.dataset_created_at(end.run_id)
+    # the divergence guard: a non-finite loss is not recorded (nor can it travel as JSON); the
+    # run stops, its model the version the previous epoch evaluated
+    last_good = int(previous["version"]) if previous else 0
+    check_evaluation(
+        train_loss, val_loss, epoch=end.epoch, steps=end.version - last_good, version=last_good
+    )
     dal.save_epoch_metrics(store, end.run_id, metrics.model_copy(update={"version": end.version}))
     logger.info("epoch evaluated", extra={"run_id": end.run_id, **metrics.row()})
     report_epoch(config.pipeline_name, end, metrics, split.n_train, previous, since)

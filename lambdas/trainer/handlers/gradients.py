@@ -6,6 +6,7 @@ from trainer.handlers._edge import lambda_edge
 from trainer.messages import MicroBatchTask
 from trainer.nn import microbatch_gradients
 from trainer.store import Store
+from trainer.training.divergence import travelling_loss
 from trainer.training.step import activations
 
 
@@ -15,7 +16,7 @@ def run(store: Store, task: MicroBatchTask) -> MicroBatchTask:
     params = dal.load_params(store, task.run_id, task.version, task.layers)
     loss, grads = microbatch_gradients(params, activations(config), config.loss, X, Y)
     key = dal.save_network_gradients(store, task, grads)
-    return task.model_copy(update={"layer": 0, "key": key, "loss": loss})
+    return task.model_copy(update={"layer": 0, "key": key, "loss": travelling_loss(loss)})
 
 
 handler = lambda_edge(run, MicroBatchTask)

@@ -6,13 +6,14 @@ from trainer.executions import ResumeError
 from trainer.handlers._edge import lambda_edge, logger
 from trainer.messages import ResumeRequest, RunProgress
 from trainer.store import Store
+from trainer.store.runs import SUCCEEDED
 from trainer.training.cursor import run_progress
 from trainer.training.resume import last_version, resume_point
 from trainer.training.schedule import step_layout
 
 
 def run(store: Store, request: ResumeRequest) -> RunProgress:
-    if store.runs.get_status(request.run_id)["status"] == "SUCCEEDED":
+    if store.runs.get_status(request.run_id)["status"] == SUCCEEDED:
         raise ResumeError(
             f"run {request.run_id!r} has finished (SUCCEEDED): its model is exported and "
             "registered; nothing to resume"

@@ -5,6 +5,8 @@ One partition per run (RUNS_PK = run_id); the sort key (RUNS_SK) names the recor
     "config"       the validated run config JSON          write-once
     "dataset"      facts about the prepared dataset        write-once
     "status"       RUNNING / SUCCEEDED / FAILED + fields    mutable (each write replaces it)
+                   (FAILED: ``error`` and ``cause``, trimmed to MAX_CAUSE_CHARS; a diverged
+                   run also ``diverged`` and the exported ``model_uri``)
     "epoch#0003"   metrics of epoch 3                      write-once
 
 Write-once records are idempotent: writing equal content again (a retried task) is a no-op,
@@ -29,6 +31,16 @@ from botocore.exceptions import ClientError
 
 from trainer.contract.names import RUNS_PK, RUNS_SK
 from trainer.store.errors import RecordConflictError, RunExistsError, RunNotFoundError, StoreError
+
+# The run's status values: spelled here only (the handlers, the CLI and `stepnet resume` use these).
+RUNNING: Final = "RUNNING"
+SUCCEEDED: Final = "SUCCEEDED"
+FAILED: Final = "FAILED"
+RUN_STATUSES: Final = (RUNNING, SUCCEEDED, FAILED)
+# A failure's cause is kept to this many characters in the status record: a readable cause is a
+# line or two, a stack of nested execution descriptions can reach Step Functions' 32,768; 4,096
+# characters (at most 16 KB of UTF-8) keep the item far below DynamoDB's 400 KB.
+MAX_CAUSE_CHARS: Final = 4_096
 
 CONFIG_RECORD: Final = "config"
 DATASET_RECORD: Final = "dataset"
@@ -69,6 +81,19 @@ def _jsonable(value: Any) -> Any:
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace; floats as repr (exact); numpy scalars/arrays as Python."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_jsonable)
+
+
+def trimmed_cause(cause: str, limit: int = MAX_CAUSE_CHARS) -> str:
+    """``cause`` if it has at most ``limit`` characters, else its head and how much was cut:
+    ``"<first characters>… (1234 more characters)"``, exactly ``limit`` characters long at
+    most."""
+    if len(cause) <= limit:
+        return cause
+    for kept in range(limit, -1, -1):  # the tail's length depends on the count it states
+        tail = f"… ({len(cause) - kept} more characters)"
+        if kept + len(tail) <= limit:
+            return cause[:kept] + tail
+    return cause[:limit]
 
 
 def timestamp(seconds: float) -> str:

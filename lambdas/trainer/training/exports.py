@@ -3,7 +3,10 @@
 - ``model.npz``: arrays ``W1, b1, W2, b2, …`` with ``W{l}`` of shape (inputs, units).
 - ``model.json``: ``layers`` (as in the config), ``loss``, ``standardize`` (per-feature ``mean`` and
   ``std`` of the training part), ``classes`` (classification: original labels in output order),
-  ``n_features``, ``run_id``, ``epochs`` and ``version`` (optimizer steps applied).
+  ``n_features``, ``run_id``, ``epochs`` and ``version`` (optimizer steps applied); a run stopped
+  by the divergence guard (``trainer.training.divergence``) exports its last good weights and
+  says so: ``"diverged": {"epoch", "step", "microbatch", "what", "last_good_version"}`` (absent
+  otherwise), ``version`` being that last good version.
 - ``metrics.json``: ``{"run_id": …, "epochs": [{"epoch", "train_loss", "val_loss",
   "val_accuracy"?, "version"?}, …]}`` — ``train_loss`` is the data loss (no L2) of the epoch's
   final weights on the whole training part; the pipeline adds ``version``, the weights version
@@ -42,8 +45,9 @@ def model_document(
     std: Sequence[float],
     classes: Sequence[Any] | None,
     version: int,
+    diverged: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    document = {
         "run_id": config.run_id,
         "layers": [layer.model_dump() for layer in config.model.layers],
         "loss": config.loss,
@@ -53,6 +57,9 @@ def model_document(
         "epochs": config.epochs,
         "version": version,
     }
+    if diverged is not None:
+        document["diverged"] = dict(diverged)
+    return document
 
 
 def metrics_document(run_id: str, epochs: Sequence[dict[str, Any]]) -> dict[str, Any]:

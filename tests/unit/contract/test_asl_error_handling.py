@@ -1,6 +1,8 @@
 """Every Task in the shipped ASL files retries transient errors the same way and is caught into a
 Fail state with a readable cause (its own Catch, or the Catch of the Map it runs in: a Catch
-inside a Map iteration could only end that iteration, not the run)."""
+inside a Map iteration could only end that iteration, not the run). In the Training machine the
+way to the Fail goes through "Mark run failed" (the run's record says FAILED), whose own failure
+cannot replace the original cause."""
 
 import json
 from collections.abc import Iterator
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 
 from trainer.contract.statemachines import STATE_MACHINES, definition_text
+from trainer.training.divergence import DIVERGED, DIVERGENCE_ERROR, DivergenceError
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 START_EXECUTION = "arn:aws:states:::states:startExecution"
@@ -98,7 +101,71 @@ def test_every_task_is_caught_into_a_fail_state_with_the_error_as_its_cause(
         assert scope[caught["Next"]]["Type"] == "Task"
         assert caught["Next"] == task["Next"]  # the same step as after success
         return
-    fail = scope[caught["Next"]]
-    assert fail["Type"] == "Fail"
-    assert fail["Error"].startswith("stepnet.")
-    assert fail["CausePath"] == f"{caught['ResultPath']}.Cause"
+    failure_path = _failure_path(scope, caught["Next"])
+    fails = [scope[n] for n in failure_path if scope[n]["Type"] == "Fail"]
+    assert fails, f"{logical}: {name!r} is caught into no Fail state"
+    # a task of the failure path itself fails the run with the error that led there
+    on_failure_path = logical == "Training" and name in _failure_path(scope, MARK_RUN_FAILED)
+    original = "$.error" if on_failure_path else caught["ResultPath"]
+    for fail in fails:
+        assert fail["Error"].startswith("stepnet.")
+        assert fail["CausePath"] == f"{original}.Cause"
+    # the failure path's own Catches keep the original error where the Fail states read it
+    for state in failure_path:
+        for catch_of_path in scope[state].get("Catch", []):
+            assert catch_of_path["ResultPath"] != caught["ResultPath"], (state, catch_of_path)
+    if logical == "Training" and not on_failure_path and name not in LEAVES_THE_RECORD:
+        assert caught["Next"] == MARK_RUN_FAILED
+
+
+MARK_RUN_FAILED = "Mark run failed"
+# A refused resume (of a finished run, say) leaves the run's record as it was: SUCCEEDED stays.
+LEAVES_THE_RECORD = {"Resume run"}
+
+
+def _failure_path(states: dict[str, Any], start: str) -> list[str]:
+    """Every state reachable from ``start`` (its Next, Choices, Default and Catch targets)."""
+    seen: list[str] = []
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.append(name)
+        state = states[name]
+        todo += [state[k] for k in ("Next", "Default") if k in state]
+        todo += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
+    return seen
+
+
+def test_the_training_machine_marks_every_failure_and_exports_a_diverged_runs_last_good_model() -> (
+    None
+):
+    # Given the Training machine
+    states = json.loads(definition_text("Training"))["States"]
+
+    # When a run fails
+    path = _failure_path(states, MARK_RUN_FAILED)
+
+    # Then it is marked, and a diverged run exports the version the failure names, then fails
+    # with the divergence's cause
+    assert sorted(path) == sorted(
+        [MARK_RUN_FAILED, "Diverged?", "Export last good model", "Run diverged", "Run failed"]
+    )
+    export = states["Export last good model"]["Parameters"]["Payload"]
+    assert export["version.$"] == "$.failure.diverged.last_good_version"
+    assert export["diverged.$"] == "$.failure.diverged"
+    assert states["Run diverged"]["Error"] == DIVERGED
+
+
+def test_the_steps_machine_tells_a_divergence_from_other_failures() -> None:
+    # Given the Steps machine's Update, where the micro-batches' losses and gradients meet
+    states = json.loads(definition_text("Steps"))["States"]
+
+    # When
+    first = states["Update weights"]["Catch"][0]
+
+    # Then the divergence guard's error (its class name, Lambda's errorType) is caught by name
+    # first, into its own Fail
+    assert first["ErrorEquals"] == [DivergenceError.__name__] == [DIVERGENCE_ERROR]
+    assert states[first["Next"]]["Error"] == DIVERGED

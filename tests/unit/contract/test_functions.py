@@ -78,7 +78,7 @@ def test_functions_by_scope_cover_the_workflow_once() -> None:
     # Then
     assert run == (
         "Initialize", "CheckShards", "PrepareShards", "Start", "Resume", "Finalize", "Register",
-        "Promote",
+        "Promote", "MarkFailed",
     )  # fmt: skip
     assert epoch == ("Plan", "Update", "EvaluateShards", "Evaluate")
     assert per_layer == ("Forward", "Loss", "Backward")

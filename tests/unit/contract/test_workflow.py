@@ -219,7 +219,10 @@ def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
 
     # Then the workflow's functions are exactly those, per epoch and per run
     assert (
-        set(workflow.EPOCH_FUNCTIONS) | set(workflow.RUN_FUNCTIONS) | set(workflow.RESUME_FUNCTIONS)
+        set(workflow.EPOCH_FUNCTIONS)
+        | set(workflow.RUN_FUNCTIONS)
+        | set(workflow.RESUME_FUNCTIONS)
+        | set(workflow.FAILURE_FUNCTIONS)
         == tasks
     )
     assert workflow.EPOCH_FUNCTIONS == (
@@ -230,6 +233,7 @@ def test_every_lambda_task_of_the_machines_is_on_a_path() -> None:
         "Initialize", "CheckShards", "PrepareShards", "Start", "Finalize", "Register", "Promote",
     )  # fmt: skip
     assert workflow.RESUME_FUNCTIONS == ("Resume",)
+    assert workflow.FAILURE_FUNCTIONS == ("MarkFailed",)
 
 
 def test_the_paths_agree_with_each_functions_scope() -> None:
@@ -241,7 +245,9 @@ def test_the_paths_agree_with_each_functions_scope() -> None:
     for mode in workflow.MODES:
         assert set(workflow.microbatch_functions(mode, 3)) == set(functions_in("microbatch", mode))
     assert set(workflow.functions(per_epoch)) == set(functions_in("epoch"))
-    assert set(workflow.RUN_FUNCTIONS) | set(workflow.RESUME_FUNCTIONS) == set(functions_in("run"))
+    assert set(workflow.RUN_FUNCTIONS) | set(workflow.RESUME_FUNCTIONS) | set(
+        workflow.FAILURE_FUNCTIONS
+    ) == set(functions_in("run"))
 
 
 @pytest.mark.parametrize(("layers", "workers"), [(1, 1), (2, 4), (9, 3)])

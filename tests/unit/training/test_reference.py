@@ -164,6 +164,35 @@ def test_the_cli_trains_a_regression_without_classes(
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_the_cli_stops_a_diverging_run_at_its_last_good_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a ReLU regression whose plain SGD at learning rate 10 overflows in the first epoch
+    X, y = synthetic_regression(n=200, d=5, k=2, seed=1)
+    config = regression_config(write_npz(tmp_path / "reg.npz", X, y)) | {
+        "model": {
+            "layers": [{"units": 16, "activation": "relu"}, {"units": 2, "activation": "linear"}]
+        },
+        "optimizer": {"name": "sgd", "learning_rate": 10.0},
+    }
+    config_path = tmp_path / "reg.json"
+    config_path.write_text(json.dumps(config))
+    out = tmp_path / "out"
+
+    # When
+    code = main(["reference", str(config_path), "--out", str(out)])
+
+    # Then it fails naming where, and the model is the last good version, marked so
+    assert code == 1
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "FAILED: DivergenceError: training diverged at epoch 1" in printed
+    model = json.loads((out / "model.json").read_text())
+    assert model["diverged"]["last_good_version"] == model["version"]
+    assert all(np.isfinite(w).all() for w in model_weights(out / "model.npz").values())
+
+
 def test_the_cli_reports_a_missing_dataset(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
