@@ -195,7 +195,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         console.print(f"follow it: stepnet watch {args.run_id}")
         return 0
     from stepnet.engine import LocalAccount
-    from stepnet.local import stored_config
+    from stepnet.local import stored_config, stored_dataset
 
     memory_mb = _size_overrides("--function-memory", "memory", args.function_memory)
     timeout_s = _size_overrides("--function-timeout", "timeout", args.function_timeout)
@@ -204,14 +204,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
         memory_mb=memory_mb, timeout_s=timeout_s, isolation=args.isolation, home=home
     ) as local:
         config = stored_config(local, args.run_id)
-        return _train_locally(config, args, account=local)
+        # stopped before its dataset was prepared: nothing to continue, so it starts again from
+        # its recorded config (every step of its preparation is safe to repeat)
+        prepared = stored_dataset(local, args.run_id)
+        return _train_locally(config, args, account=local, resume=prepared)
 
 
 def _train_locally(
-    config: RunConfig, args: argparse.Namespace, *, account: LocalAccount | None = None
+    config: RunConfig,
+    args: argparse.Namespace,
+    *,
+    account: LocalAccount | None = None,
+    resume: bool = False,
 ) -> int:
     """Train ``config`` on the local engine with a live view and print the outcome; given an
-    ``account`` (sized by ``args`` already), resume the stopped run of its store."""
+    ``account`` (sized by ``args`` already), train the run its store holds: ``resume`` it from
+    its last complete version, or else start it again."""
     from stepnet.local import run_local
     from stepnet.report.record import USAGE_JSON
 
@@ -247,7 +255,8 @@ def _train_locally(
             shard_mb=args.shard_mb,
             inject_faults=args.inject_faults,
             home=None if account else home,
-            resume=account is not None,
+            resume=resume,
+            restart=account is not None and not resume,
         )
     _usage_table(run)
     if args.inject_faults:

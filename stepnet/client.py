@@ -162,8 +162,8 @@ class StepnetClient:
         except RunNotFoundError:
             raise ResumeError(
                 f"run {run_id!r} has no status: it is unknown here, or it stopped before its "
-                "dataset was prepared; start it again with the same config (what it wrote is "
-                "reused)"
+                "dataset was prepared, with nothing to continue; start it again (on a stack, "
+                "under another run_id: execution names stay taken for 90 days)"
             ) from None
         if status["status"] == "SUCCEEDED":
             raise ResumeError(

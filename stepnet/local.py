@@ -99,6 +99,7 @@ def run_local(
     inject_faults: float = 0.0,
     home: Path | None = None,
     resume: bool = False,
+    restart: bool = False,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -118,7 +119,9 @@ def run_local(
     owner, and a failed run's status is FAILED with its cause.
     ``resume``: continue the stopped run ``config.run_id`` of the account's store (with a
     home, a run no live process owns: :func:`check_resumable`) from its last
-    complete weights version (``StepnetClient.resume``) instead of starting it.
+    complete weights version (``StepnetClient.resume``) instead of starting it; ``restart``:
+    start that stopped run again from the beginning (one that stopped before its dataset was
+    prepared, :func:`stored_dataset`, has nothing to continue).
     """
     with contextlib.ExitStack() as stack:
         if account is None:
@@ -140,7 +143,7 @@ def run_local(
         client = account.stepnet_client()
         home_store = account.home_store
         if home_store is not None:
-            if resume:
+            if resume or restart:
                 check_resumable(home_store, config.run_id)
             else:
                 check_new_run(home_store, config.run_id)
@@ -213,6 +216,16 @@ def stored_config(account: LocalAccount, run_id: str) -> RunConfig:
             f"run {run_id!r} is unknown to the local engine's store: check the run id "
             "(stepnet runs lists them)"
         ) from None
+
+
+def stored_dataset(account: LocalAccount, run_id: str) -> bool:
+    """Whether run ``run_id`` of the account's store got as far as recording its prepared
+    dataset: before that, a stopped run has nothing to continue, and starts again."""
+    try:
+        account.stepnet_client().store.runs.get_dataset_info(run_id)
+    except RunNotFoundError:
+        return False
+    return True
 
 
 def _record(run_id: str, run: LocalRun) -> RunRecord:
