@@ -2,9 +2,10 @@
 
 Per point (``--points``, default 12): ``stepnet local CONFIG`` (default
 ``examples/digits-fused.json``, ``--epochs`` 5) starts in a process group of its own with a
-fresh ``STEPNET_HOME``; after a random share of an uninterrupted run's wall time the whole group
-(the engine and its Lambda sandboxes) gets SIGKILL, as a machine that loses power; then
-``stepnet resume RUN_ID`` continues it. Target: every resumed run finishes with the weights of
+fresh ``STEPNET_HOME``; once a random weights version of the run is complete in the home (drawn
+from all of the run's, or "as soon as the run is recorded"), and a random share of a step's
+time later, the whole group (the engine and its Lambda sandboxes) gets SIGKILL, as a machine
+that loses power; then ``stepnet resume RUN_ID`` continues it. Target: every resumed run finishes with the weights of
 ``stepnet reference``, bit for bit. Writes ``docs/benchmarks/kills.json`` and its section of
 ``docs/benchmarks.md``.
 """
@@ -27,10 +28,12 @@ from typing import Any, Final
 import numpy as np
 
 from bench import sections
+from stepnet.home import HOME_VARIABLE, open_home
+from stepnet.home.database import DATABASE_FILE
+from trainer.store import RunNotFoundError
 
 SECTION: Final = "bench.kills"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-HOME_VARIABLE: Final = "STEPNET_HOME"
 
 
 def _stepnet(*args: str) -> list[str]:
@@ -58,35 +61,78 @@ def _resumed_from(out: Path, run_id: str) -> dict[str, Any] | None:
     return None
 
 
+def _stopped_state(home: Path, run_id: str) -> str:
+    """What the home holds of the killed run: ``SUCCEEDED`` (it finished before the kill),
+    ``PREPARING`` (killed before its dataset was recorded: the resume starts it again),
+    ``TRAINING`` (the resume continues it), or ``NONE`` (killed before it was recorded)."""
+    if not (home / DATABASE_FILE).exists():
+        return "NONE"
+    store = open_home(home)
+    if run_id not in store.runs.list_runs():
+        return "NONE"
+    try:
+        if store.runs.get_status(run_id)["status"] == "SUCCEEDED":
+            return "SUCCEEDED"
+        store.runs.get_dataset_info(run_id)
+    except RunNotFoundError:
+        return "PREPARING"
+    return "TRAINING"
+
+
+def _reached(home: Path, run_id: str, version: int | None) -> bool:
+    """Whether the run is recorded in ``home`` and, unless ``version`` is None, its weights
+    ``version`` is complete (read while the run writes: SQLite's WAL lets readers in)."""
+    if not (home / DATABASE_FILE).exists():
+        return False
+    store = open_home(home)
+    if run_id not in store.runs.list_runs():
+        return False
+    return version is None or (store.latest_complete_version(run_id) or 0) >= version
+
+
 def kill_and_resume(
-    config_path: Path, run_id: str, after_s: float, scratch: Path, env: dict[str, str]
+    config_path: Path,
+    run_id: str,
+    version: int | None,
+    delay_s: float,
+    scratch: Path,
+    env: dict[str, str],
 ) -> dict[str, Any]:
-    """One point: start, SIGKILL the process group after ``after_s`` seconds, resume."""
+    """One point: start, SIGKILL the process group ``delay_s`` after weights ``version`` is
+    complete (None: after the run is recorded), then what a user does next: ``stepnet resume``,
+    or for a run that finished (or was never recorded) the same ``stepnet local`` again (which
+    reports the finished run and copies its model)."""
+    home = Path(env[HOME_VARIABLE])
     started = time.perf_counter()
     process = subprocess.Popen(
         _stepnet("local", str(config_path), "--out", str(scratch / "killed")),
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    try:
-        process.wait(timeout=after_s)
-        finished_first = True  # the run ended before the kill: nothing to resume
-    except subprocess.TimeoutExpired:
+    while process.poll() is None and not _reached(home, run_id, version):
+        time.sleep(0.01)
+    time.sleep(delay_s)
+    if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        finished_first = False
     killed_at = time.perf_counter() - started
-    resumed = subprocess.run(
-        _stepnet("resume", run_id, "--out", str(scratch / "resumed")),
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    state = _stopped_state(Path(env[HOME_VARIABLE]), run_id)
+    again = (
+        _stepnet("resume", run_id, "--out", str(scratch / "resumed"))
+        if state in ("PREPARING", "TRAINING")
+        else _stepnet("local", str(config_path), "--out", str(scratch / "resumed"))
+    )
+    resumed = subprocess.run(again, env=env, capture_output=True, text=True, check=False)
     return {
-        "kill_after_s": round(after_s, 2),
+        "kill_after_version": version,
+        "kill_delay_s": round(delay_s, 3),
         "killed_at_s": round(killed_at, 2),
-        "finished_before_kill": finished_first,
-        "resume_exit": resumed.returncode,
-        "resume_output": resumed.stdout[-400:] if resumed.returncode else "",
+        "state_at_kill": state,
+        "finished_before_kill": state == "SUCCEEDED",
+        "then": again[3],
+        "exit": resumed.returncode,
+        "output": resumed.stdout[-400:] if resumed.returncode else "",
         "resumed_from": _resumed_from(scratch / "resumed", run_id),
-        "seconds_to_resume": round(time.perf_counter() - started - killed_at, 2),
+        "seconds_after_kill": round(time.perf_counter() - started - killed_at, 2),
     }
 
 
@@ -104,7 +150,7 @@ def measure(
     with np.load(scratch / "reference" / "model.npz") as loaded:
         reference = {k: loaded[k] for k in loaded.files}
 
-    # an uninterrupted run, for the span the kills are drawn from
+    # an uninterrupted run: its time per step bounds the delays the kills are drawn with
     env = os.environ | {HOME_VARIABLE: str(scratch / "home-whole")}
     started = time.perf_counter()
     subprocess.run(
@@ -112,25 +158,28 @@ def measure(
         env=env, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     whole_s = time.perf_counter() - started
-    log(f"  uninterrupted run: {whole_s:.1f} s")
+    versions = open_home(scratch / "home-whole").latest_complete_version(config.run_id) or 1
+    step_s = whole_s / versions
+    log(f"  uninterrupted run: {whole_s:.1f} s, {versions} weights versions")
 
     draw = random.Random(seed)
     rows = []
     for index in range(points):
-        after = draw.uniform(0.1, 0.95) * whole_s
+        # one point in six as soon as the run is recorded (before or while its data is
+        # prepared), the others after a random version, a random share of a step later
+        version = None if draw.random() < 1 / 6 else draw.randrange(versions)
+        delay = draw.uniform(0.0, step_s)
         point = scratch / f"point-{index:02d}"
         env = os.environ | {HOME_VARIABLE: str(point / "home")}
-        row = kill_and_resume(config_file, config.run_id, after, point, env)
-        row["weights_equal_reference"] = _weights_equal(
-            reference,
-            point / ("killed" if row["finished_before_kill"] else "resumed") / "model.npz",
-        )
+        row = kill_and_resume(config_file, config.run_id, version, delay, point, env)
+        row["weights_equal_reference"] = _weights_equal(reference, point / "resumed" / "model.npz")
         row["load_before"] = os.getloadavg()[0]
         rows.append(row)
         where = row["resumed_from"] or {}
         log(
-            f"    point {index + 1}: killed at {row['killed_at_s']:.1f} s, resumed at epoch "
-            f"{where.get('epoch', '?')} version {where.get('version', '?')}: "
+            f"    point {index + 1}: killed at {row['killed_at_s']:.1f} s ({row['state_at_kill']}), "
+            f"then stepnet {row['then']} from epoch {where.get('epoch', '-')} version "
+            f"{where.get('version', '-')}: "
             f"{'equal' if row['weights_equal_reference'] else 'DIFFERENT'}"
         )
     return {
@@ -154,6 +203,8 @@ def render(result: dict[str, Any]) -> str:
     versions = sorted(
         row["resumed_from"]["version"] for row in killed if row["resumed_from"] is not None
     )
+    restarted = sum(row["state_at_kill"] in ("PREPARING", "NONE") for row in killed)
+    finished = len(rows) - len(killed)
     return (
         "\n".join(
             [
@@ -168,7 +219,9 @@ def render(result: dict[str, Any]) -> str:
                 "ended with the reference's weights bit for bit** (target: all, at 10 points or "
                 "more). They continued from weights versions "
                 + ", ".join(str(v) for v in versions)
-                + ".",
+                + f"; {restarted} had been killed before their dataset was prepared and started "
+                f"again. {finished} point(s) fell after the run had finished: `stepnet local` "
+                "again reported it and copied its model (counted apart).",
                 "",
                 end,
             ]

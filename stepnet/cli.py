@@ -29,6 +29,7 @@ from trainer.training.memory import MemoryFitError
 if TYPE_CHECKING:  # the commands import these when they run: moto is slow to import
     from stepnet.client import MetricsRow, StepnetClient
     from stepnet.engine import LocalAccount
+    from stepnet.home import Home
     from stepnet.local import LocalRun
     from trainer.contract.functions import Size
     from trainer.training.memory import DatasetShape
@@ -194,20 +195,31 @@ def cmd_resume(args: argparse.Namespace) -> int:
         console.print(f"follow it: stepnet watch {args.run_id}")
         return 0
     from stepnet.engine import LocalAccount
-    from stepnet.local import stored_config
+    from stepnet.local import stored_config, stored_dataset
 
     memory_mb = _size_overrides("--function-memory", "memory", args.function_memory)
     timeout_s = _size_overrides("--function-timeout", "timeout", args.function_timeout)
-    with LocalAccount(memory_mb=memory_mb, timeout_s=timeout_s, isolation=args.isolation) as local:
+    home = _local_home(args.store)
+    with LocalAccount(
+        memory_mb=memory_mb, timeout_s=timeout_s, isolation=args.isolation, home=home
+    ) as local:
         config = stored_config(local, args.run_id)
-        return _train_locally(config, args, account=local)
+        # stopped before its dataset was prepared: nothing to continue, so it starts again from
+        # its recorded config (every step of its preparation is safe to repeat)
+        prepared = stored_dataset(local, args.run_id)
+        return _train_locally(config, args, account=local, resume=prepared)
 
 
 def _train_locally(
-    config: RunConfig, args: argparse.Namespace, *, account: LocalAccount | None = None
+    config: RunConfig,
+    args: argparse.Namespace,
+    *,
+    account: LocalAccount | None = None,
+    resume: bool = False,
 ) -> int:
     """Train ``config`` on the local engine with a live view and print the outcome; given an
-    ``account`` (sized by ``args`` already), resume the stopped run of its store."""
+    ``account`` (sized by ``args`` already), train the run its store holds: ``resume`` it from
+    its last complete version, or else start it again."""
     from stepnet.local import run_local
     from stepnet.report.record import USAGE_JSON
 
@@ -215,6 +227,13 @@ def _train_locally(
     timeout_s = _size_overrides("--function-timeout", "timeout", args.function_timeout)
     out = Path(args.out) if args.out else Path("out") / config.run_id
     _check_memory(config, args.shard_mb, memory_mb)
+    home = _local_home(args.store)
+    if (
+        account is None  # a new run (given an account, the stopped run of its store resumes)
+        and home is not None
+        and _finished_or_replaced(home, config.run_id, out, replace=args.replace)
+    ):
+        return 0
     steps = _steps_per_epoch(config, args.shard_mb)
     with _progress() as progress:
         epochs = progress.add_task("epochs", total=config.epochs)
@@ -235,7 +254,9 @@ def _train_locally(
             isolation=args.isolation,
             shard_mb=args.shard_mb,
             inject_faults=args.inject_faults,
-            resume=account is not None,
+            home=None if account else home,
+            resume=resume,
+            restart=account is not None and not resume,
         )
     _usage_table(run)
     if args.inject_faults:
@@ -263,6 +284,159 @@ def _train_locally(
         return 1
     _summary(config, run, out)
     return 0
+
+
+STORE_VARIABLE: Final = "STEPNET_STORE"  # stepnet local's store when --store is not given
+STORES: Final = ("home", "emulated")
+
+
+def _local_home(store: str | None) -> Path | None:
+    """The home folder ``stepnet local`` keeps its runs in, or None for the emulated store."""
+    import os
+
+    from stepnet.home import home_dir
+
+    chosen = store or os.environ.get(STORE_VARIABLE) or "home"
+    if chosen not in STORES:
+        raise ConfigError(f"{STORE_VARIABLE}={chosen!r}: choose one of {', '.join(STORES)}")
+    return home_dir() if chosen == "home" else None
+
+
+def _finished_or_replaced(home: Path, run_id: str, out: Path, *, replace: bool) -> bool:
+    """For a run id the home holds: with ``replace``, forget it (False: train it again); if it
+    finished, report it and write its outputs to ``out`` again (True: nothing to train).
+    Anything else is for ``run_local`` to refuse."""
+    from stepnet.home import open_home
+    from stepnet.home.lifecycle import check_new_run, run_state
+
+    found = open_home(home)
+    if run_id not in found.runs.list_runs():
+        return False
+    if replace:
+        if run_state(found, run_id) == "RUNNING":
+            return False  # refused by run_local: its owner is alive
+        found.delete_run(run_id)
+        console.print(f"replacing run {run_id} (its records and tensors in {home} are gone)")
+        return False
+    if run_state(found, run_id) != "SUCCEEDED":
+        check_new_run(found, run_id)  # refused, naming its state and the way out
+    _print_run(found, run_id)
+    written = _copy_model(found, run_id, out)
+    console.print(
+        f"[green]run {run_id} finished already[/]; its model is in {out} "
+        f"({', '.join(p.name for p in written)}). Train it again: --replace"
+    )
+    return True
+
+
+def _copy_model(home: Home, run_id: str, out: Path) -> list[Path]:
+    from stepnet.home.summary import run_details
+
+    model = run_details(home, run_id).model
+    if model is None:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(model.iterdir()):
+        if path.is_file():
+            (out / path.name).write_bytes(path.read_bytes())
+            written.append(out / path.name)
+    return written
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """The home's runs: a table."""
+    from stepnet.home import home_dir, open_home
+    from stepnet.home.summary import list_rows
+
+    home = home_dir()
+    rows = list_rows(open_home(home)) if home.is_dir() else []
+    table = Table(title=f"runs in {home}")
+    for column in ("run", "status", "epochs", "loss", "accuracy", "created"):
+        table.add_column(
+            column, justify="right" if column in ("epochs", "loss", "accuracy") else "left"
+        )
+    for row in rows:
+        last = row.last or {}
+        table.add_row(
+            row.run_id, _state(row.state), f"{row.epochs_done}/{row.epochs}",
+            _metric(last.get("val_loss")), _metric(last.get("val_accuracy")), row.created_at[:19].replace("T", " "),
+        )  # fmt: skip
+    console.print(table if rows else f"no runs in {home}")
+    return 0
+
+
+def _state(state: str) -> str:
+    colour = {"SUCCEEDED": "green", "FAILED": "red", "INTERRUPTED": "yellow"}.get(state)
+    return f"[{colour}]{state}[/]" if colour else state
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """One run of the home: config, dataset, status, epochs, weights, model."""
+    from stepnet.home import home_dir, open_home
+    from trainer.store import RunNotFoundError
+
+    home = home_dir()
+    if not home.is_dir():
+        raise RunNotFoundError(args.run_id)
+    _print_run(open_home(home), args.run_id)
+    return 0
+
+
+def _print_run(home: Home, run_id: str) -> None:
+    from stepnet.home.summary import run_details
+
+    details = run_details(home, run_id)
+    config, row = details.config, details.row
+    layers = " → ".join(
+        f"{layer.get('units')} {layer.get('activation')}"
+        for layer in config.get("model", {}).get("layers", [])
+    )
+    optimizer = config.get("optimizer", {})
+    facts = Table(title=f"run {run_id}", show_header=False)
+    facts.add_column(justify="left", no_wrap=True)
+    facts.add_column(justify="left", overflow="fold")
+    facts.add_row("status", _state(row.state))
+    status = details.status or {}
+    if "cause" in status:
+        facts.add_row("cause", f"[red]{status['cause']}[/]")
+    facts.add_row("created", row.created_at)
+    if status:
+        facts.add_row("updated", str(status.get("updated_at")))
+    if details.owner:
+        owner = details.owner
+        facts.add_row("process", f"{owner['pid']} on {owner['host']} (since {owner['started_at']})")
+    facts.add_row("dataset", str(config.get("dataset", {}).get("source")))
+    if details.dataset:
+        d = details.dataset
+        facts.add_row(
+            "rows",
+            f"{d.get('n')} ({d.get('n_train')} training, {d.get('n_val')} validation), "
+            f"{d.get('n_features')} features, {d.get('n_outputs')} outputs, {d.get('shards')} shards",
+        )
+    facts.add_row("model", f"{layers}; loss {config.get('loss')}")
+    facts.add_row(
+        "training",
+        f"{config.get('epochs')} epochs, batch {config.get('batch_size')}, "
+        f"{config.get('workers')} workers, {optimizer.get('name')} "
+        f"lr {optimizer.get('learning_rate')}, seed {config.get('seed')}",
+    )
+    facts.add_row("epochs done", f"{row.epochs_done}/{row.epochs}")
+    version = details.latest_version
+    facts.add_row("latest weights", "none" if version is None else f"version {version}")
+    facts.add_row("exported model", str(details.model) if details.model else "none")
+    console.print(facts)
+    if details.metrics:
+        table = Table(title="per epoch")
+        names = [n for n in ("train_loss", "val_loss", "val_accuracy", "version")
+                 if any(n in m for m in details.metrics)]  # fmt: skip
+        for column in ("epoch", *names):
+            table.add_column(column, justify="right")
+        for metrics in details.metrics:
+            values = [str(metrics.get(n, "-")) if n == "version" else _metric(metrics.get(n))
+                      for n in names]  # fmt: skip
+            table.add_row(str(metrics["epoch"]), *values)
+        console.print(table)
 
 
 # what a run failed of -> the flag that sizes the function
@@ -653,6 +827,12 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
         help="fail this share of Lambda invocations at random with transient errors (Lambda "
         "service errors, lost responses) that the workflow must retry: the weights stay the same",
     )  # fmt: skip
+    parser.add_argument(
+        "--store", choices=STORES, default=None,
+        help=f"home (default; or ${STORE_VARIABLE}): runs kept in ./.stepnet/ ($STEPNET_HOME), "
+        "to inspect (stepnet runs, stepnet show) and resume after; emulated: in the emulated "
+        "account's DynamoDB and S3, gone when the command ends",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -670,7 +850,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default out/<run_id>)")
     _shard_option(p)
     _engine_options(p)
+    p.add_argument(
+        "--replace", action="store_true",
+        help="a run id the home holds already: forget that run and train it again",
+    )  # fmt: skip
     p.set_defaults(func=cmd_local)
+
+    p = sub.add_parser("runs", help="the local runs kept in the home (./.stepnet/, $STEPNET_HOME)")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", help="one local run of the home: config, status, epochs, model")
+    p.add_argument("run_id")
+    p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
         "resume", help="continue a stopped run from its last complete step (local, or a stack)"
@@ -756,6 +947,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from inference.errors import InputError, ModelError
+    from stepnet.home.lifecycle import RunInHomeError
     from trainer.contract.functions import SizeOverrideError
     from trainer.executions import ExecutionExistsError, ResumeError
     from trainer.registry.records import RegistryError
@@ -765,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
     # there: its module costs 40 ms to import, which no other command should pay)
     refusals = (
         DatasetError, ConfigError, MemoryFitError, SizeOverrideError, ExecutionExistsError,
-        InputError, ModelError, RegistryError, RunNotFoundError, ResumeError,
+        InputError, ModelError, RegistryError, RunNotFoundError, ResumeError, RunInHomeError,
     )  # fmt: skip
     args = build_parser().parse_args(argv)
     try:

@@ -99,14 +99,22 @@ class EpochExecution:
 class StepnetClient:
     """Starts and follows runs on one stack, through boto3."""
 
-    def __init__(self, resources: StackResources, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        resources: StackResources,
+        endpoint_url: str | None = None,
+        *,
+        store: Store | None = None,
+    ) -> None:
+        """``store``: where the runs' data is, if not in the account's DynamoDB and S3 (the
+        local engine's home, ``stepnet.home``)."""
         self.resources = resources
         kwargs: dict[str, str] = {"region_name": resources.region}
         if endpoint_url:
             kwargs["endpoint_url"] = endpoint_url
         self.sfn = boto3.client("stepfunctions", **kwargs)
         self.lambda_ = boto3.client("lambda", **kwargs)
-        self.store = Store.from_clients(
+        self.store = store or Store.from_clients(
             boto3.client("dynamodb", **kwargs),
             boto3.client("s3", **kwargs),
             runs_table=resources.runs_table,
@@ -154,8 +162,8 @@ class StepnetClient:
         except RunNotFoundError:
             raise ResumeError(
                 f"run {run_id!r} has no status: it is unknown here, or it stopped before its "
-                "dataset was prepared; start it again with the same config (what it wrote is "
-                "reused)"
+                "dataset was prepared, with nothing to continue; start it again (on a stack, "
+                "under another run_id: execution names stay taken for 90 days)"
             ) from None
         if status["status"] == "SUCCEEDED":
             raise ResumeError(

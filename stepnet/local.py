@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypedDict
 
-from stepnet.client import HistoryEvent, MetricsRow, StepnetClient, epoch_counts
+from stepnet.client import HistoryEvent, MetricsRow, epoch_counts
 from stepnet.engine import LocalAccount
 from stepnet.engine.runtime import Isolation, UsageReport
+from stepnet.home.lifecycle import check_new_run, check_resumable, claim, record_failure
 from stepnet.report.page import write as write_report
 from stepnet.report.record import (
     EXECUTIONS_DIR,
@@ -96,7 +97,9 @@ def run_local(
     isolation: Isolation = "processes",
     shard_mb: int = DEFAULT_SHARD_MB,
     inject_faults: float = 0.0,
+    home: Path | None = None,
     resume: bool = False,
+    restart: bool = False,
 ) -> LocalRun:
     """Deploy the stack into an emulated account, train ``config``, write the outputs.
 
@@ -110,16 +113,25 @@ def run_local(
     (if the run succeeded, or diverged: then the last good weights, marked in model.json), the
     executions' histories, ``usage.json``
     (:data:`LocalRun.usage`) and ``report.html`` (:mod:`stepnet.report`), whatever the outcome.
-    ``resume``: continue the stopped run ``config.run_id`` of the account's store from its last
-    complete weights version (``StepnetClient.resume``) instead of starting it.
+    ``home``: keep the run in that folder (:mod:`stepnet.home`) rather than in the emulated
+    account's memory (an account made here; a given account has its own, ``LocalAccount.home``);
+    the run id must be new there (:func:`check_new_run`). This process is recorded as the run's
+    owner, and a failed run's status is FAILED with its cause.
+    ``resume``: continue the stopped run ``config.run_id`` of the account's store (with a
+    home, a run no live process owns: :func:`check_resumable`) from its last
+    complete weights version (``StepnetClient.resume``) instead of starting it; ``restart``:
+    start that stopped run again from the beginning (one that stopped before its dataset was
+    prepared, :func:`stored_dataset`, has nothing to continue).
     """
     with contextlib.ExitStack() as stack:
         if account is None:
             account = stack.enter_context(
-                LocalAccount(memory_mb=memory_mb, timeout_s=timeout_s, isolation=isolation)
+                LocalAccount(
+                    memory_mb=memory_mb, timeout_s=timeout_s, isolation=isolation, home=home
+                )
             )
-        elif memory_mb or timeout_s:
-            raise ValueError("size the functions of a given account when making it")
+        elif memory_mb or timeout_s or home:
+            raise ValueError("size the functions (and give the home) of an account when making it")
         if account.resources is None:
             raise RuntimeError("run_local needs an account that is entered (with LocalAccount())")
         if inject_faults:
@@ -128,12 +140,21 @@ def run_local(
         # a run starts with Initialize: its sandbox (and the template it is forked from) starts
         # while the dataset is uploaded
         account.runtime.prewarm(names.function_name(account.stack_name, "Initialize"))
-        client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
+        client = account.stepnet_client()
+        home_store = account.home_store
+        if home_store is not None:
+            if resume or restart:
+                check_resumable(home_store, config.run_id)
+            else:
+                check_new_run(home_store, config.run_id)
+            home_store.sweep()
         if not resume:
             config = client.upload_dataset(config, base, shard_mb)
         started = time.perf_counter()
         updates = _UpdateCounter(account)  # counted from here: a shared account ran others
         recording = stack.enter_context(account.runtime.recording())
+        if home_store is not None:  # before the start: a kill from now on leaves it INTERRUPTED
+            claim(home_store, config.run_id)
         if resume:
             execution = client.resume(config.run_id)
         else:
@@ -150,6 +171,8 @@ def run_local(
             )
         finally:
             stop.set()
+        if home_store is not None and description["status"] != "SUCCEEDED":
+            record_failure(home_store, config.run_id, description)
         run = LocalRun(
             description=description,
             metrics=client.metrics(config.run_id),
@@ -185,7 +208,7 @@ def stored_config(account: LocalAccount, run_id: str) -> RunConfig:
     continues); unknown there: :class:`~stepnet.client.ResumeError`, naming the run."""
     if account.resources is None:
         raise RuntimeError("stored_config needs an account that is entered")
-    client = StepnetClient(account.resources, endpoint_url=account.endpoint_url)
+    client = account.stepnet_client()
     try:
         return parse_config(client.store.runs.get_config_json(run_id))
     except RunNotFoundError:
@@ -193,6 +216,16 @@ def stored_config(account: LocalAccount, run_id: str) -> RunConfig:
             f"run {run_id!r} is unknown to the local engine's store: check the run id "
             "(stepnet runs lists them)"
         ) from None
+
+
+def stored_dataset(account: LocalAccount, run_id: str) -> bool:
+    """Whether run ``run_id`` of the account's store got as far as recording its prepared
+    dataset: before that, a stopped run has nothing to continue, and starts again."""
+    try:
+        account.stepnet_client().store.runs.get_dataset_info(run_id)
+    except RunNotFoundError:
+        return False
+    return True
 
 
 def _record(run_id: str, run: LocalRun) -> RunRecord:

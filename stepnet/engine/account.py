@@ -12,6 +12,13 @@ the stack's ``memory`` and ``timeout`` context, by the same rule) and tune the f
 (``limits``: history budget, inline limit, scratch TTL). The functions run in worker processes
 held to those sizes (``isolation="processes"``, the default) or in this process
 (``"threads"``): :mod:`stepnet.engine.runtime`.
+
+Its tables and bucket are moto's, in this process's memory (the *emulated* store); or, with a
+``home`` folder, the functions' store is the home (:mod:`stepnet.home`: SQLite and files, kept
+after the process ends), which the sandboxes open themselves and this process's clients use
+(:meth:`LocalAccount.stepnet_client`). The emulated tables and bucket still exist, empty; what
+needs moto's DynamoDB and S3 — AWS clients of ``stepnet serve``, S3 events, the billing meter —
+uses the emulated store.
 """
 
 from __future__ import annotations
@@ -24,13 +31,14 @@ import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, Final
 
 import boto3
 from moto import mock_aws
 
 from inference import handlers as inference_handlers
-from stepnet.client import StackResources
+from stepnet.client import StackResources, StepnetClient
 from stepnet.engine import patches
 from stepnet.engine.provision import (
     create_tables_and_bucket,
@@ -38,7 +46,9 @@ from stepnet.engine.provision import (
     upload_rule,
 )
 from stepnet.engine.runtime import Isolation, LambdaRuntime
+from stepnet.engine.sandbox import HOME_VARIABLE
 from stepnet.engine.service import AccountService
+from stepnet.home import Home, open_home
 from trainer import settings
 from trainer.contract import names, wiring
 from trainer.contract.environment import FunctionEnvironment
@@ -111,8 +121,11 @@ class LocalAccount:
         memory_mb: Mapping[str, int] | None = None,
         timeout_s: Mapping[str, int] | None = None,
         limits: Mapping[str, int] | None = None,
+        home: Path | None = None,
     ):
         self.stack_name = stack_name
+        self.home = None if home is None else Path(home).resolve()
+        self.home_store: Home | None = None  # the home's store, once entered
         self.port = port
         self.isolation = isolation
         self.functions = sized_functions(
@@ -166,6 +179,11 @@ class LocalAccount:
             # the caller's terminal (as LOG_LEVEL below)
             METRICS_DISABLED: "true",
         }
+        if self.home is not None:
+            # the sandboxes open the home at their init (stepnet.engine.sandbox)
+            self.runtime.engine_environment[HOME_VARIABLE] = str(self.home)
+            self.runtime.services = ()
+            self.runtime.preload = ("stepnet.home",)
         self._exit.callback(self.runtime.close)  # before moto stops (callbacks run last first)
         self.resources = self._deploy()
         patches.set_runtime(self.runtime)
@@ -186,6 +204,27 @@ class LocalAccount:
         server.start()
         self._exit.callback(server.stop)
         return server.get_host_and_port()[1]
+
+    def _open_home(self, physical: Mapping[str, str]) -> None:
+        """The home's store in this process, with the functions' settings (scratch TTL)."""
+        if self.home is None:
+            return
+        env = FunctionEnvironment(**physical, **self.limits)
+        self.home_store = open_home(
+            self.home, bucket=physical["bucket"], scratch_ttl_seconds=env.scratch_ttl_hours * 3600
+        )
+
+    def stepnet_client(self) -> StepnetClient:
+        """A client of this account, as on AWS; its store is the home, if the account has one."""
+        if self.resources is None:
+            raise RuntimeError("enter the account (with LocalAccount()) before making a client")
+        return StepnetClient(self.resources, endpoint_url=self.endpoint_url, store=self.home_store)
+
+    def _reset_handler_caches(self) -> None:
+        """Forget the in-process handlers' store; with a home, install it again (threads)."""
+        _reset_handler_caches()
+        if self.home_store is not None and self.isolation == "threads":
+            settings.install(self.home_store)
 
     def __exit__(self, *exc: object) -> None:
         patches.set_runtime(None)
@@ -221,7 +260,7 @@ class LocalAccount:
             if self.isolation == "threads":
                 self._set_env(environment)
         if self.isolation == "threads":
-            _reset_handler_caches()
+            self._reset_handler_caches()
 
     def _environment(self, logical: str) -> dict[str, str]:
         """A function's environment; those that start runs get the Training machine's ARN."""
@@ -274,6 +313,7 @@ class LocalAccount:
         }
         create_tables_and_bucket(self.client("dynamodb"), self.client("s3"), **physical)
         self._physical = physical
+        self._open_home(physical)
         role = self._role()
         # Functions that start runs need the Training machine's ARN: created after the machines.
         function_arns = {
@@ -376,7 +416,7 @@ class LocalAccount:
             # In-process handlers read the functions' environment from this process's: the
             # union of every function's (they agree on every variable they share).
             self._set_env(environment)
-            _reset_handler_caches()
+            self._reset_handler_caches()
         response = self.client("lambda").create_function(
             FunctionName=name,
             Runtime=LAMBDA_RUNTIME,

@@ -198,6 +198,7 @@ class LambdaRuntime:
         self.transport = transport
         self.engine_environment = dict(engine_environment or {})
         self.services: tuple[str, ...] = ()  # the AWS services the handlers call
+        self.preload: tuple[str, ...] = ()  # modules the sandboxes need besides the handlers'
         self._configs: dict[str, FunctionConfig] = {}
         self._loaded: dict[str, Handler] = {}
         self._pools: dict[str, SandboxPool] = {}
@@ -427,7 +428,7 @@ class LambdaRuntime:
                 if self._templates is None:  # preloading every function's handler module
                     modules = {c.handler.rpartition(".")[0] for c in self._configs.values()}
                     services = [f"aws:{service}" for service in self.services]
-                    self._templates = Templates([*sorted(modules), *services])
+                    self._templates = Templates([*sorted(modules), *self.preload, *services])
                 pool = self._pools[name] = SandboxPool(
                     spec, self.engine_environment, self.transport, self._templates, self.host
                 )

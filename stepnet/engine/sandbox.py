@@ -20,8 +20,14 @@ A frame is a JSON message and optional bytes, preceded by their two lengths (4 b
 big-endian). The handler's result goes through ``json.dumps`` as on Lambda, so a result Lambda
 could not return fails here too (``Runtime.MarshalError``).
 
-This module imports only the standard library and the handler: what it loads is the sandbox's
-memory, and nothing of the engine (moto, the interpreter) belongs there.
+With the home store (``stepnet local``'s default) the engine passes the home's folder in
+:data:`HOME_VARIABLE`: at its init the sandbox opens the home (:mod:`stepnet.home`: SQLite and
+files, no moto) and installs it as the handlers' store (``trainer.settings.install``), so the
+handlers' storage calls never cross the channel; only their other AWS calls do.
+
+This module imports only the standard library and the handler (and, with a home, the home's
+store): what it loads is the sandbox's memory, and nothing of the engine (moto, the interpreter)
+belongs there.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -46,6 +52,7 @@ _HEADER: Final = struct.Struct("!II")  # the JSON part's length, the binary part
 ERROR_TYPE_IMPORT: Final = "Runtime.ImportModuleError"
 ERROR_TYPE_MARSHAL: Final = "Runtime.MarshalError"
 UNHANDLED: Final = "Unhandled"  # the Invoke API's FunctionError for any error of the function
+HOME_VARIABLE: Final = "STEPNET_ENGINE_HOME"  # the home the engine's store is in (stepnet.home)
 
 
 # --- framing, shared with the engine side -------------------------------------------------------
@@ -187,6 +194,25 @@ def resolve_handler(path: str) -> Callable[[Any, Any], Any]:
     return handler
 
 
+def install_home_store(environ: Mapping[str, str]) -> None:
+    """With :data:`HOME_VARIABLE` set, make the home the handlers' store (``trainer.settings``),
+    built from the function's environment (bucket, scratch TTL, cache size). Only a function
+    configured with the store's tables (every ``trainer`` function) has a store: the prediction
+    functions (``inference``, the bucket only) keep their own S3 reads."""
+    home = environ.get(HOME_VARIABLE)
+    if not home:
+        return
+    from trainer.contract.environment import VARIABLES
+
+    if VARIABLES["runs_table"] in environ:
+        from pathlib import Path
+
+        from stepnet.home import store_for_function
+        from trainer import settings
+
+        settings.install(store_for_function(Path(home)))
+
+
 # --- peak memory (Linux) ------------------------------------------------------------------------
 
 
@@ -228,6 +254,7 @@ class _Runtime:
 
     def init(self) -> None:
         try:
+            install_home_store(os.environ)  # before the handler: it never runs on another store
             self.handler = resolve_handler(self.handler_path)
         except Exception as exc:  # Lambda reports it on every invocation of this sandbox
             self.init_error = exc

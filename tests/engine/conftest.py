@@ -16,10 +16,20 @@ from stepnet.engine import LocalAccount
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+STORES = ("emulated", "home")  # where an account's runs are kept (LocalAccount's home)
+each_store = pytest.mark.parametrize("account", STORES, indirect=True)
+"""Run a test on an account of each store: its DynamoDB and S3 (emulated), or a home."""
+
+
 @pytest.fixture(scope="module")
-def account() -> Iterator[LocalAccount]:
-    """One emulated account per test module (runs in it use distinct run ids)."""
-    with LocalAccount() as local:
+def account(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalAccount]:
+    """One emulated account per test module (runs in it use distinct run ids); its store is
+    moto's DynamoDB and S3, or a home (``@each_store``: one account at a time, as the engine
+    allows, pytest grouping the tests by store)."""
+    home = tmp_path_factory.mktemp("home") if getattr(request, "param", None) == "home" else None
+    with LocalAccount(home=home) as local:
         yield local
 
 

@@ -72,3 +72,16 @@ def count(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Record the call (an effect a retry would repeat); report how many there were."""
     CALLS.append(str(event.get("tag")))
     return {"calls": len(CALLS)}
+
+
+def store_of(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The store the handlers get here, and whether anything of moto was loaded."""
+    import sys
+
+    from trainer import settings
+
+    store = settings.store()
+    return {
+        "store": f"{type(store).__module__}.{type(store).__name__}",
+        "moto_loaded": sorted(m for m in sys.modules if m.split(".")[0] == "moto"),
+    }

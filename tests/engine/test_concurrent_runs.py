@@ -10,7 +10,7 @@ import pytest
 
 from stepnet.client import StepnetClient
 from stepnet.reference import train
-from tests.engine.conftest import digits_config, load_weights, max_weight_difference
+from tests.engine.conftest import digits_config, each_store, load_weights, max_weight_difference
 from trainer.config import parse_config
 from trainer.executions import ExecutionExistsError
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.engine
 
 
 def _client(account) -> StepnetClient:
-    return StepnetClient(account.resources, endpoint_url=account.endpoint_url)
+    return account.stepnet_client()
 
 
 def _execution(client: StepnetClient, run_id: str) -> dict[str, object]:
@@ -26,6 +26,7 @@ def _execution(client: StepnetClient, run_id: str) -> dict[str, object]:
     return {k: v for k, v in client.describe(run_id).items() if k != "ResponseMetadata"}
 
 
+@each_store
 def test_two_runs_at_once_each_train_as_alone(account, tmp_path: Path) -> None:
     # Given two configs that differ in their seed, started one right after the other
     client = _client(account)
@@ -61,6 +62,7 @@ def test_two_runs_at_once_each_train_as_alone(account, tmp_path: Path) -> None:
         assert max_weight_difference(train(config).params, model) == 0.0
 
 
+@each_store
 def test_a_run_id_that_exists_is_refused_and_the_run_left_as_it_is(account, tmp_path: Path) -> None:
     # Given a run that has finished
     client = _client(account)

@@ -16,7 +16,7 @@ from stepnet.client import readable_cause
 from stepnet.engine import LocalAccount
 from stepnet.local import run_local
 from stepnet.reference import train
-from tests.engine.conftest import digits_config, load_weights, regression_config
+from tests.engine.conftest import digits_config, each_store, load_weights, regression_config
 from trainer.config import parse_config
 from trainer.contract import names
 from trainer.store import Store, TensorNotFoundError, keys
@@ -27,12 +27,8 @@ pytestmark = pytest.mark.engine
 
 
 def _store(account: LocalAccount) -> Store:
-    assert account.resources is not None
-    return Store.from_clients(
-        account.client("dynamodb"), account.client("s3"),
-        runs_table=account.resources.runs_table, tensors_table=account.resources.tensors_table,
-        bucket=account.resources.bucket,
-    )  # fmt: skip
+    """The account's store: its emulated DynamoDB and S3, or its home."""
+    return account.stepnet_client().store
 
 
 def _overflowing(regression_npz: Path, run_id: str, mode: str, rate: float) -> dict[str, Any]:
@@ -43,6 +39,7 @@ def _overflowing(regression_npz: Path, run_id: str, mode: str, rate: float) -> d
     return document
 
 
+@each_store
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize(
@@ -107,6 +104,7 @@ def test_a_run_that_overflows_stops_at_that_step_and_exports_its_last_good_weigh
     assert "FAILED" in page and "training diverged at epoch" in page
 
 
+@each_store
 def test_a_run_that_fails_otherwise_is_marked_failed_with_its_cause(
     account: LocalAccount, tmp_path: Path
 ) -> None:

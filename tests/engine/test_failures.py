@@ -10,7 +10,7 @@ import pytest
 from stepnet.client import readable_cause
 from stepnet.local import run_local
 from stepnet.reference import train
-from tests.engine.conftest import digits_config, load_weights, max_weight_difference
+from tests.engine.conftest import digits_config, each_store, load_weights, max_weight_difference
 from trainer.config import parse_config
 from trainer.contract import names
 
@@ -21,6 +21,7 @@ def _function(account, logical: str) -> str:
     return names.function_name(account.stack_name, logical)
 
 
+@each_store
 def test_a_handler_error_fails_the_run_with_a_readable_cause(account, tmp_path: Path) -> None:
     # Given a backward pass that fails with a non-transient error
     config = parse_config(digits_config(run_id="broken", epochs=2))
@@ -46,6 +47,11 @@ def test_a_handler_error_fails_the_run_with_a_readable_cause(account, tmp_path: 
     assert run.report is not None
     page = run.report.read_text()
     assert "FAILED" in page and "ValueError: shapes (32,10) and (64,10) not aligned" in page
+    # and a home keeps the run FAILED, with that cause, after the process ends
+    if account.home_store is not None:
+        status = account.home_store.runs.get_status("broken")
+        assert status["status"] == "FAILED"
+        assert status["cause"] == "ValueError: shapes (32,10) and (64,10) not aligned"
 
 
 def test_a_bad_config_fails_before_anything_runs(account, tmp_path: Path) -> None:
@@ -69,6 +75,7 @@ def test_a_bad_config_fails_before_anything_runs(account, tmp_path: Path) -> Non
     assert "optimizer.learnig_rate: unknown field" in cause
 
 
+@each_store
 def test_a_transient_error_is_retried_and_changes_nothing(account, tmp_path: Path) -> None:
     # Given a Lambda service hiccup on the first forward pass and the first update
     config = parse_config(digits_config(run_id="flaky", epochs=1, workers=4))

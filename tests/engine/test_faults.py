@@ -14,7 +14,7 @@ from stepnet.engine.runtime import LOST_RESPONSE, SERVICE_ERRORS, LambdaRuntime
 from stepnet.local import run_local
 from stepnet.reference import train
 from tests.engine import sandbox_handlers
-from tests.engine.conftest import digits_config, load_weights, max_weight_difference
+from tests.engine.conftest import digits_config, each_store, load_weights, max_weight_difference
 from trainer.config import parse_config
 
 pytestmark = pytest.mark.engine
@@ -60,6 +60,7 @@ def test_the_cli_refuses_a_rate_out_of_range(capsys: pytest.CaptureFixture[str])
     assert "--inject-faults: a share of invocations from 0 to 0.5" in capsys.readouterr().err
 
 
+@each_store
 def test_a_run_with_faults_finishes_with_the_references_weights(account, tmp_path: Path) -> None:
     # Given a fused digits run, and a fifth of all invocations failing at random
     config = parse_config(

@@ -14,6 +14,7 @@ from stepnet.local import run_local
 from stepnet.reference import prepare_dataset, train
 from tests.engine.conftest import (
     digits_config,
+    each_store,
     load_weights,
     max_weight_difference,
     regression_config,
@@ -24,6 +25,7 @@ from trainer.contract import names
 pytestmark = pytest.mark.engine
 
 
+@each_store
 @pytest.mark.parametrize("mode", ["per_layer", "fused", "per_step"])
 def test_digits_with_four_workers_matches_the_reference(account, tmp_path: Path, mode: str) -> None:
     # Given
@@ -45,6 +47,7 @@ def _versions(reference):
     return [(row, steps * (i + 1)) for i, row in enumerate(reference.metrics)]
 
 
+@each_store
 def test_synthetic_regression_matches_the_reference(
     account, tmp_path: Path, regression_npz
 ) -> None:

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -62,9 +64,18 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsAccount]:
         yield AwsAccount(dynamodb=dynamodb, s3=s3, **account)
 
 
+STORES = ("dynamodb", "home")  # the deployed store, and the local engine's (stepnet.home)
+
+
 @pytest.fixture
-def store(aws: AwsAccount) -> Store:
-    """A Store on the mocked account, with default limits and the real clock."""
+def store(request: pytest.FixtureRequest, aws: AwsAccount, tmp_path: Path) -> Store:
+    """A Store on the mocked account, with default limits and the real clock; or, for a test
+    that asks only for a store (``pytest_generate_tests`` in the store's test folders), each
+    implementation in turn: the same contract holds for both."""
+    if getattr(request, "param", "dynamodb") == "home":
+        from stepnet.home import open_home
+
+        return open_home(tmp_path / "home", bucket=aws.bucket)
     return Store.from_clients(
         aws.dynamodb,
         aws.s3,
@@ -72,6 +83,13 @@ def store(aws: AwsAccount) -> Store:
         tensors_table=aws.tensors_table,
         bucket=aws.bucket,
     )
+
+
+def each_store(metafunc: pytest.Metafunc) -> None:
+    """Run a test that uses only the ``store`` (not the account behind it) on every store."""
+    parameters = inspect.signature(metafunc.function).parameters
+    if "store" in parameters and not {"aws", "handler_env"} & set(parameters):
+        metafunc.parametrize("store", STORES, indirect=True)
 
 
 @pytest.fixture

@@ -292,3 +292,15 @@ def test_every_record_is_the_item_its_one_writer_builds(aws: Any) -> None:
     )
     assert stored("epoch#0003") == runs.epoch_item(RUN, 3, metrics, now)
     assert runs.metrics_row(stored("epoch#0003")) == {"epoch": 3, **metrics}
+
+
+def test_a_record_over_the_item_limit_is_refused(store: Store) -> None:
+    # Given dataset facts larger than DynamoDB's 400 KB item limit
+    store.runs.create_run("big", '{"epochs": 1}')
+    facts = {"names": ["x" * 1000] * 500}
+
+    # When / Then: refused, naming the record and the limit, and nothing is written
+    with pytest.raises(StoreError, match="400 KB"):
+        store.runs.put_dataset_info("big", facts)
+    with pytest.raises(RunNotFoundError):
+        store.runs.get_dataset_info("big")
