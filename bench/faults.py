@@ -138,13 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(
             Path(args.config).resolve(), args.runs, args.rate, args.epochs, Path(scratch), log
         )
-    out = Path(args.out)
-    (out / "benchmarks").mkdir(parents=True, exist_ok=True)
-    (out / "benchmarks" / "faults.json").write_text(json.dumps(result, indent=1) + "\n")
-    markdown = out / "benchmarks.md"
-    document = markdown.read_text() if markdown.is_file() else "# Benchmarks\n"
-    markdown.write_text(sections.splice(document, SECTION, render(result)))
-    log(f"{'met' if result['met'] else 'NOT met'}; wrote {out / 'benchmarks' / 'faults.json'}")
+    written = sections.publish(Path(args.out), "faults", result, render(result))
+    log(f"{'met' if result['met'] else 'NOT met'}; wrote {written}")
     return 0 if result["met"] else 1
 
 

@@ -4,9 +4,11 @@ keeps when it rewrites the page: ``<!-- bench.NAME: begin -->`` … ``<!-- bench
 from __future__ import annotations
 
 import functools
+import json
 import re
 import subprocess
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 _SECTION: Final = re.compile(r"<!-- (bench\.[\w.]+): begin -->.*?<!-- \1: end -->\n?", re.DOTALL)
 
@@ -38,3 +40,15 @@ def checkout_commit() -> str:
     head = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip() or "unknown"
     dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
     return f"{head}{' (modified)' if dirty else ''}"
+
+
+def publish(out: Path, name: str, result: dict[str, Any], section: str) -> Path:
+    """Write ``result`` to ``out/benchmarks/<name>.json`` and splice ``section`` (its markers
+    included) into ``out/benchmarks.md`` as section ``bench.<name>``; returns the JSON's path."""
+    (out / "benchmarks").mkdir(parents=True, exist_ok=True)
+    path = out / "benchmarks" / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    markdown = out / "benchmarks.md"
+    document = markdown.read_text() if markdown.is_file() else "# Benchmarks\n"
+    markdown.write_text(splice(document, f"bench.{name}", section))
+    return path

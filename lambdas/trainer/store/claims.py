@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from trainer.store.errors import StoreError
-from trainer.store.registry import DOCUMENT, REVISION, production_condition, registry_key
+from trainer.store.registry import DOCUMENT, REVISION, registry_key
 from trainer.store.runs import UPDATED_AT, Item, canonical_json
 
 CLAIM_RECORD: Final = "retrain"
@@ -49,8 +49,3 @@ def claim_item(pipeline: str, document: Mapping[str, Any], revision: int, update
         REVISION: {"N": str(revision)},
         UPDATED_AT: {"S": updated_at},
     }
-
-
-def claim_condition(revision: int) -> dict[str, Any]:
-    """Write revision ``revision`` only over ``revision - 1`` (or no record, for 1)."""
-    return production_condition(revision)

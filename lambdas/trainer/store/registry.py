@@ -117,9 +117,10 @@ def production_item(
     }
 
 
-def production_condition(revision: int) -> dict[str, Any]:
-    """The condition under which revision ``revision`` may be written: the record does not
-    exist (revision 1), or holds ``revision - 1``."""
+def revision_condition(revision: int) -> dict[str, Any]:
+    """The condition under which revision ``revision`` of a revised record (the production
+    record, a retraining claim) may be written: the record does not exist (revision 1), or
+    holds ``revision - 1``."""
     if revision == 1:
         return {
             "ConditionExpression": "attribute_not_exists(#pk)",

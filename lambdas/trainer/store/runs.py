@@ -187,14 +187,13 @@ def metrics_row(item: Item) -> dict[str, Any]:
     return {EPOCH: int(item[EPOCH]["N"]), **json.loads(item[METRICS]["S"])}
 
 
-class RunStore:
-    """Run records in the runs table. Thread-safe (holds only a low-level DynamoDB client)."""
+class RunRecords:
+    """Run and registry records: every rule of them (write-once, replaced, replaced over a
+    revision), over a table's five primitives, which a subclass implements — :class:`RunStore`
+    on DynamoDB, ``stepnet.home.runs.HomeRuns`` on the local engine's SQLite home — so both
+    stores keep records exactly alike."""
 
-    def __init__(
-        self, dynamodb_client: Any, *, table: str, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._ddb = dynamodb_client
-        self.table = table
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._configs: dict[str, str] = {}  # write-once records, so safe to keep
 
@@ -286,26 +285,8 @@ class RunStore:
     def list_epoch_metrics(self, run_id: str) -> list[dict[str, Any]]:
         """Every recorded epoch, ordered by epoch: ``[{"epoch": 1, "train_loss": ...}, ...]``."""
         _check_run_id(run_id)
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "#pk = :run AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": RUNS_PK, "#sk": RUNS_SK},
-            "ExpressionAttributeValues": {
-                ":run": {"S": run_id},
-                ":prefix": {"S": EPOCH_RECORD_PREFIX},
-            },
-            "ConsistentRead": True,
-        }
-        rows: list[dict[str, Any]] = []
-        while True:
-            response = self._ddb.query(**request)
-            rows.extend(metrics_row(item) for item in response.get("Items", []))
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                break
-            request["ExclusiveStartKey"] = last
-        rows.sort(key=lambda row: row[EPOCH])
-        return rows
+        rows = [metrics_row(item) for item in self._query(run_id, EPOCH_RECORD_PREFIX)]
+        return sorted(rows, key=lambda row: int(row[EPOCH]))
 
     # --- the model registry (trainer.store.registry: records of pipeline partitions) ------------
 
@@ -357,12 +338,8 @@ class RunStore:
         from trainer.store import registry
 
         item = registry.production_item(pipeline, document, revision, self._now())
-        try:
-            self._put(item, **registry.production_condition(revision))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            raise registry.ProductionChangedError(pipeline, revision) from None
+        if not self._put_over_revision(item, revision):
+            raise registry.ProductionChangedError(pipeline, revision)
 
     def add_pipeline(self, pipeline: str) -> None:
         """Record the pipeline in the registry's index (once)."""
@@ -400,27 +377,65 @@ class RunStore:
         from trainer.store import claims
 
         item = claims.claim_item(pipeline, document, revision, self._now())
-        try:
-            self._put(item, **claims.claim_condition(revision))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            raise claims.ClaimChangedError(pipeline, revision) from None
+        if not self._put_over_revision(item, revision):
+            raise claims.ClaimChangedError(pipeline, revision)
 
-    # --- plumbing --------------------------------------------------------------------------------
+    # --- a table's primitives (the subclass's) ----------------------------------------------------
+
+    def _get_item(self, key: Item) -> Item | None:
+        """The item under ``key`` (read consistently), or None."""
+        raise NotImplementedError
+
+    def _query(self, partition: str, prefix: str = "") -> list[Item]:
+        """Every item of a partition whose sort key starts with ``prefix``, in sort-key order."""
+        raise NotImplementedError
+
+    def _put(self, item: Item) -> None:
+        """Write ``item``, replacing the record if it exists."""
+        raise NotImplementedError
+
+    def _put_once(self, item: Item) -> Item | None:
+        """Write ``item`` unless its record exists; return the existing item if it does."""
+        raise NotImplementedError
+
+    def _put_over_revision(self, item: Item, revision: int) -> bool:
+        """Write ``item`` if its record holds revision ``revision - 1`` (is absent, for 1);
+        False if it does not."""
+        raise NotImplementedError
+
+    def _get(self, run_id: str, record: str) -> Item | None:
+        return self._get_item(record_key(run_id, record))
+
+
+class RunStore(RunRecords):
+    """Run records in the runs table. Thread-safe (holds only a low-level DynamoDB client)."""
+
+    def __init__(
+        self, dynamodb_client: Any, *, table: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(clock=clock)
+        self._ddb = dynamodb_client
+        self.table = table
 
     def _get_item(self, key: Item) -> Item | None:
         response = self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True)
         item: Item | None = response.get("Item")
         return item
 
-    def _query(self, partition: str) -> list[Item]:
-        """Every item of a partition, following every page."""
+    def _query(self, partition: str, prefix: str = "") -> list[Item]:
+        """Every item of a partition (with a sort key prefix), following every page."""
+        names = {"#pk": RUNS_PK}
+        values: Item = {":pk": {"S": partition}}
+        condition = "#pk = :pk"
+        if prefix:
+            names["#sk"] = RUNS_SK
+            values[":prefix"] = {"S": prefix}
+            condition += " AND begins_with(#sk, :prefix)"
         request: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": RUNS_PK},
-            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
             "ConsistentRead": True,
         }
         items: list[Item] = []
@@ -431,13 +446,6 @@ class RunStore:
             if not last:
                 return items
             request["ExclusiveStartKey"] = last
-
-    def _get(self, run_id: str, record: str) -> Item | None:
-        response = self._ddb.get_item(
-            TableName=self.table, Key=record_key(run_id, record), ConsistentRead=True
-        )
-        item: Item | None = response.get("Item")
-        return item
 
     def _put(self, item: Item, **condition: Any) -> None:
         try:
@@ -450,6 +458,17 @@ class RunStore:
                     "DynamoDB's 400 KB item limit"
                 ) from error
             raise
+
+    def _put_over_revision(self, item: Item, revision: int) -> bool:
+        from trainer.store import registry
+
+        try:
+            self._put(item, **registry.revision_condition(revision))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def _put_once(self, item: Item) -> Item | None:
         """Put the record unless it exists; return the existing item if it does."""
