@@ -67,6 +67,7 @@ bench: $(FULL)
 	$(BIN)/python -m bench.large
 	$(BIN)/python -m bench.faults
 	$(BIN)/python -m bench.kills
+	$(BIN)/python -m bench.demo
 
 synth: $(FULL) $(NODE_STAMP)
 	npx cdk synth --quiet
