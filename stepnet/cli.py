@@ -187,6 +187,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """``stepnet resume RUN``: continue a stopped run from its last complete weights version
     (``StepnetClient.resume``): on the local engine by default, on a stack with ``--stack``."""
     if args.stack is not None or args.endpoint_url is not None:
+        from trainer.contract.names import DEFAULT_STACK_NAME
+
+        args.stack = args.stack or DEFAULT_STACK_NAME  # --endpoint-url alone: the default stack
         client = _client(args)
         name = client.resume(args.run_id)
         arn = client.execution_arn(name)
@@ -836,6 +839,8 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from trainer.contract.names import DEFAULT_STACK_NAME
+
     parser = argparse.ArgumentParser(prog="stepnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -870,7 +875,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder, as stepnet local's (default out/<run_id>)")
     _shard_option(p)
     _engine_options(p)
-    p.add_argument("--stack", default=None, help="resume a run of this deployed stack instead")
+    p.add_argument(
+        "--stack",
+        default=None,
+        help="resume a run of this deployed stack instead (with --endpoint-url alone: "
+        f"{DEFAULT_STACK_NAME})",
+    )
     p.add_argument("--region", default=None, help="AWS region (default: your profile's)")
     p.add_argument(
         "--endpoint-url", default=None, help="e.g. http://127.0.0.1:5000 (stepnet serve)"

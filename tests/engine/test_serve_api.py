@@ -295,3 +295,77 @@ def test_a_dataset_uploaded_with_the_cli_retrains_the_pipeline(
     assert run["status"] == "SUCCEEDED"
     models = served.stepnet("models", PIPELINE)
     assert models.returncode == 0 and run["name"] in models.stdout
+
+
+def test_a_failed_run_is_resumed_through_the_endpoint(served: Served, tmp_path: Path) -> None:
+    # Given a run started with `stepnet start` that finished, its model fetched, then rolled
+    # back to how a failure after weights version 3 would have left it (later versions, epochs
+    # and the exported model gone, the status FAILED)
+    import boto3
+
+    from trainer.contract.names import TENSORS_PK
+    from trainer.contract.storage import RUNS_TABLE, TENSORS_TABLE
+    from trainer.store import keys, runs
+
+    run_id = "served-resumed"
+    config = CONFIG | {"run_id": run_id, "pipeline": "served-resumed", "epochs": 2}
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    assert served.stepnet("start", str(config_file)).returncode == 0
+
+    def ended(name: str) -> dict[str, Any]:
+        arn = TRAINING_ARN.replace(":stateMachine:", ":execution:") + f":{name}"
+        for _ in range(600):
+            described = served.aws("stepfunctions", "describe-execution", "--execution-arn", arn)
+            found: dict[str, Any] = json.loads(described.stdout)
+            if found["status"] != "RUNNING":
+                return found
+            time.sleep(0.3)
+        raise AssertionError(f"{name} still runs")
+
+    assert ended(run_id)["status"] == "SUCCEEDED"
+    assert served.stepnet("fetch", run_id, "--out", str(tmp_path / "whole")).returncode == 0
+    ddb = boto3.client("dynamodb", endpoint_url=served.endpoint, **_credentials())
+    runs_table, tensors_table = (
+        RUNS_TABLE.physical_name("stepnet"),
+        TENSORS_TABLE.physical_name("stepnet"),
+    )
+    steps = 12  # 1,437 training rows in steps of 64 × 2
+    for version in range(4, 2 * steps + 1):
+        for key in (keys.weights_key(run_id, version), keys.optimizer_key(run_id, version)):
+            ddb.delete_item(TableName=tensors_table, Key={TENSORS_PK: {"S": key}})
+    ddb.delete_item(TableName=runs_table, Key=runs.record_key(run_id, runs.epoch_record(1)))
+    ddb.delete_item(TableName=runs_table, Key=runs.record_key(run_id, runs.epoch_record(2)))
+    served.aws("s3", "rm", "--recursive", f"s3://{BUCKET}/runs/{run_id}/model/")  # the export
+    ddb.put_item(
+        TableName=runs_table,
+        Item=runs.status_item(
+            run_id, runs.FAILED, {"cause": "rolled back"}, "2026-01-01T00:00:00Z"
+        ),
+    )
+
+    # When `stepnet resume` is run against the endpoint, as against a deployed stack
+    resumed = served.stepnet("resume", run_id)
+
+    # Then it continues in a new Training execution, which ends with the same weights
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"in execution {run_id}-resume-1" in " ".join(resumed.stdout.split())
+    assert ended(f"{run_id}-resume-1")["status"] == "SUCCEEDED"
+    assert served.stepnet("fetch", run_id, "--out", str(tmp_path / "resumed")).returncode == 0
+    with (
+        np.load(tmp_path / "whole" / "model.npz") as whole,
+        np.load(tmp_path / "resumed" / "model.npz") as again,
+    ):
+        assert whole.files == again.files
+        assert all(np.array_equal(whole[name], again[name]) for name in whole.files)
+    # and resuming it again is refused: it finished
+    refused = served.stepnet("resume", run_id)
+    assert refused.returncode == 2 and "has finished" in refused.stdout
+
+
+def _credentials() -> dict[str, str]:
+    return {
+        "region_name": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
