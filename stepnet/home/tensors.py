@@ -38,6 +38,7 @@ from trainer.store.tensors import (
     _freeze,
     _LruCache,
     check_key,
+    in_order,
 )
 
 TENSORS_DIR: Final = "tensors"
@@ -154,15 +155,7 @@ class HomeTensors:
         scratch = {key for key in todo if rows[key][3] is not None} | cached_scratch
         for key in todo:
             found[key] = self._load(key, rows[key])
-        result: list[dict[str, np.ndarray]] = []
-        handed_out: set[str] = set()
-        for key in keys:
-            bundle = found[key]
-            if key in scratch and key in handed_out:
-                bundle = {name: array.copy(order="K") for name, array in bundle.items()}
-            handed_out.add(key)
-            result.append(dict(bundle))
-        return result
+        return in_order(keys, found, scratch)
 
     def _cached(self, key: str) -> tuple[dict[str, np.ndarray] | None, bool]:
         """A cached bundle (immutable ones shared read-only, scratch ones as fresh copies) and

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
@@ -124,6 +125,23 @@ def check_key(key: str) -> str:
     if len(key.encode()) > MAX_KEY_BYTES:
         raise ValueError(f"a tensor key may be at most {MAX_KEY_BYTES} bytes: {key[:80]!r}...")
     return key
+
+
+def in_order(
+    keys: Sequence[str], found: Mapping[str, dict[str, np.ndarray]], scratch: AbstractSet[str]
+) -> list[dict[str, np.ndarray]]:
+    """The bundles ``found`` for ``keys``, in their order (duplicates allowed), each a dict of
+    its own; a ``scratch`` bundle asked for again gets copies of its arrays, so that callers
+    may write into every one they get (immutable bundles are read-only and shared)."""
+    result: list[dict[str, np.ndarray]] = []
+    handed_out: set[str] = set()
+    for key in keys:
+        bundle = found[key]
+        if key in scratch and key in handed_out:
+            bundle = {name: array.copy(order="K") for name, array in bundle.items()}
+        handed_out.add(key)
+        result.append(dict(bundle))
+    return result
 
 
 def _freeze(bundle: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -445,15 +463,7 @@ class TensorStore:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 loaded = pool.map(lambda key: self._load(key, items[key]), spilled)
                 found.update(zip(spilled, loaded, strict=True))
-        result: list[dict[str, np.ndarray]] = []
-        handed_out: set[str] = set()
-        for key in keys:
-            bundle = found[key]
-            if key in scratch and key in handed_out:
-                bundle = {name: array.copy(order="K") for name, array in bundle.items()}
-            handed_out.add(key)
-            result.append(dict(bundle))
-        return result
+        return in_order(keys, found, scratch)
 
     def clear_cache(self) -> None:
         """Drop every cached bundle (tests; memory pressure)."""
