@@ -25,8 +25,9 @@ from trainer.registry import service
 from trainer.registry.records import Production
 from trainer.registry.service import PipelineView
 from trainer.store import RunNotFoundError, Store
+from trainer.store.runs import SUCCEEDED
 from trainer.training import exports
-from trainer.training.cursor import parse_epoch_name, resume_name, training_attempt
+from trainer.training.cursor import parse_epoch_name, resume_name
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -144,11 +145,15 @@ class StepnetClient:
         dataset = config.dataset.model_copy(update=update)
         return config.model_copy(update={"dataset": dataset})
 
+    @property
+    def executions(self) -> Executions:
+        """The stack's Training executions (``trainer.executions``), through this client."""
+        return Executions(self.sfn, training_arn=self.resources.training_arn)
+
     def start(self, config: RunConfig) -> str:
         """Start the Training execution named after the run; returns its ARN. A run of that id
         that exists already is refused (:class:`~trainer.executions.ExecutionExistsError`)."""
-        executions = Executions(self.sfn, training_arn=self.resources.training_arn)
-        return executions.start(config.run_id, config.to_json(), retry_of_running=False).arn
+        return self.executions.start(config.run_id, config.to_json(), retry_of_running=False).arn
 
     def resume(self, run_id: str) -> str:
         """Continue a stopped run (failed, or whose process died) from its last complete
@@ -165,13 +170,12 @@ class StepnetClient:
                 "dataset was prepared, with nothing to continue; start it again (on a stack, "
                 "under another run_id: execution names stay taken for 90 days)"
             ) from None
-        if status["status"] == "SUCCEEDED":
+        if status["status"] == SUCCEEDED:
             raise ResumeError(
                 f"run {run_id!r} has finished (SUCCEEDED): nothing to resume; its model is at "
                 f"{status.get('model_uri', '?')}"
             )
-        executions = Executions(self.sfn, training_arn=self.resources.training_arn)
-        attempts = executions.attempts(run_id)
+        attempts = self.executions.attempts(run_id)
         running = [e.run_id for _, e in attempts if e.status == "RUNNING"]
         if running:
             raise ResumeError(
@@ -179,7 +183,7 @@ class StepnetClient:
                 f"stepnet watch {run_id}, or stop that execution before resuming"
             )
         attempt = 1 + max([int(status.get("attempt", 0)), *(a for a, _ in attempts)])
-        return executions.resume(run_id, attempt).run_id
+        return self.executions.resume(run_id, attempt).run_id
 
     # --- follow ----------------------------------------------------------------------------
 
@@ -322,12 +326,8 @@ class StepnetClient:
     def run_executions(self, run_id: str) -> Iterator[tuple[str, str]]:
         """(name, arn) of the run's Training executions (its first and its resumes) and every
         epoch execution of the run."""
-        for page in self.sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=self.resources.training_arn
-        ):
-            for execution in page["executions"]:
-                if training_attempt(run_id, execution["name"]) is not None:
-                    yield execution["name"], execution["executionArn"]
+        for _, execution in self.executions.attempts(run_id):
+            yield execution.run_id, execution.arn
         for epoch in self.epoch_executions(run_id):
             yield epoch.name, epoch.arn
 
